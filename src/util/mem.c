@@ -44,6 +44,21 @@ enum stf_status file_map_open(struct file_map *map, int fd, const char *path, ui
     return STF_OK;
 }
 
+enum stf_status file_map_anon(struct file_map *map, uint64_t len, struct stf_error *err)
+{
+    memset(map, 0, sizeof *map);
+    size_t n = len ? (size_t)len : 1;
+    void *base = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED)
+        return stf_fail(err, STF_ERR_NOMEM, "cannot allocate %llu bytes: %s",
+                        (unsigned long long)len, strerror(errno));
+    map->base = base;
+    map->base_len = n;
+    map->data = base;
+    map->len = (size_t)len;
+    return STF_OK;
+}
+
 void file_map_close(struct file_map *map)
 {
     if (map->base)

@@ -27,6 +27,8 @@ struct file_map {
 /* Maps [offset, offset+len) of fd read-only; path is only for the message. */
 enum stf_status file_map_open(struct file_map *map, int fd, const char *path, uint64_t offset,
                               uint64_t len, struct stf_error *err);
+/* Anonymous writable memory with the same lifetime rules (for in-memory models). */
+enum stf_status file_map_anon(struct file_map *map, uint64_t len, struct stf_error *err);
 void file_map_close(struct file_map *map);
 
 #endif

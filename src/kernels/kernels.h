@@ -1,0 +1,70 @@
+/*
+ * kernels: the arithmetic of SPEC §1-§2 for one token (batch 1), in two interchangeable
+ * implementations behind struct kernels:
+ *   kernels_ref  — plain loops written to read like SPEC, the yardstick for tests;
+ *   kernels_fast — OpenBLAS for dense products, hand-written AVX2 gathers for the sparse FF
+ *                  and im2col + GEMM for the multiplicative and convolution layers.
+ * Kernels know nothing of files, MPI or protobuf; all buffers belong to the caller and no
+ * kernel allocates. Element-wise pieces (LayerNorm, SRU, softmax) have one implementation.
+ */
+#ifndef STF_KERNELS_KERNELS_H
+#define STF_KERNELS_KERNELS_H
+
+#include <stdint.h>
+
+/* Dimensions of a sparse FF layer (SPEC §1). */
+struct sparse_ff_dims {
+    uint32_t d, F, N, r; /* B = F / N blocks */
+};
+
+/* Scratch a sparse FF call needs: u (r), logits (F), chosen (F / N). */
+struct sparse_ff_scratch {
+    float *u;
+    float *logits;
+    uint32_t *chosen; /* unit index b*N + j_b of each block, for inspection and tests */
+};
+
+struct kernels {
+    const char *name;
+    /* y = x·W + b; W (in, out) row-major; b may be NULL. */
+    void (*dense)(float *y, const float *x, const float *W, const float *b, uint32_t in,
+                  uint32_t out);
+    /* SPEC §1 sparse FF: out = Σ_b ReLU(x·W1[:, u_b]) W2[u_b, :] + b2 */
+    void (*sparse_ff)(float *out, const float *x, const float *c1, const float *c2,
+                      const float *cb, const float *w1t, const float *w2, const float *b2,
+                      struct sparse_ff_dims dims, struct sparse_ff_scratch *scratch);
+    /* SPEC §1 multiplicative dense: y[s*M+m] = Σ_i x[i] G[s,i] P[i,m] + c[s*M+m].
+     * scratch holds S*d floats. */
+    void (*mult_dense)(float *y, const float *x, const float *G, const float *P, const float *c,
+                       uint32_t d, uint32_t S, uint32_t M, float *scratch);
+    /* SPEC §1 local convolution for the newest time step: rows[a] is y_{t-2+a} (S, M) for
+     * a = 0..2 (rows[2] is the current row); W (3, Km, M, M); out (S, M).
+     * scratch holds S * 3 * Km * M floats. */
+    void (*local_conv)(float *out, const float *const rows[3], const float *W, const float *beta,
+                       uint32_t S, uint32_t M, uint32_t Km, float *scratch);
+    /* SPEC §2 causal attention of one query over n cached positions. kc, vc: (n, stride)
+     * rows whose first H*dh entries are the heads; out (H*dh); scores holds n floats. */
+    void (*attention)(float *out, const float *q, const float *kc, const float *vc, uint32_t n,
+                      uint32_t stride, uint32_t H, uint32_t dh, float *scores);
+};
+
+extern const struct kernels kernels_ref;
+extern const struct kernels kernels_fast;
+
+/* Selects by name ("ref" or "fast"); NULL if unknown. */
+const struct kernels *kernels_by_name(const char *name);
+
+/* SPEC §1 LayerNorm, eps 1e-6, population variance. out may alias x. */
+void layernorm(float *out, const float *x, const float *g, const float *b, uint32_t n);
+
+/* SPEC §3 SRU step for n units: u (n) input, gates (3n) = u·W + b computed by the caller,
+ * c (n) state updated in place, h (n) output. */
+void sru_step(float *h, float *c, const float *u, const float *gates, uint32_t n);
+
+/* Index of the first maximum. */
+uint32_t argmax(const float *x, uint32_t n);
+
+/* Sets the threads OpenBLAS may use (one rank per core wants 1). */
+void kernels_set_threads(int n);
+
+#endif

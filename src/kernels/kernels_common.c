@@ -1,0 +1,63 @@
+#include <math.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+#include <cblas.h>
+
+void layernorm(float *out, const float *x, const float *g, const float *b, uint32_t n)
+{
+    double mean = 0.0, var = 0.0;
+    for (uint32_t i = 0; i < n; i++)
+        mean += x[i];
+    mean /= n;
+    for (uint32_t i = 0; i < n; i++) {
+        double dlt = x[i] - mean;
+        var += dlt * dlt;
+    }
+    var /= n;
+    float inv = (float)(1.0 / sqrt(var + 1e-6));
+    float fm = (float)mean;
+    for (uint32_t i = 0; i < n; i++)
+        out[i] = g[i] * ((x[i] - fm) * inv) + b[i];
+}
+
+static float sigmoid(float z)
+{
+    return 1.0f / (1.0f + expf(-z));
+}
+
+void sru_step(float *h, float *c, const float *u, const float *gates, uint32_t n)
+{
+    const float sqrt3 = 1.7320508075688772f;
+    for (uint32_t i = 0; i < n; i++) {
+        float r = sigmoid(gates[i]);
+        float f = sigmoid(gates[n + i]);
+        float yt = gates[2 * n + i];
+        c[i] = f * c[i] + (1.0f - f) * yt;
+        h[i] = r * c[i] + (1.0f - r) * u[i] * sqrt3;
+    }
+}
+
+uint32_t argmax(const float *x, uint32_t n)
+{
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}
+
+void kernels_set_threads(int n)
+{
+    openblas_set_num_threads(n);
+}
+
+const struct kernels *kernels_by_name(const char *name)
+{
+    if (strcmp(name, "ref") == 0)
+        return &kernels_ref;
+    if (strcmp(name, "fast") == 0)
+        return &kernels_fast;
+    return NULL;
+}

@@ -1,0 +1,121 @@
+/* Reference kernels: plain loops that follow SPEC line by line. Slow on purpose. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+static void dense_ref(float *y, const float *x, const float *W, const float *b, uint32_t in,
+                      uint32_t out)
+{
+    for (uint32_t o = 0; o < out; o++) {
+        float acc = b ? b[o] : 0.0f;
+        for (uint32_t i = 0; i < in; i++)
+            acc += x[i] * W[(uint64_t)i * out + o];
+        y[o] = acc;
+    }
+}
+
+/* SPEC §1 sparse FF */
+static void sparse_ff_ref(float *out, const float *x, const float *c1, const float *c2,
+                          const float *cb, const float *w1t, const float *w2, const float *b2,
+                          struct sparse_ff_dims dm, struct sparse_ff_scratch *s)
+{
+    uint32_t d = dm.d, F = dm.F, N = dm.N, r = dm.r, B = F / N;
+    dense_ref(s->u, x, c1, NULL, d, r);       /* u = x·C1 */
+    dense_ref(s->logits, s->u, c2, cb, r, F); /* l = u·C2 + cb */
+    for (uint32_t i = 0; i < d; i++)
+        out[i] = b2[i];
+    for (uint32_t b = 0; b < B; b++) {
+        uint32_t j = argmax(s->logits + (uint64_t)b * N, N); /* first maximum wins */
+        uint32_t unit = b * N + j;
+        s->chosen[b] = unit;
+        const float *row1 = w1t + (uint64_t)unit * d;
+        float h = 0.0f;
+        for (uint32_t i = 0; i < d; i++)
+            h += x[i] * row1[i];
+        if (h < 0.0f)
+            h = 0.0f; /* ReLU, no bias */
+        const float *row2 = w2 + (uint64_t)unit * d;
+        for (uint32_t i = 0; i < d; i++)
+            out[i] += h * row2[i];
+    }
+}
+
+/* SPEC §1 multiplicative dense */
+static void mult_dense_ref(float *y, const float *x, const float *G, const float *P,
+                           const float *c, uint32_t d, uint32_t S, uint32_t M, float *scratch)
+{
+    (void)scratch;
+    for (uint32_t s = 0; s < S; s++)
+        for (uint32_t m = 0; m < M; m++) {
+            float acc = c[s * M + m];
+            for (uint32_t i = 0; i < d; i++)
+                acc += x[i] * G[(uint64_t)s * d + i] * P[(uint64_t)i * M + m];
+            y[s * M + m] = acc;
+        }
+}
+
+/* SPEC §1 local convolution, causal in time, zero-padded across modules */
+static void local_conv_ref(float *out, const float *const rows[3], const float *W,
+                           const float *beta, uint32_t S, uint32_t M, uint32_t Km, float *scratch)
+{
+    (void)scratch;
+    int half = (int)(Km - 1) / 2;
+    for (uint32_t s = 0; s < S; s++)
+        for (uint32_t o = 0; o < M; o++) {
+            float acc = beta[o];
+            for (uint32_t a = 0; a < 3; a++)
+                for (uint32_t k = 0; k < Km; k++) {
+                    int src = (int)s + (int)k - half;
+                    if (src < 0 || src >= (int)S)
+                        continue;
+                    for (uint32_t c = 0; c < M; c++)
+                        acc += rows[a][(uint32_t)src * M + c] *
+                               W[(((uint64_t)a * Km + k) * M + c) * M + o];
+                }
+            out[s * M + o] = acc;
+        }
+}
+
+/* SPEC §2 causal softmax attention, scale 1/sqrt(dh) */
+static void attention_ref(float *out, const float *q, const float *kc, const float *vc,
+                          uint32_t n, uint32_t stride, uint32_t H, uint32_t dh, float *scores)
+{
+    float scale = 1.0f / sqrtf((float)dh);
+    for (uint32_t h = 0; h < H; h++) {
+        const float *qh = q + h * dh;
+        float mx = -INFINITY;
+        for (uint32_t t = 0; t < n; t++) {
+            const float *kh = kc + (uint64_t)t * stride + h * dh;
+            float dot = 0.0f;
+            for (uint32_t i = 0; i < dh; i++)
+                dot += qh[i] * kh[i];
+            scores[t] = dot * scale;
+            if (scores[t] > mx)
+                mx = scores[t];
+        }
+        float sum = 0.0f;
+        for (uint32_t t = 0; t < n; t++) {
+            scores[t] = expf(scores[t] - mx);
+            sum += scores[t];
+        }
+        float *oh = out + h * dh;
+        for (uint32_t i = 0; i < dh; i++)
+            oh[i] = 0.0f;
+        for (uint32_t t = 0; t < n; t++) {
+            const float *vh = vc + (uint64_t)t * stride + h * dh;
+            float p = scores[t] / sum;
+            for (uint32_t i = 0; i < dh; i++)
+                oh[i] += p * vh[i];
+        }
+    }
+}
+
+const struct kernels kernels_ref = {
+    .name = "ref",
+    .dense = dense_ref,
+    .sparse_ff = sparse_ff_ref,
+    .mult_dense = mult_dense_ref,
+    .local_conv = local_conv_ref,
+    .attention = attention_ref,
+};

@@ -1,0 +1,629 @@
+#include "model/model_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "model.pb-c.h"
+#include "util/crc32c.h"
+
+#define WRITE_CHUNK_ELEMS (1u << 20) /* 4 MiB of floats per write */
+#define MAP_MERGE_GAP (1u << 20)     /* tensors closer than this share one mapping */
+
+/* ---- little-endian header encoding ---- */
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void header_encode(const struct model_file_header *h, unsigned char out[MODEL_HEADER_SIZE])
+{
+    memset(out, 0, MODEL_HEADER_SIZE);
+    memcpy(out, h->magic, 8);
+    put_u32(out + offsetof(struct model_file_header, version), h->version);
+    put_u32(out + offsetof(struct model_file_header, header_size), h->header_size);
+    put_u64(out + offsetof(struct model_file_header, manifest_offset), h->manifest_offset);
+    put_u64(out + offsetof(struct model_file_header, manifest_size), h->manifest_size);
+    put_u64(out + offsetof(struct model_file_header, data_offset), h->data_offset);
+    put_u64(out + offsetof(struct model_file_header, file_size), h->file_size);
+    put_u32(out + offsetof(struct model_file_header, manifest_crc32c), h->manifest_crc32c);
+}
+
+static void header_decode(const unsigned char in[MODEL_HEADER_SIZE], struct model_file_header *h)
+{
+    memset(h, 0, sizeof *h);
+    memcpy(h->magic, in, 8);
+    h->version = get_u32(in + offsetof(struct model_file_header, version));
+    h->header_size = get_u32(in + offsetof(struct model_file_header, header_size));
+    h->manifest_offset = get_u64(in + offsetof(struct model_file_header, manifest_offset));
+    h->manifest_size = get_u64(in + offsetof(struct model_file_header, manifest_size));
+    h->data_offset = get_u64(in + offsetof(struct model_file_header, data_offset));
+    h->file_size = get_u64(in + offsetof(struct model_file_header, file_size));
+    h->manifest_crc32c = get_u32(in + offsetof(struct model_file_header, manifest_crc32c));
+}
+
+/* ---- config <-> protobuf ---- */
+
+static void config_to_proto(const struct model_config *c, Sparsetf__Model__Config *p)
+{
+    p->arch = (Sparsetf__Model__Architecture)c->arch;
+    p->d_model = c->d_model;
+    p->n_heads = c->n_heads;
+    p->n_layers = c->n_layers;
+    p->d_ff = c->d_ff;
+    p->vocab_size = c->vocab_size;
+    p->max_seq_len = c->max_seq_len;
+    p->ff = (Sparsetf__Model__FFKind)c->ff;
+    p->ff_block = c->ff_block;
+    p->ff_rank = c->ff_rank;
+    p->attn = (Sparsetf__Model__AttnKind)c->attn;
+    p->qkv_modules = c->qkv_modules;
+    p->out = (Sparsetf__Model__OutKind)c->out;
+    p->out_modules = c->out_modules;
+    p->sru_units = c->sru_units;
+    p->bos_id = c->bos_id;
+    p->eos_id = c->eos_id;
+}
+
+static void config_from_proto(const Sparsetf__Model__Config *p, struct model_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->arch = (enum model_arch)p->arch;
+    c->d_model = p->d_model;
+    c->n_heads = p->n_heads;
+    c->n_layers = p->n_layers;
+    c->d_ff = p->d_ff;
+    c->vocab_size = p->vocab_size;
+    c->max_seq_len = p->max_seq_len;
+    c->ff = (enum ff_kind)p->ff;
+    c->ff_block = p->ff_block;
+    c->ff_rank = p->ff_rank;
+    c->attn = (enum attn_kind)p->attn;
+    c->qkv_modules = p->qkv_modules;
+    c->out = (enum out_kind)p->out;
+    c->out_modules = p->out_modules;
+    c->sru_units = p->sru_units;
+    c->bos_id = p->bos_id;
+    c->eos_id = p->eos_id;
+}
+
+static uint64_t align_up(uint64_t x, uint64_t a)
+{
+    return (x + a - 1) / a * a;
+}
+
+/* ---- writing ---- */
+
+static enum stf_status write_all(int fd, const void *buf, size_t len, uint64_t offset,
+                                 const char *path, struct stf_error *err)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = pwrite(fd, p, len, (off_t)offset);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return stf_fail(err, STF_ERR_IO, "%s: write failed at byte %llu: %s", path,
+                            (unsigned long long)offset, strerror(errno));
+        }
+        p += n;
+        len -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return STF_OK;
+}
+
+enum stf_status model_write(const char *path, const struct model_config *cfg,
+                            const struct model_write_opts *opts, struct stf_error *err)
+{
+    enum stf_status st = model_config_validate(cfg, err);
+    if (st)
+        return st;
+    int n = model_tensor_list(cfg, NULL, NULL, 0);
+    int n_all = n + (opts->tokenizer ? 1 : 0);
+    struct tensor_desc *descs = calloc((size_t)n, sizeof *descs);
+    Sparsetf__Model__Tensor *tensors = calloc((size_t)n_all, sizeof *tensors);
+    Sparsetf__Model__Tensor **tensor_ptrs = calloc((size_t)n_all, sizeof *tensor_ptrs);
+    uint64_t *shapes = calloc((size_t)n_all * 4, sizeof *shapes);
+    float *chunk = stf_alloc(WRITE_CHUNK_ELEMS * sizeof(float));
+    unsigned char *manifest_buf = NULL;
+    char *tmp_path = malloc(strlen(path) + 16);
+    int fd = -1;
+    if (!descs || !tensors || !tensor_ptrs || !shapes || !chunk || !tmp_path) {
+        st = stf_fail(err, STF_ERR_NOMEM, "%s: out of memory building the manifest", path);
+        goto fail;
+    }
+    model_tensor_list(cfg, NULL, descs, n);
+
+    Sparsetf__Model__Config pcfg = SPARSETF__MODEL__CONFIG__INIT;
+    config_to_proto(cfg, &pcfg);
+    Sparsetf__Model__Manifest man = SPARSETF__MODEL__MANIFEST__INIT;
+    man.format_version = MODEL_FILE_VERSION;
+    man.config = &pcfg;
+    man.name = (char *)(opts->name ? opts->name : "");
+    man.generator = (char *)(opts->generator ? opts->generator : "");
+    man.n_tensors = (size_t)n_all;
+    man.tensors = tensor_ptrs;
+    for (int i = 0; i < n_all; i++) {
+        Sparsetf__Model__Tensor *t = &tensors[i];
+        sparsetf__model__tensor__init(t);
+        tensor_ptrs[i] = t;
+        t->shape = &shapes[4 * i];
+        if (i < n) {
+            t->name = descs[i].name;
+            t->dtype = SPARSETF__MODEL__DTYPE__DTYPE_F32;
+            t->n_shape = (size_t)descs[i].rank;
+            memcpy(t->shape, descs[i].shape, sizeof descs[i].shape);
+            t->nbytes = tensor_desc_elements(&descs[i]) * sizeof(float);
+        } else {
+            t->name = (char *)MODEL_TOKENIZER_TENSOR;
+            t->dtype = SPARSETF__MODEL__DTYPE__DTYPE_U8;
+            t->n_shape = 1;
+            t->shape[0] = opts->tokenizer_len;
+            t->nbytes = opts->tokenizer_len;
+        }
+    }
+    /* Offsets and CRCs are fixed-width fields, so the packed size is known before them. */
+    size_t manifest_size = sparsetf__model__manifest__get_packed_size(&man);
+    uint64_t data_offset = align_up(MODEL_HEADER_SIZE + manifest_size, 4096);
+    uint64_t off = data_offset, total = 0;
+    for (int i = 0; i < n_all; i++) {
+        tensors[i].offset = off;
+        off = align_up(off + tensors[i].nbytes, MODEL_TENSOR_ALIGN);
+        total += tensors[i].nbytes;
+    }
+    uint64_t file_size = off;
+
+    snprintf(tmp_path, strlen(path) + 16, "%s.partial", path);
+    fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        st = stf_fail(err, STF_ERR_IO, "%s: cannot create: %s", tmp_path, strerror(errno));
+        goto fail;
+    }
+    if (ftruncate(fd, (off_t)file_size) != 0) {
+        st = stf_fail(err, STF_ERR_IO, "%s: cannot size to %llu bytes: %s", tmp_path,
+                      (unsigned long long)file_size, strerror(errno));
+        goto fail;
+    }
+    uint64_t done = 0;
+    for (int i = 0; i < n_all; i++) {
+        Sparsetf__Model__Tensor *t = &tensors[i];
+        uint32_t crc = 0;
+        if (i == n) { /* the tokenizer blob */
+            crc = crc32c_update(0, opts->tokenizer, opts->tokenizer_len);
+            st = write_all(fd, opts->tokenizer, opts->tokenizer_len, t->offset, tmp_path, err);
+            if (st)
+                goto fail;
+            done += t->nbytes;
+        } else {
+            uint64_t elems = tensor_desc_elements(&descs[i]);
+            for (uint64_t s = 0; s < elems; s += WRITE_CHUNK_ELEMS) {
+                uint64_t cnt = elems - s < WRITE_CHUNK_ELEMS ? elems - s : WRITE_CHUNK_ELEMS;
+                st = opts->fill(opts->fill_ctx, &descs[i], chunk, s, cnt, err);
+                if (st) {
+                    stf_wrap(err, "%s: tensor %s", path, descs[i].name);
+                    goto fail;
+                }
+                crc = crc32c_update(crc, chunk, cnt * sizeof(float));
+                st = write_all(fd, chunk, cnt * sizeof(float), t->offset + s * sizeof(float),
+                               tmp_path, err);
+                if (st)
+                    goto fail;
+                done += cnt * sizeof(float);
+                if (opts->progress)
+                    opts->progress(opts->progress_ctx, done, total);
+            }
+        }
+        t->crc32c = crc;
+    }
+    manifest_buf = malloc(manifest_size);
+    if (!manifest_buf) {
+        st = stf_fail(err, STF_ERR_NOMEM, "%s: out of memory packing the manifest", path);
+        goto fail;
+    }
+    if (sparsetf__model__manifest__pack(&man, manifest_buf) != manifest_size) {
+        st = stf_fail(err, STF_ERR_FORMAT, "%s: manifest size changed while packing", path);
+        goto fail;
+    }
+    struct model_file_header h = {.version = MODEL_FILE_VERSION,
+                                  .header_size = MODEL_HEADER_SIZE,
+                                  .manifest_offset = MODEL_HEADER_SIZE,
+                                  .manifest_size = manifest_size,
+                                  .data_offset = data_offset,
+                                  .file_size = file_size,
+                                  .manifest_crc32c = crc32c_update(0, manifest_buf, manifest_size)};
+    memcpy(h.magic, MODEL_FILE_MAGIC, 8);
+    unsigned char hbuf[MODEL_HEADER_SIZE];
+    header_encode(&h, hbuf);
+    if ((st = write_all(fd, manifest_buf, manifest_size, MODEL_HEADER_SIZE, tmp_path, err)) ||
+        (st = write_all(fd, hbuf, sizeof hbuf, 0, tmp_path, err)))
+        goto fail;
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        fd = -1;
+        st = stf_fail(err, STF_ERR_IO, "%s: cannot flush: %s", tmp_path, strerror(errno));
+        goto fail;
+    }
+    fd = -1;
+    if (rename(tmp_path, path) != 0) {
+        st = stf_fail(err, STF_ERR_IO, "%s: cannot rename from %s: %s", path, tmp_path,
+                      strerror(errno));
+        goto fail;
+    }
+    st = STF_OK;
+fail:
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp_path);
+    }
+    free(manifest_buf);
+    free(tmp_path);
+    stf_free(chunk);
+    free(shapes);
+    free(tensor_ptrs);
+    free(tensors);
+    free(descs);
+    return st;
+}
+
+/* ---- reading ---- */
+
+static enum stf_status read_all(int fd, void *buf, size_t len, uint64_t offset, const char *path,
+                                const char *what, struct stf_error *err)
+{
+    char *p = buf;
+    while (len) {
+        ssize_t n = pread(fd, p, len, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return stf_fail(err, STF_ERR_IO, "%s: cannot read %s at byte %llu: %s", path, what,
+                            (unsigned long long)offset, n < 0 ? strerror(errno) : "end of file");
+        p += n;
+        len -= (size_t)n;
+        offset += (uint64_t)n;
+    }
+    return STF_OK;
+}
+
+/* Reads and checks the header and manifest; *man_out must be freed with
+ * sparsetf__model__manifest__free_unpacked. */
+static enum stf_status read_manifest(int fd, const char *path, uint64_t *file_size,
+                                     Sparsetf__Model__Manifest **man_out,
+                                     struct model_config *cfg, struct stf_error *err)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0)
+        return stf_fail(err, STF_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    uint64_t size = (uint64_t)sb.st_size;
+    *file_size = size;
+    if (size < MODEL_HEADER_SIZE)
+        return stf_fail(err, STF_ERR_FORMAT,
+                        "%s: not a sparsetf model file: only %llu bytes, a header needs %u", path,
+                        (unsigned long long)size, MODEL_HEADER_SIZE);
+    unsigned char hbuf[MODEL_HEADER_SIZE];
+    enum stf_status st = read_all(fd, hbuf, sizeof hbuf, 0, path, "the header", err);
+    if (st)
+        return st;
+    struct model_file_header h;
+    header_decode(hbuf, &h);
+    if (memcmp(h.magic, MODEL_FILE_MAGIC, 8) != 0)
+        return stf_fail(err, STF_ERR_FORMAT,
+                        "%s: not a sparsetf model file (magic bytes are not \"%s\")", path,
+                        MODEL_FILE_MAGIC);
+    if (h.version != MODEL_FILE_VERSION)
+        return stf_fail(err, STF_ERR_UNSUPPORTED,
+                        "%s: file format version %u, this build reads version %u", path,
+                        h.version, MODEL_FILE_VERSION);
+    if (h.header_size != MODEL_HEADER_SIZE || h.manifest_offset != MODEL_HEADER_SIZE)
+        return stf_fail(err, STF_ERR_FORMAT, "%s: header: header_size %u / manifest_offset %llu, expected 64",
+                        path, h.header_size, (unsigned long long)h.manifest_offset);
+    if (h.file_size != size)
+        return stf_fail(err, STF_ERR_FORMAT,
+                        "%s: file is %s: header says %llu bytes, the file has %llu", path,
+                        size < h.file_size ? "truncated" : "longer than its header says",
+                        (unsigned long long)h.file_size, (unsigned long long)size);
+    if (h.manifest_size == 0 || h.manifest_size > size - MODEL_HEADER_SIZE ||
+        h.manifest_size > (1ull << 30))
+        return stf_fail(err, STF_ERR_FORMAT, "%s: header: manifest_size %llu is out of bounds",
+                        path, (unsigned long long)h.manifest_size);
+    unsigned char *mbuf = malloc(h.manifest_size);
+    if (!mbuf)
+        return stf_fail(err, STF_ERR_NOMEM, "%s: cannot allocate the manifest", path);
+    st = read_all(fd, mbuf, h.manifest_size, MODEL_HEADER_SIZE, path, "the manifest", err);
+    if (st) {
+        free(mbuf);
+        return st;
+    }
+    if (crc32c_update(0, mbuf, h.manifest_size) != h.manifest_crc32c) {
+        free(mbuf);
+        return stf_fail(err, STF_ERR_CHECKSUM, "%s: manifest checksum mismatch (corrupt file)",
+                        path);
+    }
+    Sparsetf__Model__Manifest *man = sparsetf__model__manifest__unpack(NULL, h.manifest_size, mbuf);
+    free(mbuf);
+    if (!man)
+        return stf_fail(err, STF_ERR_FORMAT, "%s: manifest is not a valid protobuf Manifest", path);
+    if (man->format_version != MODEL_FILE_VERSION || !man->config) {
+        sparsetf__model__manifest__free_unpacked(man, NULL);
+        return stf_fail(err, STF_ERR_FORMAT, "%s: manifest: format_version %u or config missing",
+                        path, man->format_version);
+    }
+    config_from_proto(man->config, cfg);
+    st = model_config_validate(cfg, err);
+    if (st) {
+        sparsetf__model__manifest__free_unpacked(man, NULL);
+        return stf_wrap(err, "%s", path);
+    }
+    *man_out = man;
+    return STF_OK;
+}
+
+enum stf_status model_read_config(const char *path, struct model_config *cfg,
+                                  struct stf_error *err)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return stf_fail(err, STF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    Sparsetf__Model__Manifest *man = NULL;
+    uint64_t size;
+    enum stf_status st = read_manifest(fd, path, &size, &man, cfg, err);
+    if (man)
+        sparsetf__model__manifest__free_unpacked(man, NULL);
+    close(fd);
+    return st;
+}
+
+static int cmp_desc_name(const void *a, const void *b)
+{
+    return strcmp(((const struct tensor_desc *)a)->name, ((const struct tensor_desc *)b)->name);
+}
+
+static bool group_selected(const struct tensor_desc *t, const struct model_select *sel)
+{
+    switch (t->group) {
+    case GROUP_EMBED: return sel->embed;
+    case GROUP_HEAD: return sel->head;
+    case GROUP_LAYER:
+        return (uint32_t)t->layer >= sel->layer_begin && (uint32_t)t->layer < sel->layer_end;
+    }
+    return false;
+}
+
+struct map_request {
+    uint64_t offset, nbytes;
+    const float **slot;           /* tensor view to bind, or NULL for the tokenizer */
+    const char *name;
+    uint32_t crc;
+};
+
+static int cmp_request_offset(const void *a, const void *b)
+{
+    uint64_t x = ((const struct map_request *)a)->offset, y = ((const struct map_request *)b)->offset;
+    return (x > y) - (x < y);
+}
+
+enum stf_status model_open(const char *path, const struct model_select *sel_in, unsigned flags,
+                           struct model **out, struct stf_error *err)
+{
+    *out = NULL;
+    struct model *m = calloc(1, sizeof *m);
+    if (!m)
+        return stf_fail(err, STF_ERR_NOMEM, "%s: out of memory", path);
+    m->fd = -1;
+    struct tensor_desc *descs = NULL;
+    struct map_request *reqs = NULL;
+    bool *seen = NULL;
+    Sparsetf__Model__Manifest *man = NULL;
+    enum stf_status st;
+
+    m->path = strdup(path);
+    m->fd = open(path, O_RDONLY);
+    if (!m->path || m->fd < 0) {
+        st = stf_fail(err, STF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        goto fail;
+    }
+    st = read_manifest(m->fd, path, &m->file_size, &man, &m->cfg, err);
+    if (st)
+        goto fail;
+    const struct model_config *c = &m->cfg;
+    snprintf(m->name, sizeof m->name, "%s", man->name ? man->name : "");
+    snprintf(m->generator, sizeof m->generator, "%s", man->generator ? man->generator : "");
+    if (sel_in) {
+        m->sel = *sel_in;
+        if (m->sel.layer_begin > m->sel.layer_end || m->sel.layer_end > c->n_layers) {
+            st = stf_fail(err, STF_ERR_ARG, "%s: layer range %u..%u is outside the model's %u layers",
+                          path, m->sel.layer_begin, m->sel.layer_end, c->n_layers);
+            goto fail;
+        }
+    } else {
+        m->sel = (struct model_select){0, c->n_layers, true, true};
+    }
+
+    m->w.layers = calloc(c->n_layers, sizeof *m->w.layers);
+    int n = model_tensor_list(c, NULL, NULL, 0);
+    descs = calloc((size_t)n, sizeof *descs);
+    seen = calloc((size_t)n, sizeof *seen);
+    reqs = calloc((size_t)n + 1, sizeof *reqs);
+    if (!m->w.layers || !descs || !seen || !reqs) {
+        st = stf_fail(err, STF_ERR_NOMEM, "%s: out of memory for the tensor table", path);
+        goto fail;
+    }
+    model_tensor_list(c, &m->w, descs, n);
+    qsort(descs, (size_t)n, sizeof *descs, cmp_desc_name);
+
+    int n_req = 0;
+    bool have_tokenizer = false;
+    for (size_t i = 0; i < man->n_tensors; i++) {
+        const Sparsetf__Model__Tensor *t = man->tensors[i];
+        const char *tname = t->name ? t->name : "";
+        if (t->offset % MODEL_TENSOR_ALIGN != 0 || t->offset < MODEL_HEADER_SIZE ||
+            t->nbytes > m->file_size || t->offset > m->file_size - t->nbytes) {
+            st = stf_fail(err, STF_ERR_FORMAT,
+                          "%s: tensor %s: bytes %llu..%llu are out of bounds or misaligned (file "
+                          "has %llu bytes, alignment %u)",
+                          path, tname, (unsigned long long)t->offset,
+                          (unsigned long long)(t->offset + t->nbytes),
+                          (unsigned long long)m->file_size, MODEL_TENSOR_ALIGN);
+            goto fail;
+        }
+        if (strcmp(tname, MODEL_TOKENIZER_TENSOR) == 0) {
+            if (t->dtype != SPARSETF__MODEL__DTYPE__DTYPE_U8 || have_tokenizer) {
+                st = stf_fail(err, STF_ERR_FORMAT, "%s: tensor %s: must appear once with dtype u8",
+                              path, tname);
+                goto fail;
+            }
+            have_tokenizer = true;
+            if (m->sel.embed)
+                reqs[n_req++] = (struct map_request){t->offset, t->nbytes, NULL, tname, t->crc32c};
+            continue;
+        }
+        struct tensor_desc key;
+        snprintf(key.name, sizeof key.name, "%s", tname);
+        struct tensor_desc *d = strlen(tname) < sizeof key.name
+                                    ? bsearch(&key, descs, (size_t)n, sizeof *descs, cmp_desc_name)
+                                    : NULL;
+        if (!d) {
+            st = stf_fail(err, STF_ERR_FORMAT,
+                          "%s: tensor %s is not part of this config (ff/attn/out/sru settings)",
+                          path, tname);
+            goto fail;
+        }
+        size_t di = (size_t)(d - descs);
+        if (seen[di]) {
+            st = stf_fail(err, STF_ERR_FORMAT, "%s: tensor %s appears twice", path, tname);
+            goto fail;
+        }
+        seen[di] = true;
+        if (t->dtype != SPARSETF__MODEL__DTYPE__DTYPE_F32) {
+            st = stf_fail(err, STF_ERR_UNSUPPORTED, "%s: tensor %s: dtype %d, expected f32 (%d)",
+                          path, tname, (int)t->dtype, (int)SPARSETF__MODEL__DTYPE__DTYPE_F32);
+            goto fail;
+        }
+        bool shape_ok = t->n_shape == (size_t)d->rank;
+        for (int k = 0; shape_ok && k < d->rank; k++)
+            shape_ok = t->shape[k] == d->shape[k];
+        if (!shape_ok) {
+            char got[96] = "", want[96] = "";
+            for (size_t k = 0; k < t->n_shape && k < 4; k++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%llu", k ? ", " : "",
+                         (unsigned long long)t->shape[k]);
+            for (int k = 0; k < d->rank; k++)
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%llu", k ? ", " : "",
+                         (unsigned long long)d->shape[k]);
+            st = stf_fail(err, STF_ERR_FORMAT,
+                          "%s: tensor %s: shape (%s) does not match the config, expected (%s)",
+                          path, tname, got, want);
+            goto fail;
+        }
+        if (t->nbytes != tensor_desc_elements(d) * sizeof(float)) {
+            st = stf_fail(err, STF_ERR_FORMAT, "%s: tensor %s: nbytes %llu, expected %llu", path,
+                          tname, (unsigned long long)t->nbytes,
+                          (unsigned long long)(tensor_desc_elements(d) * sizeof(float)));
+            goto fail;
+        }
+        if (group_selected(d, &m->sel))
+            reqs[n_req++] = (struct map_request){t->offset, t->nbytes, d->slot, tname, t->crc32c};
+    }
+    for (int i = 0; i < n; i++) {
+        if (!seen[i]) {
+            st = stf_fail(err, STF_ERR_FORMAT, "%s: tensor %s is missing", path, descs[i].name);
+            goto fail;
+        }
+    }
+
+    /* Map the selected tensors, merging neighbours into one mapping per contiguous run. */
+    qsort(reqs, (size_t)n_req, sizeof *reqs, cmp_request_offset);
+    m->maps = calloc((size_t)n_req + 1, sizeof *m->maps);
+    if (!m->maps) {
+        st = stf_fail(err, STF_ERR_NOMEM, "%s: out of memory", path);
+        goto fail;
+    }
+    for (int i = 0; i < n_req;) {
+        int j = i + 1;
+        uint64_t end = reqs[i].offset + reqs[i].nbytes;
+        while (j < n_req && reqs[j].offset <= end + MAP_MERGE_GAP) {
+            if (reqs[j].offset + reqs[j].nbytes > end)
+                end = reqs[j].offset + reqs[j].nbytes;
+            j++;
+        }
+        struct file_map *fm = &m->maps[m->n_maps];
+        st = file_map_open(fm, m->fd, path, reqs[i].offset, end - reqs[i].offset, err);
+        if (st)
+            goto fail;
+        m->n_maps++;
+        for (int k = i; k < j; k++) {
+            const unsigned char *p = fm->data + (reqs[k].offset - reqs[i].offset);
+            if ((flags & MODEL_OPEN_VERIFY) && crc32c_update(0, p, reqs[k].nbytes) != reqs[k].crc) {
+                st = stf_fail(err, STF_ERR_CHECKSUM,
+                              "%s: tensor %s: checksum mismatch (stored %08x, computed %08x)",
+                              path, reqs[k].name, reqs[k].crc,
+                              crc32c_update(0, p, reqs[k].nbytes));
+                goto fail;
+            }
+            if (reqs[k].slot) {
+                *reqs[k].slot = (const float *)p;
+            } else {
+                m->tokenizer = p;
+                m->tokenizer_len = reqs[k].nbytes;
+            }
+            m->mapped_bytes += reqs[k].nbytes;
+        }
+        i = j;
+    }
+    free(descs);
+    free(seen);
+    free(reqs);
+    sparsetf__model__manifest__free_unpacked(man, NULL);
+    *out = m;
+    return STF_OK;
+fail:
+    free(descs);
+    free(seen);
+    free(reqs);
+    if (man)
+        sparsetf__model__manifest__free_unpacked(man, NULL);
+    model_close(m);
+    return st;
+}
+
+void model_close(struct model *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->n_maps; i++)
+        file_map_close(&m->maps[i]);
+    free(m->maps);
+    if (m->fd >= 0)
+        close(m->fd);
+    free(m->w.layers);
+    free(m->path);
+    free(m);
+}
