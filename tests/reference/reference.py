@@ -1,0 +1,534 @@
+#!/usr/bin/python3
+"""Independent numpy reference of the sparsetf forward pass (SPEC §1, §2 dense + sparse QKV, §3 LM).
+
+Written from /work/shared/SPEC.md only (not from the C kernels). Computes in float64 from the
+float32 weights of a sparsetf model file, over a whole token sequence at once (no decode state),
+so that it is also independent of the engine's incremental caching.
+
+Usage as a program:
+    /usr/bin/python3 reference.py --model FILE --tokens "1 2 3" [--out logits.f64] [--verify-crc]
+prints the greedy next token after each prefix and, with --out, writes float64 logits (rows = tokens).
+"""
+
+import argparse
+import struct
+import sys
+
+import numpy as np
+
+LN_EPS = 1e-6
+
+# ---------------------------------------------------------------------------------------------
+# File reading: 64-byte header + protobuf manifest (hand-written wire-format decoder).
+# ---------------------------------------------------------------------------------------------
+
+MAGIC = b"SPARSETF"
+
+# Config field numbers (proto/model.proto, message Config).
+CONFIG_FIELDS = {
+    1: "arch", 2: "d_model", 3: "n_heads", 4: "n_layers", 5: "d_ff", 6: "vocab_size",
+    7: "max_seq_len", 8: "ff", 9: "ff_block", 10: "ff_rank", 11: "attn", 12: "qkv_modules",
+    13: "out", 14: "out_modules", 15: "sru_units", 16: "bos_id", 17: "eos_id",
+}
+FF_DENSE, FF_SPARSE = 0, 1
+ATTN_DENSE, ATTN_SPARSE_QKV, ATTN_LSH = 0, 1, 2
+OUT_DENSE, OUT_MULT = 0, 1
+DTYPE_F32, DTYPE_U8 = 1, 2
+
+
+class FormatError(Exception):
+    pass
+
+
+def _varint(buf, pos):
+    result = 0
+    shift = 0
+    while True:
+        if pos >= len(buf):
+            raise FormatError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise FormatError("varint too long")
+
+
+def pb_fields(buf):
+    """Yields (field_number, wire_type, value) for one message; value is int or bytes."""
+    pos = 0
+    n = len(buf)
+    while pos < n:
+        key, pos = _varint(buf, pos)
+        field, wt = key >> 3, key & 7
+        if wt == 0:
+            val, pos = _varint(buf, pos)
+        elif wt == 1:
+            if pos + 8 > n:
+                raise FormatError("truncated fixed64")
+            val = struct.unpack_from("<Q", buf, pos)[0]
+            pos += 8
+        elif wt == 2:
+            ln, pos = _varint(buf, pos)
+            if pos + ln > n:
+                raise FormatError("truncated length-delimited field")
+            val = bytes(buf[pos:pos + ln])
+            pos += ln
+        elif wt == 5:
+            if pos + 4 > n:
+                raise FormatError("truncated fixed32")
+            val = struct.unpack_from("<I", buf, pos)[0]
+            pos += 4
+        else:
+            raise FormatError("unsupported wire type %d" % wt)
+        yield field, wt, val
+
+
+def parse_config(buf):
+    cfg = {name: 0 for name in CONFIG_FIELDS.values()}  # proto3 defaults
+    for f, wt, v in pb_fields(buf):
+        if f in CONFIG_FIELDS:
+            if wt != 0:
+                raise FormatError("config field %d: wire type %d" % (f, wt))
+            cfg[CONFIG_FIELDS[f]] = v
+    return cfg
+
+
+def parse_tensor(buf):
+    t = {"name": "", "dtype": 0, "shape": [], "offset": 0, "nbytes": 0, "crc32c": 0}
+    for f, wt, v in pb_fields(buf):
+        if f == 1:
+            t["name"] = v.decode("utf-8")
+        elif f == 2:
+            t["dtype"] = v
+        elif f == 3:
+            if wt == 2:  # packed
+                p = 0
+                while p < len(v):
+                    x, p = _varint(v, p)
+                    t["shape"].append(x)
+            else:
+                t["shape"].append(v)
+        elif f == 4:
+            t["offset"] = v
+        elif f == 5:
+            t["nbytes"] = v
+        elif f == 6:
+            t["crc32c"] = v
+    return t
+
+
+def parse_manifest(buf):
+    m = {"format_version": 0, "config": parse_config(b""), "tensors": [], "name": "",
+         "generator": ""}
+    for f, wt, v in pb_fields(buf):
+        if f == 1:
+            m["format_version"] = v
+        elif f == 2:
+            m["config"] = parse_config(v)
+        elif f == 3:
+            m["tensors"].append(parse_tensor(v))
+        elif f == 4:
+            m["name"] = v.decode("utf-8")
+        elif f == 5:
+            m["generator"] = v.decode("utf-8")
+    return m
+
+
+_CRC_TABLE = None
+
+
+def crc32c(data):
+    global _CRC_TABLE
+    if _CRC_TABLE is None:
+        tab = []
+        for i in range(256):
+            c = i
+            for _ in range(8):
+                c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+            tab.append(c)
+        _CRC_TABLE = tab
+    crc = 0xFFFFFFFF
+    tab = _CRC_TABLE
+    for b in data:
+        crc = tab[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def load_model(path, verify_crc=False):
+    """Returns (config dict, {name: float32 ndarray}, manifest dict)."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if len(data) < 64:
+        raise FormatError("file shorter than the 64-byte header")
+    if data[0:8] != MAGIC:
+        raise FormatError("bad magic %r" % data[0:8])
+    version, header_size = struct.unpack_from("<II", data, 8)
+    man_off, man_size, data_off, file_size = struct.unpack_from("<QQQQ", data, 16)
+    man_crc = struct.unpack_from("<I", data, 48)[0]
+    if version != 1 or header_size != 64:
+        raise FormatError("unsupported version %d / header size %d" % (version, header_size))
+    if file_size != len(data):
+        raise FormatError("header file_size %d != actual %d" % (file_size, len(data)))
+    if man_off + man_size > len(data) or man_off + man_size > data_off:
+        raise FormatError("manifest out of range")
+    man_bytes = data[man_off:man_off + man_size]
+    if verify_crc and crc32c(man_bytes) != man_crc:
+        raise FormatError("manifest crc32c mismatch")
+    man = parse_manifest(man_bytes)
+    weights = {}
+    for t in man["tensors"]:
+        off, nb = t["offset"], t["nbytes"]
+        if off + nb > len(data):
+            raise FormatError("tensor %s out of range" % t["name"])
+        raw = data[off:off + nb]
+        if verify_crc and crc32c(raw) != t["crc32c"]:
+            raise FormatError("tensor %s crc32c mismatch" % t["name"])
+        if t["dtype"] == DTYPE_F32:
+            shape = tuple(t["shape"])
+            n = int(np.prod(shape)) if shape else 1
+            if nb != 4 * n:
+                raise FormatError("tensor %s: nbytes %d != 4*%d" % (t["name"], nb, n))
+            weights[t["name"]] = np.frombuffer(raw, dtype="<f4").reshape(shape).copy()
+        # DTYPE_U8 (tokenizer) and anything else is ignored
+    return man["config"], weights, man
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks (SPEC §1). All functions take float64 arrays; time is the leading axis.
+# ---------------------------------------------------------------------------------------------
+
+def layer_norm(x, g, b):
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)  # population variance
+    return g * (x - mean) / np.sqrt(var + LN_EPS) + b
+
+
+def dense_ff(x, w1, b1, w2, b2):
+    return np.maximum(x @ w1 + b1, 0.0) @ w2 + b2
+
+
+def sparse_ff(x, c1, c2, cb, w1t, w2, b2, N, record=None):
+    """x: (T, d). W1 stored transposed (F, d). Returns (T, d); record gets chosen unit ids."""
+    T = x.shape[0]
+    F = w1t.shape[0]
+    B = F // N
+    logits = (x @ c1) @ c2 + cb                      # (T, F)
+    l = logits.reshape(T, B, N)
+    j = np.argmax(l, axis=-1)                        # first maximum wins
+    idx = np.arange(B)[None, :] * N + j              # (T, B) absolute unit index
+    if record is not None:
+        srt = np.sort(l, axis=-1)
+        gap = srt[..., -1] - srt[..., -2]            # margin of the winning unit
+        record.append({"units": idx.copy(), "min_gap": float(gap.min())})
+    rows1 = w1t[idx]                                 # (T, B, d)
+    h = np.maximum(np.einsum("tbd,td->tb", rows1, x), 0.0)  # no bias before ReLU
+    rows2 = w2[idx]                                  # (T, B, d)
+    return np.einsum("tb,tbd->td", h, rows2) + b2
+
+
+def mult_dense(x, G, P, c):
+    """Multiplicative dense. x: (T, d), G: (S, d), P: (d, M), c: (S*M). Returns (T, S, M)."""
+    S = G.shape[0]
+    M = P.shape[1]
+    y = np.einsum("ti,si,im->tsm", x, G, P)
+    return y + c.reshape(S, M)
+
+
+def local_conv(y, W, beta):
+    """Causal-in-time local convolution. y: (T, S, M) rows y_0..y_{T-1};
+    W: (K_t, K_m, M, M) as [a, k, c_in, o_out]; beta: (M). Returns (T, S, M)."""
+    T, S, M = y.shape
+    Kt, Km = W.shape[0], W.shape[1]
+    pm = (Km - 1) // 2
+    ypad = np.zeros((T + Kt - 1, S + 2 * pm, M))
+    ypad[Kt - 1:, pm:pm + S, :] = y
+    out = np.broadcast_to(beta, (T, S, M)).copy()
+    for a in range(Kt):
+        # ypad row (t + a) holds y_{t - (Kt-1) + a}
+        for k in range(Km):
+            # module s + k - pm is at padded index s + k
+            out += ypad[a:a + T, k:k + S, :] @ W[a, k]
+    return out
+
+
+def causal_attention(q, k, v, H):
+    """q, k, v: (T, d), heads split head-major (contiguous dh chunks). Returns merged (T, d)."""
+    T, d = q.shape
+    dh = d // H
+    qh = q.reshape(T, H, dh).transpose(1, 0, 2)
+    kh = k.reshape(T, H, dh).transpose(1, 0, 2)
+    vh = v.reshape(T, H, dh).transpose(1, 0, 2)
+    s = qh @ kh.transpose(0, 2, 1) / np.sqrt(dh)   # (H, T, T)
+    mask = np.triu(np.ones((T, T), dtype=bool), k=1)
+    s = np.where(mask[None], -np.inf, s)
+    s = s - s.max(axis=-1, keepdims=True)
+    p = np.exp(s)
+    p /= p.sum(axis=-1, keepdims=True)
+    o = p @ vh                                       # (H, T, dh)
+    return o.transpose(1, 0, 2).reshape(T, d)
+
+
+def sru(u, W, b):
+    """u: (T, n). W: (n, 3n), b: (3n); gates [r~, f~, y~] in that order. Returns h (T, n)."""
+    T, n = u.shape
+    z = u @ W + b
+    r = 1.0 / (1.0 + np.exp(-z[:, 0:n]))
+    f = 1.0 / (1.0 + np.exp(-z[:, n:2 * n]))
+    yt = z[:, 2 * n:3 * n]
+    c = np.zeros(n)
+    h = np.empty((T, n))
+    for t in range(T):
+        c = f[t] * c + (1.0 - f[t]) * yt[t]
+        h[t] = r[t] * c + (1.0 - r[t]) * u[t] * np.sqrt(3.0)
+    return h
+
+
+# ---------------------------------------------------------------------------------------------
+# The model (SPEC §2, §3).
+# ---------------------------------------------------------------------------------------------
+
+class Reference:
+    def __init__(self, cfg, weights):
+        self.cfg = cfg
+        self.w = {k: v.astype(np.float64) for k, v in weights.items()}
+        if cfg["arch"] != 0:
+            raise FormatError("reference supports the Scaling Transformer LM only")
+        if cfg["attn"] not in (ATTN_DENSE, ATTN_SPARSE_QKV):
+            raise FormatError("reference supports dense and sparse QKV attention only")
+
+    @classmethod
+    def from_file(cls, path, verify_crc=False):
+        cfg, w, _ = load_model(path, verify_crc)
+        return cls(cfg, w)
+
+    def attention(self, i, h):
+        w, c = self.w, self.cfg
+        p = "layers.%d.attn." % i
+        H = c["n_heads"]
+        if c["attn"] == ATTN_DENSE:
+            q = h @ w[p + "wq"] + w[p + "bq"]
+            k = h @ w[p + "wk"] + w[p + "bk"]
+            v = h @ w[p + "wv"] + w[p + "bv"]
+            o = causal_attention(q, k, v, H)
+            return o @ w[p + "wo"] + w[p + "bo"]
+        T = h.shape[0]
+        y = mult_dense(h, w[p + "mult.g"], w[p + "mult.p"], w[p + "mult.c"])  # (T, S, M)
+        q = local_conv(y, w[p + "conv_q.w"], w[p + "conv_q.b"]).reshape(T, -1)  # module-major
+        k = local_conv(y, w[p + "conv_k.w"], w[p + "conv_k.b"]).reshape(T, -1)
+        v = local_conv(y, w[p + "conv_v.w"], w[p + "conv_v.b"]).reshape(T, -1)
+        return causal_attention(q, k, v, H)  # no output projection
+
+    def ff(self, i, h, record=None):
+        w, c = self.w, self.cfg
+        p = "layers.%d.ff." % i
+        if c["ff"] == FF_DENSE:
+            return dense_ff(h, w[p + "w1"], w[p + "b1"], w[p + "w2"], w[p + "b2"])
+        return sparse_ff(h, w[p + "ctrl.c1"], w[p + "ctrl.c2"], w[p + "ctrl.cb"], w[p + "w1t"],
+                         w[p + "w2"], w[p + "b2"], c["ff_block"], record)
+
+    def sru_branch(self, i, x):
+        w = self.w
+        p = "layers.%d.sru." % i
+        h = layer_norm(x, w[p + "ln.g"], w[p + "ln.b"])
+        u = h @ w[p + "wi"] + w[p + "bi"]
+        return sru(u, w[p + "w"], w[p + "b"]) @ w[p + "wo"] + w[p + "bo"]
+
+    def forward(self, tokens, record=None, record_hidden=None):
+        """tokens: sequence of ids at positions 0..T-1. Returns float64 logits (T, V)."""
+        w, c = self.w, self.cfg
+        tokens = np.asarray(tokens, dtype=np.int64)
+        T = len(tokens)
+        if T > c["max_seq_len"]:
+            raise ValueError("sequence longer than max_seq_len")
+        if T and (tokens.min() < 0 or tokens.max() >= c["vocab_size"]):
+            raise ValueError("token id out of range")
+        x = w["embed"][tokens] + w["pos"][:T]
+        for i in range(c["n_layers"]):
+            p = "layers.%d." % i
+            x = x + self.attention(i, layer_norm(x, w[p + "ln1.g"], w[p + "ln1.b"]))
+            if record_hidden is not None:
+                record_hidden.append(("layer%d.attn" % i, x.copy()))
+            delta = self.ff(i, layer_norm(x, w[p + "ln2.g"], w[p + "ln2.b"]), record)
+            if c["sru_units"]:
+                delta = delta + self.sru_branch(i, x)  # both branches read the same x
+            x = x + delta
+            if record_hidden is not None:
+                record_hidden.append(("layer%d.ff" % i, x.copy()))
+        h = layer_norm(x, w["ln_f.g"], w["ln_f.b"])
+        if c["out"] == OUT_DENSE:
+            return h @ w["out.w"] + w["out.b"]
+        return mult_dense(h, w["out.g"], w["out.p"], w["out.c"]).reshape(T, -1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Naive (loop) versions of the structured blocks, used by the self-test to check the vectorised
+# code above against the literal SPEC formulas.
+# ---------------------------------------------------------------------------------------------
+
+def naive_mult_dense(x, G, P, c):
+    S, d = G.shape
+    M = P.shape[1]
+    y = np.zeros(S * M)
+    for s in range(S):
+        for m in range(M):
+            acc = 0.0
+            for i in range(d):
+                acc += x[i] * G[s, i] * P[i, m]
+            y[s * M + m] = acc + c[s * M + m]
+    return y
+
+
+def naive_local_conv_step(ys, t, W, beta):
+    """ys: list of (S, M) rows; computes out_t by the SPEC formula with explicit zero padding."""
+    Kt, Km, M, _ = W.shape
+    S = ys[0].shape[0]
+    out = np.zeros((S, M))
+    for s in range(S):
+        for o in range(M):
+            acc = beta[o]
+            for a in range(Kt):
+                tt = t - (Kt - 1) + a
+                if tt < 0:
+                    continue
+                for k in range(Km):
+                    ss = s + k - (Km - 1) // 2
+                    if ss < 0 or ss >= S:
+                        continue
+                    for ci in range(M):
+                        acc += ys[tt][ss, ci] * W[a, k, ci, o]
+            out[s, o] = acc
+    return out
+
+
+def naive_sparse_ff_step(x, c1, c2, cb, w1t, w2, b2, N):
+    F = w1t.shape[0]
+    B = F // N
+    l = (x @ c1) @ c2 + cb
+    out = b2.copy()
+    for b in range(B):
+        best = 0
+        for n in range(1, N):
+            if l[b * N + n] > l[b * N + best]:
+                best = n
+        col = b * N + best
+        hb = max(0.0, float(np.dot(x, w1t[col])))
+        out = out + hb * w2[col]
+    return out
+
+
+def self_test(seed=1234):
+    """Checks vectorised blocks against naive loops. Returns list of failure strings."""
+    rng = np.random.default_rng(seed)
+    fails = []
+    # multiplicative dense
+    T, d, S = 3, 12, 3
+    M = d // S
+    x = rng.standard_normal((T, d))
+    G, P, c = rng.standard_normal((S, d)), rng.standard_normal((d, M)), rng.standard_normal(d)
+    y = mult_dense(x, G, P, c).reshape(T, -1)
+    for t in range(T):
+        if not np.allclose(y[t], naive_mult_dense(x[t], G, P, c), rtol=1e-12, atol=1e-12):
+            fails.append("mult_dense differs from the naive SPEC formula")
+            break
+    # local convolution, both kernel shapes
+    T, S, M = 5, 4, 3
+    ys = rng.standard_normal((T, S, M))
+    for Km in (3, 1):
+        W = rng.standard_normal((3, Km, M, M))
+        beta = rng.standard_normal(M)
+        out = local_conv(ys, W, beta)
+        for t in range(T):
+            ref = naive_local_conv_step(list(ys), t, W, beta)
+            if not np.allclose(out[t], ref, rtol=1e-12, atol=1e-12):
+                fails.append("local_conv (3x%d) differs from the naive SPEC formula" % Km)
+                break
+    # sparse FF
+    T, d, F, N, r = 4, 8, 24, 4, 3
+    x = rng.standard_normal((T, d))
+    args = (rng.standard_normal((d, r)), rng.standard_normal((r, F)), rng.standard_normal(F),
+            rng.standard_normal((F, d)), rng.standard_normal((F, d)), rng.standard_normal(d))
+    out = sparse_ff(x, *args, N)
+    for t in range(T):
+        if not np.allclose(out[t], naive_sparse_ff_step(x[t], *args, N), rtol=1e-12, atol=1e-12):
+            fails.append("sparse_ff differs from the naive SPEC formula")
+            break
+    # first-maximum tie-breaking
+    l = np.array([[0.5, 2.0, 2.0, 1.0]])
+    if int(np.argmax(l, axis=-1)[0]) != 1:
+        fails.append("argmax tie-breaking is not first-max")
+    # causal attention: output at t must not depend on later positions
+    T, d, H = 6, 8, 2
+    q, k, v = (rng.standard_normal((T, d)) for _ in range(3))
+    o1 = causal_attention(q, k, v, H)
+    k2, v2 = k.copy(), v.copy()
+    k2[4:] += 1.0
+    v2[4:] += 1.0
+    o2 = causal_attention(q, k2, v2, H)
+    if not np.allclose(o1[:4], o2[:4]) or np.allclose(o1[4:], o2[4:]):
+        fails.append("attention is not causal")
+    # explicit single-position attention for the last row
+    dh = d // H
+    t = T - 1
+    exp = np.zeros(d)
+    for hh in range(H):
+        sl = slice(hh * dh, (hh + 1) * dh)
+        sc = np.array([np.dot(q[t, sl], k[j, sl]) / np.sqrt(dh) for j in range(t + 1)])
+        pr = np.exp(sc - sc.max())
+        pr /= pr.sum()
+        exp[sl] = sum(pr[j] * v[j, sl] for j in range(t + 1))
+    if not np.allclose(o1[t], exp, rtol=1e-12, atol=1e-12):
+        fails.append("attention differs from the explicit per-head formula")
+    # SRU step by step
+    T, n = 4, 3
+    u = rng.standard_normal((T, n))
+    W, b = rng.standard_normal((n, 3 * n)), rng.standard_normal(3 * n)
+    h = sru(u, W, b)
+    cst = np.zeros(n)
+    sig = lambda z: 1.0 / (1.0 + np.exp(-z))
+    for t in range(T):
+        g = u[t] @ W + b
+        rr, ff, yy = sig(g[:n]), sig(g[n:2 * n]), g[2 * n:]
+        cst = ff * cst + (1 - ff) * yy
+        if not np.allclose(h[t], rr * cst + (1 - rr) * u[t] * np.sqrt(3), rtol=1e-12):
+            fails.append("sru differs from the step formula")
+            break
+    # layer norm
+    x = rng.standard_normal(7)
+    g, bb = rng.standard_normal(7), rng.standard_normal(7)
+    mu = sum(x) / 7
+    var = sum((xi - mu) ** 2 for xi in x) / 7
+    if not np.allclose(layer_norm(x, g, bb), g * (x - mu) / np.sqrt(var + 1e-6) + bb):
+        fails.append("layer_norm differs")
+    return fails
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--model")
+    ap.add_argument("--tokens", help="space separated token ids")
+    ap.add_argument("--out", help="write float64 logits (rows = tokens) here")
+    ap.add_argument("--verify-crc", action="store_true")
+    ap.add_argument("--self-test", action="store_true")
+    a = ap.parse_args()
+    if a.self_test:
+        fails = self_test()
+        for f in fails:
+            print("FAIL:", f)
+        print("self-test", "FAILED" if fails else "ok")
+        return 1 if fails else 0
+    if not a.model or a.tokens is None:
+        ap.error("--model and --tokens are required")
+    ref = Reference.from_file(a.model, a.verify_crc)
+    toks = [int(t) for t in a.tokens.split()]
+    logits = ref.forward(toks)
+    if a.out:
+        logits.astype("<f8").tofile(a.out)
+    print(" ".join(str(int(i)) for i in np.argmax(logits, axis=-1)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
