@@ -191,9 +191,14 @@ enum stf_status model_write(const char *path, const struct model_config *cfg,
             t->nbytes = opts->tokenizer_len;
         }
     }
-    /* Offsets and CRCs are fixed-width fields, so the packed size is known before them. */
-    size_t manifest_size = sparsetf__model__manifest__get_packed_size(&man);
-    uint64_t data_offset = align_up(MODEL_HEADER_SIZE + manifest_size, 4096);
+    /* Offsets and CRCs are fixed-width fields, so sizing the manifest with non-zero
+     * placeholders gives an upper bound (proto3 omits zero values) before they are known. */
+    for (int i = 0; i < n_all; i++) {
+        tensors[i].offset = 1;
+        tensors[i].crc32c = 0xffffffffu;
+    }
+    size_t manifest_cap = sparsetf__model__manifest__get_packed_size(&man);
+    uint64_t data_offset = align_up(MODEL_HEADER_SIZE + manifest_cap, 4096);
     uint64_t off = data_offset, total = 0;
     for (int i = 0; i < n_all; i++) {
         tensors[i].offset = off;
@@ -244,12 +249,14 @@ enum stf_status model_write(const char *path, const struct model_config *cfg,
         }
         t->crc32c = crc;
     }
-    manifest_buf = malloc(manifest_size);
+    size_t manifest_size = sparsetf__model__manifest__get_packed_size(&man);
+    manifest_buf = malloc(manifest_cap);
     if (!manifest_buf) {
         st = stf_fail(err, STF_ERR_NOMEM, "%s: out of memory packing the manifest", path);
         goto fail;
     }
-    if (sparsetf__model__manifest__pack(&man, manifest_buf) != manifest_size) {
+    if (manifest_size > manifest_cap ||
+        sparsetf__model__manifest__pack(&man, manifest_buf) != manifest_size) {
         st = stf_fail(err, STF_ERR_FORMAT, "%s: manifest size changed while packing", path);
         goto fail;
     }

@@ -1,0 +1,171 @@
+#include "dist/options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void dist_options_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: [mpirun -np N] sparsetf-dist --model FILE (--prompt TEXT | --prompt-tokens IDS |\n"
+            "                                    --prompts FILE) [options]\n"
+            "\n"
+            "Generates text with a sparse (or dense) Transformer LM. Under mpirun the layers are\n"
+            "split across ranks (pipeline stages); rank 0 tokenises, samples and prints.\n"
+            "\n"
+            "Input:\n"
+            "  --model FILE         sparsetf model file (see sparsetf-gen)\n"
+            "  --prompt TEXT        prompt text (the model must embed a tokenizer)\n"
+            "  --prompt-tokens IDS  prompt as token ids, e.g. \"1 345 78\"\n"
+            "  --prompts FILE       one prompt per line, run as concurrent sessions\n"
+            "Generation:\n"
+            "  --max-tokens N       tokens to generate (default 64); stops early at end-of-text\n"
+            "  --temperature T      0 = greedy (default 0.8)\n"
+            "  --top-k K            keep the K most likely tokens, 0 = off (default 40)\n"
+            "  --top-p P            nucleus filter in (0, 1], 1 = off (default 0.95)\n"
+            "  --seed S             sampling seed (default 42)\n"
+            "  --ctx N              KV cache positions (default: the model's max_seq_len)\n"
+            "Output:\n"
+            "  --print-tokens       print generated token ids (one line, space separated)\n"
+            "  --stats-json FILE    write latency, per-rank time and traffic as JSON\n"
+            "  --dump-logits FILE   write every computed logit row as raw little-endian f32\n"
+            "  --quiet              no summary on stderr\n"
+            "Engine:\n"
+            "  --threads N          OpenBLAS threads per rank (default 1)\n"
+            "  --kernels fast|ref   kernel implementation (default fast; ref is for checking)\n"
+            "  --verify             check every tensor checksum at load\n"
+            "  --plan               print the layer plan per rank and exit\n"
+            "  -h, --help           this text;  --version  the version\n");
+}
+
+static enum stf_status parse_u32(const char *opt, const char *s, uint32_t *out,
+                                 struct stf_error *err)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v > 0xffffffffUL)
+        return stf_fail(err, STF_ERR_ARG, "%s expects a non-negative integer, got `%s`", opt, s);
+    *out = (uint32_t)v;
+    return STF_OK;
+}
+
+static enum stf_status parse_float(const char *opt, const char *s, float *out,
+                                   struct stf_error *err)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v))
+        return stf_fail(err, STF_ERR_ARG, "%s expects a number, got `%s`", opt, s);
+    *out = (float)v;
+    return STF_OK;
+}
+
+enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv, bool *exit_now,
+                                   bool print, struct stf_error *err)
+{
+    memset(o, 0, sizeof *o);
+    *exit_now = false;
+    o->max_tokens = 64;
+    o->threads = 1;
+    o->kernels = "fast";
+    o->sampling = (struct sampler_params){.temperature = 0.8f, .top_k = 40, .top_p = 0.95f,
+                                          .seed = 42};
+    enum {
+        OPT_MODEL = 256, OPT_PROMPT, OPT_PROMPT_TOKENS, OPT_PROMPTS, OPT_MAX_TOKENS, OPT_TEMP,
+        OPT_TOPK, OPT_TOPP, OPT_SEED, OPT_CTX, OPT_PRINT_TOKENS, OPT_STATS, OPT_DUMP, OPT_QUIET,
+        OPT_THREADS, OPT_KERNELS, OPT_VERIFY, OPT_PLAN, OPT_VERSION
+    };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, OPT_MODEL},
+        {"prompt", required_argument, 0, OPT_PROMPT},
+        {"prompt-tokens", required_argument, 0, OPT_PROMPT_TOKENS},
+        {"prompts", required_argument, 0, OPT_PROMPTS},
+        {"max-tokens", required_argument, 0, OPT_MAX_TOKENS},
+        {"temperature", required_argument, 0, OPT_TEMP},
+        {"top-k", required_argument, 0, OPT_TOPK},
+        {"top-p", required_argument, 0, OPT_TOPP},
+        {"seed", required_argument, 0, OPT_SEED},
+        {"ctx", required_argument, 0, OPT_CTX},
+        {"print-tokens", no_argument, 0, OPT_PRINT_TOKENS},
+        {"stats-json", required_argument, 0, OPT_STATS},
+        {"dump-logits", required_argument, 0, OPT_DUMP},
+        {"quiet", no_argument, 0, OPT_QUIET},
+        {"threads", required_argument, 0, OPT_THREADS},
+        {"kernels", required_argument, 0, OPT_KERNELS},
+        {"verify", no_argument, 0, OPT_VERIFY},
+        {"plan", no_argument, 0, OPT_PLAN},
+        {"version", no_argument, 0, OPT_VERSION},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    optind = 1;
+    opterr = 0;
+    int ch;
+    enum stf_status st = STF_OK;
+    uint32_t u = 0;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1 && !st) {
+        switch (ch) {
+        case OPT_MODEL: o->model_path = optarg; break;
+        case OPT_PROMPT: o->prompt = optarg; break;
+        case OPT_PROMPT_TOKENS: o->prompt_tokens = optarg; break;
+        case OPT_PROMPTS: o->prompts_file = optarg; break;
+        case OPT_MAX_TOKENS: st = parse_u32("--max-tokens", optarg, &o->max_tokens, err); break;
+        case OPT_TEMP: st = parse_float("--temperature", optarg, &o->sampling.temperature, err); break;
+        case OPT_TOPK: st = parse_u32("--top-k", optarg, &o->sampling.top_k, err); break;
+        case OPT_TOPP: st = parse_float("--top-p", optarg, &o->sampling.top_p, err); break;
+        case OPT_SEED:
+            st = parse_u32("--seed", optarg, &u, err);
+            o->sampling.seed = u;
+            break;
+        case OPT_CTX: st = parse_u32("--ctx", optarg, &o->ctx, err); break;
+        case OPT_PRINT_TOKENS: o->print_tokens = true; break;
+        case OPT_STATS: o->stats_json = optarg; break;
+        case OPT_DUMP: o->dump_logits = optarg; break;
+        case OPT_QUIET: o->quiet = true; break;
+        case OPT_THREADS:
+            st = parse_u32("--threads", optarg, &u, err);
+            if (!st && (u < 1 || u > 256))
+                st = stf_fail(err, STF_ERR_ARG, "--threads must be in 1..256, got %u", u);
+            o->threads = (int)u;
+            break;
+        case OPT_KERNELS:
+            if (strcmp(optarg, "fast") && strcmp(optarg, "ref"))
+                st = stf_fail(err, STF_ERR_ARG, "--kernels must be `fast` or `ref`, got `%s`",
+                              optarg);
+            o->kernels = optarg;
+            break;
+        case OPT_VERIFY: o->verify = true; break;
+        case OPT_PLAN: o->plan_only = true; break;
+        case OPT_VERSION:
+            if (print)
+                printf("sparsetf-dist %s\n", PROJECT_VERSION);
+            *exit_now = true;
+            return STF_OK;
+        case 'h':
+            if (print)
+                dist_options_usage(stdout);
+            *exit_now = true;
+            return STF_OK;
+        case ':':
+            return stf_fail(err, STF_ERR_ARG, "option `%s` needs a value", argv[optind - 1]);
+        default:
+            return stf_fail(err, STF_ERR_ARG, "unknown option `%s` (see --help)",
+                            argv[optind - 1]);
+        }
+    }
+    if (st)
+        return st;
+    if (optind < argc)
+        return stf_fail(err, STF_ERR_ARG, "unexpected argument `%s` (see --help)", argv[optind]);
+    if (!o->model_path)
+        return stf_fail(err, STF_ERR_ARG, "--model FILE is required (see --help)");
+    int n_inputs = !!o->prompt + !!o->prompt_tokens + !!o->prompts_file;
+    if (!o->plan_only && n_inputs != 1)
+        return stf_fail(err, STF_ERR_ARG,
+                        "give exactly one of --prompt, --prompt-tokens or --prompts");
+    return sampler_params_check(&o->sampling, err);
+}
