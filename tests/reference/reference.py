@@ -210,12 +210,12 @@ def dense_ff(x, w1, b1, w2, b2):
     return np.maximum(x @ w1 + b1, 0.0) @ w2 + b2
 
 
-def sparse_ff(x, c1, c2, cb, w1t, w2, b2, N, record=None):
+def sparse_ff(x, c1, c2, cb, w1t, w2, b2, N, record=None, mutant=None):
     """x: (T, d). W1 stored transposed (F, d). Returns (T, d); record gets chosen unit ids."""
     T = x.shape[0]
     F = w1t.shape[0]
     B = F // N
-    logits = (x @ c1) @ c2 + cb                      # (T, F)
+    logits = (x @ c1) @ c2 + (0.0 if mutant == "sparse_ff_no_cb" else cb)  # (T, F)
     l = logits.reshape(T, B, N)
     j = np.argmax(l, axis=-1)                        # first maximum wins
     idx = np.arange(B)[None, :] * N + j              # (T, B) absolute unit index
@@ -224,20 +224,25 @@ def sparse_ff(x, c1, c2, cb, w1t, w2, b2, N, record=None):
         gap = srt[..., -1] - srt[..., -2]            # margin of the winning unit
         record.append({"units": idx.copy(), "min_gap": float(gap.min())})
     rows1 = w1t[idx]                                 # (T, B, d)
-    h = np.maximum(np.einsum("tbd,td->tb", rows1, x), 0.0)  # no bias before ReLU
+    pre = np.einsum("tbd,td->tb", rows1, x)
+    if mutant == "sparse_ff_bias_relu":
+        pre = pre + np.take_along_axis(l, j[..., None], axis=-1)[..., 0]
+    h = np.maximum(pre, 0.0)                         # no bias before ReLU
     rows2 = w2[idx]                                  # (T, B, d)
     return np.einsum("tb,tbd->td", h, rows2) + b2
 
 
-def mult_dense(x, G, P, c):
+def mult_dense(x, G, P, c, mutant=None):
     """Multiplicative dense. x: (T, d), G: (S, d), P: (d, M), c: (S*M). Returns (T, S, M)."""
     S = G.shape[0]
     M = P.shape[1]
     y = np.einsum("ti,si,im->tsm", x, G, P)
+    if mutant == "mult_flatten_minor":  # index m*S + s instead of s*M + m
+        return (y.transpose(0, 2, 1) + c.reshape(M, S)).reshape(-1, M, S).reshape(-1, S, M)
     return y + c.reshape(S, M)
 
 
-def local_conv(y, W, beta):
+def local_conv(y, W, beta, mutant=None):
     """Causal-in-time local convolution. y: (T, S, M) rows y_0..y_{T-1};
     W: (K_t, K_m, M, M) as [a, k, c_in, o_out]; beta: (M). Returns (T, S, M)."""
     T, S, M = y.shape
@@ -246,7 +251,13 @@ def local_conv(y, W, beta):
     ypad = np.zeros((T + Kt - 1, S + 2 * pm, M))
     ypad[Kt - 1:, pm:pm + S, :] = y
     out = np.broadcast_to(beta, (T, S, M)).copy()
+    if mutant == "conv_time_reversed":
+        W = W[::-1]
+    if mutant == "conv_modules_flipped":
+        W = W[:, ::-1]
     for a in range(Kt):
+        if mutant == "conv_noncausal_reset" and a != Kt - 1:
+            continue
         # ypad row (t + a) holds y_{t - (Kt-1) + a}
         for k in range(Km):
             # module s + k - pm is at padded index s + k
@@ -254,35 +265,43 @@ def local_conv(y, W, beta):
     return out
 
 
-def causal_attention(q, k, v, H):
+def causal_attention(q, k, v, H, mutant=None):
     """q, k, v: (T, d), heads split head-major (contiguous dh chunks). Returns merged (T, d)."""
     T, d = q.shape
     dh = d // H
-    qh = q.reshape(T, H, dh).transpose(1, 0, 2)
-    kh = k.reshape(T, H, dh).transpose(1, 0, 2)
-    vh = v.reshape(T, H, dh).transpose(1, 0, 2)
-    s = qh @ kh.transpose(0, 2, 1) / np.sqrt(dh)   # (H, T, T)
+    if mutant == "heads_interleaved":
+        split = lambda z: z.reshape(T, dh, H).transpose(2, 0, 1)
+    else:
+        split = lambda z: z.reshape(T, H, dh).transpose(1, 0, 2)
+    qh, kh, vh = split(q), split(k), split(v)
+    scale = 1.0 / dh if mutant == "attn_scale_1_over_dh" else 1.0 / np.sqrt(dh)
+    s = qh @ kh.transpose(0, 2, 1) * scale          # (H, T, T)
     mask = np.triu(np.ones((T, T), dtype=bool), k=1)
     s = np.where(mask[None], -np.inf, s)
     s = s - s.max(axis=-1, keepdims=True)
     p = np.exp(s)
     p /= p.sum(axis=-1, keepdims=True)
     o = p @ vh                                       # (H, T, dh)
+    if mutant == "heads_interleaved":
+        return o.transpose(1, 2, 0).reshape(T, d)
     return o.transpose(1, 0, 2).reshape(T, d)
 
 
-def sru(u, W, b):
+def sru(u, W, b, mutant=None):
     """u: (T, n). W: (n, 3n), b: (3n); gates [r~, f~, y~] in that order. Returns h (T, n)."""
     T, n = u.shape
     z = u @ W + b
     r = 1.0 / (1.0 + np.exp(-z[:, 0:n]))
     f = 1.0 / (1.0 + np.exp(-z[:, n:2 * n]))
+    if mutant == "sru_gate_order_fry":
+        r, f = f, r
+    k3 = 1.0 if mutant == "sru_no_sqrt3" else np.sqrt(3.0)
     yt = z[:, 2 * n:3 * n]
     c = np.zeros(n)
     h = np.empty((T, n))
     for t in range(T):
         c = f[t] * c + (1.0 - f[t]) * yt[t]
-        h[t] = r[t] * c + (1.0 - r[t]) * u[t] * np.sqrt(3.0)
+        h[t] = r[t] * c + (1.0 - r[t]) * u[t] * k3
     return h
 
 
@@ -290,9 +309,30 @@ def sru(u, W, b):
 # The model (SPEC §2, §3).
 # ---------------------------------------------------------------------------------------------
 
+# Deliberately wrong variants of the semantics ("mutants"). compare.py checks that the engine
+# disagrees with each of them, which shows the comparison can tell these details apart.
+MUTANTS = (
+    "heads_interleaved",      # heads take strided instead of contiguous dh chunks
+    "attn_scale_1_over_dh",   # softmax scale 1/dh instead of 1/sqrt(dh)
+    "conv_time_reversed",     # time taps applied in the opposite order
+    "conv_modules_flipped",   # module taps applied in the opposite order
+    "conv_noncausal_reset",   # only the current row of y used (no history)
+    "mult_flatten_minor",     # multiplicative output flattened m-major instead of s-major
+    "sparse_ff_no_cb",        # controller bias ignored
+    "sparse_ff_bias_relu",    # controller logit added before the ReLU
+    "sru_gate_order_fry",     # gates split as [f, r, y] instead of [r, f, y]
+    "sru_no_sqrt3",           # highway term without sqrt(3)
+    "sru_reads_ln2",          # SRU branch reads LN2(x) instead of its own LN
+    "no_pos",                 # positional rows ignored
+)
+
+
 class Reference:
-    def __init__(self, cfg, weights):
+    def __init__(self, cfg, weights, mutant=None):
         self.cfg = cfg
+        if mutant is not None and mutant not in MUTANTS:
+            raise ValueError("unknown mutant %s" % mutant)
+        self.mutant = mutant
         self.w = {k: v.astype(np.float64) for k, v in weights.items()}
         if cfg["arch"] != 0:
             raise FormatError("reference supports the Scaling Transformer LM only")
@@ -300,9 +340,9 @@ class Reference:
             raise FormatError("reference supports dense and sparse QKV attention only")
 
     @classmethod
-    def from_file(cls, path, verify_crc=False):
+    def from_file(cls, path, verify_crc=False, mutant=None):
         cfg, w, _ = load_model(path, verify_crc)
-        return cls(cfg, w)
+        return cls(cfg, w, mutant)
 
     def attention(self, i, h):
         w, c = self.w, self.cfg
@@ -312,14 +352,15 @@ class Reference:
             q = h @ w[p + "wq"] + w[p + "bq"]
             k = h @ w[p + "wk"] + w[p + "bk"]
             v = h @ w[p + "wv"] + w[p + "bv"]
-            o = causal_attention(q, k, v, H)
+            o = causal_attention(q, k, v, H, self.mutant)
             return o @ w[p + "wo"] + w[p + "bo"]
         T = h.shape[0]
-        y = mult_dense(h, w[p + "mult.g"], w[p + "mult.p"], w[p + "mult.c"])  # (T, S, M)
-        q = local_conv(y, w[p + "conv_q.w"], w[p + "conv_q.b"]).reshape(T, -1)  # module-major
-        k = local_conv(y, w[p + "conv_k.w"], w[p + "conv_k.b"]).reshape(T, -1)
-        v = local_conv(y, w[p + "conv_v.w"], w[p + "conv_v.b"]).reshape(T, -1)
-        return causal_attention(q, k, v, H)  # no output projection
+        mu = self.mutant
+        y = mult_dense(h, w[p + "mult.g"], w[p + "mult.p"], w[p + "mult.c"], mu)  # (T, S, M)
+        q = local_conv(y, w[p + "conv_q.w"], w[p + "conv_q.b"], mu).reshape(T, -1)  # s-major
+        k = local_conv(y, w[p + "conv_k.w"], w[p + "conv_k.b"], mu).reshape(T, -1)
+        v = local_conv(y, w[p + "conv_v.w"], w[p + "conv_v.b"], mu).reshape(T, -1)
+        return causal_attention(q, k, v, H, mu)  # no output projection
 
     def ff(self, i, h, record=None):
         w, c = self.w, self.cfg
@@ -327,14 +368,17 @@ class Reference:
         if c["ff"] == FF_DENSE:
             return dense_ff(h, w[p + "w1"], w[p + "b1"], w[p + "w2"], w[p + "b2"])
         return sparse_ff(h, w[p + "ctrl.c1"], w[p + "ctrl.c2"], w[p + "ctrl.cb"], w[p + "w1t"],
-                         w[p + "w2"], w[p + "b2"], c["ff_block"], record)
+                         w[p + "w2"], w[p + "b2"], c["ff_block"], record, self.mutant)
 
     def sru_branch(self, i, x):
         w = self.w
         p = "layers.%d.sru." % i
-        h = layer_norm(x, w[p + "ln.g"], w[p + "ln.b"])
+        if self.mutant == "sru_reads_ln2":
+            h = layer_norm(x, w["layers.%d.ln2.g" % i], w["layers.%d.ln2.b" % i])
+        else:
+            h = layer_norm(x, w[p + "ln.g"], w[p + "ln.b"])
         u = h @ w[p + "wi"] + w[p + "bi"]
-        return sru(u, w[p + "w"], w[p + "b"]) @ w[p + "wo"] + w[p + "bo"]
+        return sru(u, w[p + "w"], w[p + "b"], self.mutant) @ w[p + "wo"] + w[p + "bo"]
 
     def forward(self, tokens, record=None, record_hidden=None):
         """tokens: sequence of ids at positions 0..T-1. Returns float64 logits (T, V)."""
@@ -345,7 +389,7 @@ class Reference:
             raise ValueError("sequence longer than max_seq_len")
         if T and (tokens.min() < 0 or tokens.max() >= c["vocab_size"]):
             raise ValueError("token id out of range")
-        x = w["embed"][tokens] + w["pos"][:T]
+        x = w["embed"][tokens] + (0.0 if self.mutant == "no_pos" else w["pos"][:T])
         for i in range(c["n_layers"]):
             p = "layers.%d." % i
             x = x + self.attention(i, layer_norm(x, w[p + "ln1.g"], w[p + "ln1.b"]))
@@ -360,7 +404,7 @@ class Reference:
         h = layer_norm(x, w["ln_f.g"], w["ln_f.b"])
         if c["out"] == OUT_DENSE:
             return h @ w["out.w"] + w["out.b"]
-        return mult_dense(h, w["out.g"], w["out.p"], w["out.c"]).reshape(T, -1)
+        return mult_dense(h, w["out.g"], w["out.p"], w["out.c"], self.mutant).reshape(T, -1)
 
 
 # ---------------------------------------------------------------------------------------------
