@@ -1,0 +1,125 @@
+/* Config: presets, parsing errors, round trip, and SPEC §5's per-layer byte counts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "model/config.h"
+
+static struct model_config from_preset(const char *name)
+{
+    struct model_config c = {0};
+    struct stf_error err = {0};
+    const char *text = model_preset_text(name);
+    assert_non_null(text);
+    assert_int_equal(model_config_parse(&c, text, name, &err), STF_OK);
+    return c;
+}
+
+static void test_config_every_preset_validates(void **state)
+{
+    (void)state;
+    const char *name;
+    int n = 0;
+    for (int i = 0; (name = model_preset_name(i, NULL)); i++, n++) {
+        struct model_config c = from_preset(name);
+        struct stf_error err = {0};
+        assert_int_equal(model_config_validate(&c, &err), STF_OK);
+    }
+    assert_true(n >= 9);
+}
+
+/* SPEC §5: bytes a token must read per layer — 17b-dense 4.38 GB, 17b-sparse 38 MB,
+ * 800m-dense 50 MB, 800m-sparse 4.2 MB. */
+static void test_config_read_bytes_match_spec(void **state)
+{
+    (void)state;
+    struct {
+        const char *name;
+        double spec_bytes, tol;
+    } cases[] = {{"17b-dense", 4.38e9, 0.01},
+                 {"17b-sparse", 38e6, 0.03},
+                 {"800m-dense", 50e6, 0.03},
+                 {"800m-sparse", 4.2e6, 0.05}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct model_config c = from_preset(cases[i].name);
+        double got = (double)model_config_layer_read_bytes(&c);
+        double rel = got / cases[i].spec_bytes - 1.0;
+        if (rel < 0)
+            rel = -rel;
+        if (rel > cases[i].tol)
+            fail_msg("%s: %.4g bytes per layer, SPEC says %.4g", cases[i].name, got,
+                     cases[i].spec_bytes);
+    }
+}
+
+static void test_config_parse_errors_name_the_field(void **state)
+{
+    (void)state;
+    struct {
+        const char *text, *needle;
+    } cases[] = {
+        {"d_model = 64\nbogus = 3\n", "unknown key `bogus`"},
+        {"d_model = sixty\n", "`d_model` must be a non-negative integer"},
+        {"d_model = -4\n", "`d_model` must be a non-negative integer"},
+        {"ff = sparsest\n", "`ff` must be one of dense, sparse"},
+        {"just words\n", "expected `key = value`"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct model_config c = {0};
+        struct stf_error err = {0};
+        assert_int_equal(model_config_parse(&c, cases[i].text, "my.cfg", &err), STF_ERR_FORMAT);
+        if (!strstr(err.msg, cases[i].needle) || !strstr(err.msg, "my.cfg:"))
+            fail_msg("message `%s` lacks `%s`", err.msg, cases[i].needle);
+    }
+}
+
+static void test_config_validate_rejects(void **state)
+{
+    (void)state;
+    struct {
+        const char *override, *needle;
+    } cases[] = {
+        {"n_heads = 5\n", "n_heads (5) must divide d_model"},
+        {"ff = sparse\nff_block = 7\n", "ff_block (7) must divide d_ff"},
+        {"attn = sparse_qkv\nqkv_modules = 3\n", "qkv_modules (3) must divide d_model"},
+        {"out = multiplicative\nout_modules = 3\n", "out_modules (3) must divide vocab_size"},
+        {"eos_id = 512\n", "eos_id (512) must be below vocab_size"},
+        {"arch = terraformer\n", "not supported yet"},
+        {"attn = lsh\n", "not supported yet"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct model_config c = from_preset("tiny-dense");
+        struct stf_error err = {0};
+        assert_int_equal(model_config_parse(&c, cases[i].override, "x", &err), STF_OK);
+        assert_int_not_equal(model_config_validate(&c, &err), STF_OK);
+        if (!strstr(err.msg, cases[i].needle))
+            fail_msg("message `%s` lacks `%s`", err.msg, cases[i].needle);
+    }
+}
+
+static void test_config_format_parse_round_trip(void **state)
+{
+    (void)state;
+    struct model_config a = from_preset("tiny-sparse-sru"), b = {0};
+    char buf[2048];
+    struct stf_error err = {0};
+    assert_true(model_config_format(&a, buf, sizeof buf) < (int)sizeof buf);
+    assert_int_equal(model_config_parse(&b, buf, "formatted", &err), STF_OK);
+    assert_memory_equal(&a, &b, sizeof a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_every_preset_validates),
+        cmocka_unit_test(test_config_read_bytes_match_spec),
+        cmocka_unit_test(test_config_parse_errors_name_the_field),
+        cmocka_unit_test(test_config_validate_rejects),
+        cmocka_unit_test(test_config_format_parse_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

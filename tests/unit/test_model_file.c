@@ -1,0 +1,335 @@
+/* Model file: round trip, layer-range maps, and a clear error for each kind of corruption. */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "model.pb-c.h"
+#include "model/init.h"
+#include "model/model_file.h"
+#include "util/crc32c.h"
+
+static char dir[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/stf_test_model_file_XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd);
+}
+
+static void write_preset(const char *path, const char *preset, uint64_t seed)
+{
+    struct model_config cfg = {0};
+    struct stf_error err = {0};
+    assert_int_equal(model_config_parse(&cfg, model_preset_text(preset), preset, &err), STF_OK);
+    struct model_init ini;
+    model_init_begin(&ini, seed);
+    static const char tok[] = "not really a tokenizer";
+    struct model_write_opts wo = {.name = preset, .generator = "test", .tokenizer = tok,
+                                  .tokenizer_len = sizeof tok, .fill = model_init_fill,
+                                  .fill_ctx = &ini};
+    if (model_write(path, &cfg, &wo, &err) != STF_OK)
+        fail_msg("write: %s", err.msg);
+}
+
+static void path_for(char *out, size_t n, const char *name)
+{
+    snprintf(out, n, "%s/%s", dir, name);
+}
+
+/* Expects model_open to fail with a message containing needle. */
+static void expect_open_error(const char *path, unsigned flags, const char *needle)
+{
+    struct model *m = NULL;
+    struct stf_error err = {0};
+    enum stf_status st = model_open(path, NULL, flags, &m, &err);
+    if (st == STF_OK) {
+        model_close(m);
+        fail_msg("%s opened, expected an error containing `%s`", path, needle);
+    }
+    assert_null(m);
+    if (!strstr(err.msg, needle) || !strstr(err.msg, path))
+        fail_msg("error `%s` should name the file and contain `%s`", err.msg, needle);
+}
+
+/* Rewrites the manifest of a file through mutate, keeping the header consistent. */
+static void rewrite_manifest(const char *path, void (*mutate)(Sparsetf__Model__Manifest *))
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    unsigned char h[64];
+    assert_int_equal(fread(h, 1, 64, f), 64);
+    uint64_t msize, doff;
+    memcpy(&msize, h + 24, 8);
+    memcpy(&doff, h + 32, 8);
+    unsigned char *buf = malloc(msize);
+    assert_int_equal(fread(buf, 1, msize, f), msize);
+    Sparsetf__Model__Manifest *man = sparsetf__model__manifest__unpack(NULL, msize, buf);
+    assert_non_null(man);
+    mutate(man);
+    size_t nsize = sparsetf__model__manifest__get_packed_size(man);
+    assert_true(64 + nsize <= doff);
+    unsigned char *nbuf = malloc(nsize);
+    sparsetf__model__manifest__pack(man, nbuf);
+    uint32_t crc = crc32c_update(0, nbuf, nsize);
+    uint64_t ns = nsize;
+    memcpy(h + 24, &ns, 8);
+    memcpy(h + 48, &crc, 4);
+    fseek(f, 0, SEEK_SET);
+    fwrite(h, 1, 64, f);
+    fwrite(nbuf, 1, nsize, f);
+    fclose(f);
+    /* the tensors array may have been edited: free our copy carefully */
+    sparsetf__model__manifest__free_unpacked(man, NULL);
+    free(buf);
+    free(nbuf);
+}
+
+static Sparsetf__Model__Tensor *find(Sparsetf__Model__Manifest *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i]->name, name) == 0)
+            return m->tensors[i];
+    fail_msg("no tensor %s", name);
+    return NULL;
+}
+
+static void mut_out_of_bounds(Sparsetf__Model__Manifest *m)
+{
+    find(m, "layers.1.ff.w1")->offset = 1ull << 40;
+}
+static void mut_misaligned(Sparsetf__Model__Manifest *m)
+{
+    find(m, "layers.0.ln1.g")->offset += 4;
+}
+static void mut_shape(Sparsetf__Model__Manifest *m)
+{
+    Sparsetf__Model__Tensor *t = find(m, "layers.0.ff.w1");
+    uint64_t a = t->shape[0];
+    t->shape[0] = t->shape[1];
+    t->shape[1] = a;
+}
+static void mut_dtype(Sparsetf__Model__Manifest *m)
+{
+    find(m, "embed")->dtype = SPARSETF__MODEL__DTYPE__DTYPE_I8;
+}
+static Sparsetf__Model__Tensor *removed;
+static void mut_missing(Sparsetf__Model__Manifest *m)
+{
+    /* move the tensor out of the list; it is freed after the rewrite by the test */
+    for (size_t i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i]->name, "layers.1.ln2.b") == 0) {
+            removed = m->tensors[i];
+            m->tensors[i] = m->tensors[m->n_tensors - 1];
+            m->tensors[m->n_tensors - 1] = removed;
+        }
+    m->n_tensors--;
+}
+static void mut_unknown(Sparsetf__Model__Manifest *m)
+{
+    Sparsetf__Model__Tensor *t = find(m, "layers.0.ff.b1");
+    t->name[strlen(t->name) - 1] = '9'; /* layers.0.ff.b9 */
+}
+static void mut_heads(Sparsetf__Model__Manifest *m)
+{
+    m->config->n_heads = 5;
+}
+static void mut_version(Sparsetf__Model__Manifest *m)
+{
+    m->format_version = 7;
+}
+
+static void test_model_file_round_trip_values(void **state)
+{
+    (void)state;
+    char path[300];
+    path_for(path, sizeof path, "rt.stf");
+    write_preset(path, "tiny-sparse-sru", 5);
+    struct model *m = NULL, *mem = NULL;
+    struct stf_error err = {0};
+    assert_int_equal(model_open(path, NULL, MODEL_OPEN_VERIFY, &m, &err), STF_OK);
+    assert_string_equal(m->name, "tiny-sparse-sru");
+    assert_int_equal(m->cfg.sru_units, 32);
+    assert_int_equal(m->tokenizer_len, sizeof "not really a tokenizer");
+    assert_memory_equal(m->tokenizer, "not really a tokenizer", m->tokenizer_len);
+    struct model_select all = {0, m->cfg.n_layers, true, true};
+    assert_int_equal(model_create_random(&m->cfg, 5, &all, &mem, &err), STF_OK);
+    int n = model_tensor_list(&m->cfg, NULL, NULL, 0);
+    struct tensor_desc *a = calloc((size_t)n, sizeof *a), *b = calloc((size_t)n, sizeof *b);
+    model_tensor_list(&m->cfg, &m->w, a, n);
+    model_tensor_list(&mem->cfg, &mem->w, b, n);
+    for (int i = 0; i < n; i++) {
+        assert_non_null(*a[i].slot);
+        assert_true(((uintptr_t)*a[i].slot) % 64 == 0); /* SIMD-aligned views */
+        assert_memory_equal(*a[i].slot, *b[i].slot, tensor_desc_elements(&a[i]) * 4);
+    }
+    /* LayerNorm gains start near 1, the position table is sin/cos */
+    assert_true(m->w.layers[0].ln1_g[0] > 0.5f && m->w.layers[0].ln1_g[0] < 1.5f);
+    assert_float_equal(m->w.pos[1 * 64 + 0], 0.8414709848, 1e-6); /* sin(1) */
+    assert_float_equal(m->w.pos[1 * 64 + 1], 0.5403023059, 1e-6); /* cos(1) */
+    free(a), free(b);
+    model_close(mem);
+    model_close(m);
+}
+
+static void test_model_file_maps_only_selected_layers(void **state)
+{
+    (void)state;
+    char path[300];
+    path_for(path, sizeof path, "sel.stf");
+    write_preset(path, "tiny-sparse", 1);
+    struct model *m = NULL;
+    struct stf_error err = {0};
+    struct model_select sel = {1, 2, false, false};
+    assert_int_equal(model_open(path, &sel, 0, &m, &err), STF_OK);
+    assert_null(m->w.embed);
+    assert_null(m->w.out_g);
+    assert_null(m->tokenizer);
+    assert_null(m->w.layers[0].w1t);
+    assert_non_null(m->w.layers[1].w1t);
+    int n = model_tensor_list(&m->cfg, NULL, NULL, 0);
+    struct tensor_desc *d = calloc((size_t)n, sizeof *d);
+    model_tensor_list(&m->cfg, NULL, d, n);
+    uint64_t want = 0;
+    for (int i = 0; i < n; i++)
+        if (d[i].group == GROUP_LAYER && d[i].layer == 1)
+            want += tensor_desc_elements(&d[i]) * 4;
+    assert_int_equal(m->mapped_bytes, want);
+    free(d);
+    model_close(m);
+    struct model_select bad = {1, 3, false, false};
+    assert_int_equal(model_open(path, &bad, 0, &m, &err), STF_ERR_ARG);
+    assert_non_null(strstr(err.msg, "outside the model's 2 layers"));
+}
+
+static void test_model_file_header_errors(void **state)
+{
+    (void)state;
+    char path[300];
+    path_for(path, sizeof path, "h.stf");
+
+    write_preset(path, "tiny-dense", 1);
+    off_t size;
+    {
+        FILE *f = fopen(path, "rb");
+        fseek(f, 0, SEEK_END);
+        size = ftell(f);
+        fclose(f);
+    }
+    assert_int_equal(truncate(path, size - 100), 0);
+    expect_open_error(path, 0, "file is truncated");
+
+    write_preset(path, "tiny-dense", 1);
+    FILE *f = fopen(path, "r+b");
+    fwrite("GGUF", 1, 4, f);
+    fclose(f);
+    expect_open_error(path, 0, "not a sparsetf model file");
+
+    write_preset(path, "tiny-dense", 1);
+    f = fopen(path, "r+b");
+    fseek(f, 8, SEEK_SET);
+    uint32_t v = 99;
+    fwrite(&v, 4, 1, f);
+    fclose(f);
+    expect_open_error(path, 0, "format version 99");
+
+    write_preset(path, "tiny-dense", 1);
+    f = fopen(path, "r+b");
+    fseek(f, 80, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, 80, SEEK_SET);
+    fputc(c ^ 0x40, f);
+    fclose(f);
+    expect_open_error(path, 0, "manifest checksum mismatch");
+
+    assert_int_equal(truncate(path, 10), 0);
+    expect_open_error(path, 0, "only 10 bytes");
+
+    expect_open_error("/nonexistent/model.stf", 0, "cannot open");
+}
+
+static void test_model_file_tensor_errors(void **state)
+{
+    (void)state;
+    struct {
+        void (*mutate)(Sparsetf__Model__Manifest *);
+        const char *needle;
+    } cases[] = {
+        {mut_out_of_bounds, "tensor layers.1.ff.w1: bytes"},
+        {mut_misaligned, "tensor layers.0.ln1.g: bytes"},
+        {mut_shape, "tensor layers.0.ff.w1: shape (256, 64) does not match the config, expected (64, 256)"},
+        {mut_dtype, "tensor embed: dtype 3, expected f32"},
+        {mut_missing, "tensor layers.1.ln2.b is missing"},
+        {mut_unknown, "tensor layers.0.ff.b9 is not part of this config"},
+        {mut_heads, "n_heads (5) must divide d_model (64)"},
+        {mut_version, "format_version 7"},
+    };
+    char path[300];
+    path_for(path, sizeof path, "t.stf");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_preset(path, "tiny-dense", 1);
+        removed = NULL;
+        rewrite_manifest(path, cases[i].mutate);
+        expect_open_error(path, 0, cases[i].needle);
+    }
+}
+
+static void test_model_file_verify_catches_flipped_byte(void **state)
+{
+    (void)state;
+    char path[300];
+    path_for(path, sizeof path, "v.stf");
+    write_preset(path, "tiny-sparse", 1);
+    struct model *m = NULL;
+    struct stf_error err = {0};
+    /* flip one byte in the middle of layers.1.ff.w1t, found through the manifest */
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "r+b");
+    unsigned char h[64];
+    assert_int_equal(fread(h, 1, 64, f), 64);
+    uint64_t msize;
+    memcpy(&msize, h + 24, 8);
+    unsigned char *buf = malloc(msize);
+    assert_int_equal(fread(buf, 1, msize, f), msize);
+    Sparsetf__Model__Manifest *man = sparsetf__model__manifest__unpack(NULL, msize, buf);
+    uint64_t toff = find(man, "layers.1.ff.w1t")->offset + 1000;
+    sparsetf__model__manifest__free_unpacked(man, NULL);
+    free(buf);
+    fseek(f, (long)toff, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, (long)toff, SEEK_SET);
+    fputc(c ^ 1, f);
+    fclose(f);
+    assert_int_equal(model_open(path, NULL, 0, &m, &err), STF_OK); /* not checked by default */
+    model_close(m);
+    expect_open_error(path, MODEL_OPEN_VERIFY, "tensor layers.1.ff.w1t: checksum mismatch");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_model_file_round_trip_values),
+        cmocka_unit_test(test_model_file_maps_only_selected_layers),
+        cmocka_unit_test(test_model_file_header_errors),
+        cmocka_unit_test(test_model_file_tensor_errors),
+        cmocka_unit_test(test_model_file_verify_catches_flipped_byte),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
