@@ -20,13 +20,15 @@ void dist_options_usage(FILE *f)
             "  --model FILE         sparsetf model file (see sparsetf-gen)\n"
             "  --prompt TEXT        prompt text (the model must embed a tokenizer)\n"
             "  --prompt-tokens IDS  prompt as token ids, e.g. \"1 345 78\"\n"
-            "  --prompts FILE       one prompt per line, run as concurrent sessions\n"
+            "  --prompts FILE       one text prompt per line, run as concurrent sessions\n"
+            "  --prompts-tokens FILE  one prompt of token ids per line, concurrent sessions\n"
             "Generation:\n"
             "  --max-tokens N       tokens to generate (default 64); stops early at end-of-text\n"
             "  --temperature T      0 = greedy (default 0.8)\n"
             "  --top-k K            keep the K most likely tokens, 0 = off (default 40)\n"
             "  --top-p P            nucleus filter in (0, 1], 1 = off (default 0.95)\n"
-            "  --seed S             sampling seed (default 42)\n"
+            "  --seed S             sampling seed (default 42); session i (0-based, input order)\n"
+            "                       samples with seed S + i\n"
             "  --ctx N              KV cache positions (default: the model's max_seq_len)\n"
             "Output:\n"
             "  --print-tokens       print generated token ids (one line, space separated)\n"
@@ -38,6 +40,17 @@ void dist_options_usage(FILE *f)
             "  --kernels fast|ref   kernel implementation (default fast; ref is for checking)\n"
             "  --verify             check every tensor checksum at load\n"
             "  --plan               print the layer plan per rank and exit\n"
+            "  --ranks N            with --plan outside mpirun: plan for N ranks\n"
+            "Pipeline:\n"
+            "  --slots N            cache slots per rank (default: one per session, max 16);\n"
+            "                       when sessions outnumber slots, the least recently used is\n"
+            "                       evicted and later recomputed\n"
+            "  --prefill-chunk N    prompt positions per prefill frame (default 32)\n"
+            "  --timeout S          seconds to wait for a peer before failing the job (default 60)\n"
+            "  --local              single-process runner without MPI (reference path)\n"
+            "  --fault-inject SPEC  TESTING ONLY: kill-rank=R,after=T | stall-rank=R,after=T |\n"
+            "                       corrupt-frame=R,after=T | bad-directive=R,after=T\n"
+            "                       (also read from $STF_FAULT_INJECT; see docs/protocol.md)\n"
             "  -h, --help           this text;  --version  the version\n");
 }
 
@@ -73,12 +86,17 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
     o->max_tokens = 64;
     o->threads = 1;
     o->kernels = "fast";
+    o->prefill_chunk = 32;
+    o->timeout = 60;
+    o->fault_inject = getenv("STF_FAULT_INJECT");
+    float timeout = 60;
     o->sampling = (struct sampler_params){.temperature = 0.8f, .top_k = 40, .top_p = 0.95f,
                                           .seed = 42};
     enum {
         OPT_MODEL = 256, OPT_PROMPT, OPT_PROMPT_TOKENS, OPT_PROMPTS, OPT_MAX_TOKENS, OPT_TEMP,
         OPT_TOPK, OPT_TOPP, OPT_SEED, OPT_CTX, OPT_PRINT_TOKENS, OPT_STATS, OPT_DUMP, OPT_QUIET,
-        OPT_THREADS, OPT_KERNELS, OPT_VERIFY, OPT_PLAN, OPT_VERSION
+        OPT_THREADS, OPT_KERNELS, OPT_VERIFY, OPT_PLAN, OPT_VERSION, OPT_PROMPTS_TOKENS,
+        OPT_LOCAL, OPT_RANKS, OPT_SLOTS, OPT_CHUNK, OPT_TIMEOUT, OPT_FAULT
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, OPT_MODEL},
@@ -100,6 +118,13 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         {"verify", no_argument, 0, OPT_VERIFY},
         {"plan", no_argument, 0, OPT_PLAN},
         {"version", no_argument, 0, OPT_VERSION},
+        {"prompts-tokens", required_argument, 0, OPT_PROMPTS_TOKENS},
+        {"local", no_argument, 0, OPT_LOCAL},
+        {"ranks", required_argument, 0, OPT_RANKS},
+        {"slots", required_argument, 0, OPT_SLOTS},
+        {"prefill-chunk", required_argument, 0, OPT_CHUNK},
+        {"timeout", required_argument, 0, OPT_TIMEOUT},
+        {"fault-inject", required_argument, 0, OPT_FAULT},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     optind = 1;
@@ -140,6 +165,31 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
             break;
         case OPT_VERIFY: o->verify = true; break;
         case OPT_PLAN: o->plan_only = true; break;
+        case OPT_PROMPTS_TOKENS: o->prompts_tokens_file = optarg; break;
+        case OPT_LOCAL: o->local = true; break;
+        case OPT_RANKS:
+            st = parse_u32("--ranks", optarg, &o->plan_ranks, err);
+            if (!st && o->plan_ranks < 1)
+                st = stf_fail(err, STF_ERR_ARG, "--ranks must be at least 1");
+            break;
+        case OPT_SLOTS:
+            st = parse_u32("--slots", optarg, &o->slots, err);
+            if (!st && (o->slots < 1 || o->slots > 4096))
+                st = stf_fail(err, STF_ERR_ARG, "--slots must be in 1..4096, got %u", o->slots);
+            break;
+        case OPT_CHUNK:
+            st = parse_u32("--prefill-chunk", optarg, &o->prefill_chunk, err);
+            if (!st && (o->prefill_chunk < 1 || o->prefill_chunk > 4096))
+                st = stf_fail(err, STF_ERR_ARG, "--prefill-chunk must be in 1..4096, got %u",
+                              o->prefill_chunk);
+            break;
+        case OPT_TIMEOUT:
+            st = parse_float("--timeout", optarg, &timeout, err);
+            if (!st && !(timeout > 0))
+                st = stf_fail(err, STF_ERR_ARG, "--timeout must be positive, got %s", optarg);
+            o->timeout = timeout;
+            break;
+        case OPT_FAULT: o->fault_inject = optarg; break;
         case OPT_VERSION:
             if (print)
                 printf("sparsetf-dist %s\n", PROJECT_VERSION);
@@ -163,9 +213,10 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         return stf_fail(err, STF_ERR_ARG, "unexpected argument `%s` (see --help)", argv[optind]);
     if (!o->model_path)
         return stf_fail(err, STF_ERR_ARG, "--model FILE is required (see --help)");
-    int n_inputs = !!o->prompt + !!o->prompt_tokens + !!o->prompts_file;
+    int n_inputs =
+        !!o->prompt + !!o->prompt_tokens + !!o->prompts_file + !!o->prompts_tokens_file;
     if (!o->plan_only && n_inputs != 1)
-        return stf_fail(err, STF_ERR_ARG,
-                        "give exactly one of --prompt, --prompt-tokens or --prompts");
+        return stf_fail(err, STF_ERR_ARG, "give exactly one of --prompt, --prompt-tokens, "
+                                          "--prompts or --prompts-tokens");
     return sampler_params_check(&o->sampling, err);
 }

@@ -1,0 +1,181 @@
+/* plan: contiguous layer ranges balanced by weight bytes (see plan.h). */
+#include "dist/plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/weights.h"
+
+/* Bytes per group from the model's own tensor table: embed (with positions), each layer,
+ * head. layer_bytes has cfg->n_layers entries. */
+static enum stf_status count_bytes(const struct model_config *cfg, uint64_t *embed,
+                                   uint64_t *head, uint64_t *layer_bytes, struct stf_error *err)
+{
+    int n = model_tensor_list(cfg, NULL, NULL, 0);
+    if (n <= 0)
+        return stf_fail(err, STF_ERR_FORMAT, "plan: the config lists no tensors");
+    struct tensor_desc *t = calloc((size_t)n, sizeof *t);
+    if (!t)
+        return stf_fail(err, STF_ERR_NOMEM, "plan: out of memory");
+    model_tensor_list(cfg, NULL, t, n);
+    *embed = *head = 0;
+    memset(layer_bytes, 0, cfg->n_layers * sizeof *layer_bytes);
+    for (int i = 0; i < n; i++) {
+        uint64_t b = tensor_desc_elements(&t[i]) * sizeof(float);
+        if (t[i].group == GROUP_EMBED)
+            *embed += b;
+        else if (t[i].group == GROUP_HEAD)
+            *head += b;
+        else if (t[i].layer >= 0 && (uint32_t)t[i].layer < cfg->n_layers)
+            layer_bytes[t[i].layer] += b;
+    }
+    free(t);
+    return STF_OK;
+}
+
+/* Per slot and layer: K and V (capacity x d each), two rows of convolution history, the
+ * SRU state (forward.h, struct seq_state). */
+static uint64_t cache_bytes_per_layer(const struct model_config *cfg, uint32_t capacity)
+{
+    uint64_t d = cfg->d_model;
+    return 4 * (2 * (uint64_t)capacity * d + 2 * d + cfg->sru_units);
+}
+
+enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint32_t n_slots,
+                          uint32_t capacity, uint32_t max_rows, struct dist_plan *out,
+                          struct stf_error *err)
+{
+    memset(out, 0, sizeof *out);
+    const uint32_t L = cfg->n_layers;
+    if (n_ranks < 1 || n_ranks > L + 1)
+        return stf_fail(err, STF_ERR_ARG,
+                        "%u ranks cannot share %u layers: use 1 to %u ranks (rank 0 may hold "
+                        "no layer, every other rank holds at least one)",
+                        n_ranks, L, L + 1);
+    enum stf_status st = STF_OK;
+    uint64_t embed = 0, head = 0;
+    uint64_t *lb = calloc(L, sizeof *lb), *prefix = calloc(L + 1, sizeof *prefix);
+    /* best[r * (L + 1) + j]: the smallest possible maximum load of ranks r..R-1 covering
+     * layers j..L-1 (rank r >= 1 takes at least one layer); cut[]: where rank r stops. */
+    uint64_t *best = calloc((size_t)n_ranks * (L + 1), sizeof *best);
+    uint32_t *cut = calloc((size_t)n_ranks * (L + 1), sizeof *cut);
+    out->ranks = calloc(n_ranks, sizeof *out->ranks);
+    if (!lb || !prefix || !best || !cut || !out->ranks) {
+        st = stf_fail(err, STF_ERR_NOMEM, "plan: out of memory");
+        goto fail;
+    }
+    if ((st = count_bytes(cfg, &embed, &head, lb, err)))
+        goto fail;
+    for (uint32_t i = 0; i < L; i++) {
+        prefix[i + 1] = prefix[i] + lb[i];
+        if (lb[i] > out->layer_bytes_max)
+            out->layer_bytes_max = lb[i];
+    }
+    const uint64_t INF = UINT64_MAX;
+    const uint32_t R = n_ranks;
+#define BEST(r, j) best[(size_t)(r) * (L + 1) + (j)]
+#define CUT(r, j) cut[(size_t)(r) * (L + 1) + (j)]
+    for (uint32_t j = 0; j <= L; j++)
+        BEST(R - 1, j) = (R - 1 == 0 || j < L) ? prefix[L] - prefix[j] : INF;
+    if (R - 1 == 0)
+        BEST(0, 0) += embed + head;
+    for (uint32_t j = 0; j <= L; j++)
+        CUT(R - 1, j) = L;
+    for (uint32_t r = R - 1; r-- > 0;) {
+        uint32_t rest = R - 1 - r; /* ranks after r, each needing a layer */
+        for (uint32_t j = 0; j <= L; j++) {
+            BEST(r, j) = INF;
+            if (r > 0 && j >= L)
+                continue;
+            uint64_t fixed = r == 0 ? embed + head : 0;
+            for (uint32_t e = (r == 0 ? j : j + 1); e + rest <= L; e++) {
+                if (BEST(r + 1, e) == INF)
+                    continue;
+                uint64_t own = fixed + prefix[e] - prefix[j];
+                uint64_t m = own > BEST(r + 1, e) ? own : BEST(r + 1, e);
+                if (m < BEST(r, j)) { /* strict: ties keep the earlier cut (fewer layers) */
+                    BEST(r, j) = m;
+                    CUT(r, j) = e;
+                }
+            }
+            if (r == 0)
+                break; /* rank 0 always starts at layer 0 */
+        }
+    }
+    out->n_ranks = R;
+    out->n_slots = n_slots;
+    out->capacity = capacity;
+    out->max_rows = max_rows;
+    out->model_bytes = embed + head + prefix[L];
+    uint64_t per_layer_cache = cache_bytes_per_layer(cfg, capacity) * n_slots;
+    /* frames: a receive buffer, a decoder arena (2x) and send buffers (rank 0 keeps 4) */
+    uint64_t frame = (uint64_t)max_rows * cfg->d_model * 4 + 4096;
+    uint64_t ws = 4 * ((uint64_t)cfg->d_model * 16 + cfg->d_ff + capacity +
+                       (uint64_t)cfg->d_model * (cfg->out_modules + cfg->qkv_modules + 9));
+    uint32_t j = 0;
+    for (uint32_t r = 0; r < R; r++) {
+        uint32_t e = CUT(r, j);
+        struct plan_rank *pr = &out->ranks[r];
+        pr->layer_begin = j;
+        pr->layer_end = e;
+        pr->embed = pr->head = r == 0;
+        pr->weight_bytes = prefix[e] - prefix[j] + (r == 0 ? embed + head : 0);
+        pr->cache_bytes = per_layer_cache * (e - j);
+        pr->buffer_bytes = ws + frame * (r == 0 ? 8 : 5) +
+                           (r == 0 ? 4ull * cfg->vocab_size * 3 : 0);
+        j = e;
+    }
+#undef BEST
+#undef CUT
+    if (j != L) {
+        st = stf_fail(err, STF_ERR_ARG, "plan: internal error, layers %u..%u unassigned", j, L);
+        goto fail;
+    }
+    free(lb);
+    free(prefix);
+    free(best);
+    free(cut);
+    return STF_OK;
+fail:
+    free(lb);
+    free(prefix);
+    free(best);
+    free(cut);
+    plan_free(out);
+    return st;
+}
+
+void plan_free(struct dist_plan *p)
+{
+    free(p->ranks);
+    p->ranks = NULL;
+}
+
+uint64_t plan_rank_expected_bytes(const struct dist_plan *p, uint32_t r)
+{
+    const struct plan_rank *pr = &p->ranks[r];
+    return pr->weight_bytes + pr->cache_bytes + pr->buffer_bytes;
+}
+
+void plan_print(FILE *f, const struct dist_plan *p, const char *model_path)
+{
+    fprintf(f, "plan: %s on %u rank%s; %u cache slot%s x %u positions; model %.1f MB\n",
+            model_path, p->n_ranks, p->n_ranks == 1 ? "" : "s", p->n_slots,
+            p->n_slots == 1 ? "" : "s", p->capacity, (double)p->model_bytes / 1e6);
+    fprintf(f, "%5s  %-12s %7s  %-12s %12s %12s %12s\n", "rank", "layers", "count", "also",
+            "weights MB", "caches MB", "expected MB");
+    for (uint32_t r = 0; r < p->n_ranks; r++) {
+        const struct plan_rank *pr = &p->ranks[r];
+        char range[32];
+        if (pr->layer_end > pr->layer_begin)
+            snprintf(range, sizeof range, "%u..%u", pr->layer_begin, pr->layer_end - 1);
+        else
+            snprintf(range, sizeof range, "-");
+        fprintf(f, "%5u  %-12s %7u  %-12s %12.2f %12.2f %12.2f\n", r, range,
+                pr->layer_end - pr->layer_begin, pr->embed ? "embed+head" : "",
+                (double)pr->weight_bytes / 1e6, (double)pr->cache_bytes / 1e6,
+                (double)plan_rank_expected_bytes(p, r) / 1e6);
+    }
+    fprintf(f, "expected MB = weights + caches + buffers; each rank also carries the MPI "
+               "runtime (~20-40 MB)\n");
+}
