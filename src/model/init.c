@@ -38,6 +38,19 @@ enum stf_status model_init_fill(void *ctx, const struct tensor_desc *t, float *b
     return STF_OK;
 }
 
+/* Uniform on [-a, a] with a = scale * sqrt(3) (same variance as the normal init). */
+static void fill_fast(const struct tensor_desc *t, float *buf, uint64_t n, uint64_t seed)
+{
+    uint64_t x = rng_hash_string(seed, t->name) | 1;
+    float a = t->scale * 1.7320508f, offset = t->init == INIT_GAIN ? 1.0f : 0.0f;
+    for (uint64_t i = 0; i < n; i++) {
+        x ^= x << 13; /* xorshift64 */
+        x ^= x >> 7;
+        x ^= x << 17;
+        buf[i] = offset + a * ((float)(x >> 40) * (2.0f / 16777216.0f) - 1.0f);
+    }
+}
+
 static bool selected(const struct tensor_desc *t, const struct model_select *sel)
 {
     if (t->group == GROUP_EMBED)
@@ -48,8 +61,8 @@ static bool selected(const struct tensor_desc *t, const struct model_select *sel
 }
 
 enum stf_status model_create_random(const struct model_config *cfg, uint64_t seed,
-                                    const struct model_select *sel, struct model **out,
-                                    struct stf_error *err)
+                                    const struct model_select *sel, unsigned flags,
+                                    struct model **out, struct stf_error *err)
 {
     *out = NULL;
     enum stf_status st = model_config_validate(cfg, err);
@@ -82,8 +95,9 @@ enum stf_status model_create_random(const struct model_config *cfg, uint64_t see
             goto fail;
         float *buf = (float *)m->maps[m->n_maps].data;
         m->n_maps++;
-        st = model_init_fill(&ini, &descs[i], buf, 0, elems, err);
-        if (st)
+        if ((flags & MODEL_RANDOM_FAST) && descs[i].init != INIT_SINCOS)
+            fill_fast(&descs[i], buf, elems, seed);
+        else if ((st = model_init_fill(&ini, &descs[i], buf, 0, elems, err)))
             goto fail;
         *descs[i].slot = buf;
         m->mapped_bytes += elems * sizeof(float);

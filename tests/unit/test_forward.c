@@ -20,7 +20,7 @@ static struct model *make_model(const char *preset, uint64_t seed)
     assert_int_equal(model_config_parse(&cfg, model_preset_text(preset), preset, &err), STF_OK);
     struct model_select all = {0, cfg.n_layers, true, true};
     struct model *m = NULL;
-    assert_int_equal(model_create_random(&cfg, seed, &all, &m, &err), STF_OK);
+    assert_int_equal(model_create_random(&cfg, seed, &all, 0, &m, &err), STF_OK);
     return m;
 }
 

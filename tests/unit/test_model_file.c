@@ -169,7 +169,7 @@ static void test_model_file_round_trip_values(void **state)
     assert_int_equal(m->tokenizer_len, sizeof "not really a tokenizer");
     assert_memory_equal(m->tokenizer, "not really a tokenizer", m->tokenizer_len);
     struct model_select all = {0, m->cfg.n_layers, true, true};
-    assert_int_equal(model_create_random(&m->cfg, 5, &all, &mem, &err), STF_OK);
+    assert_int_equal(model_create_random(&m->cfg, 5, &all, 0, &mem, &err), STF_OK);
     int n = model_tensor_list(&m->cfg, NULL, NULL, 0);
     struct tensor_desc *a = calloc((size_t)n, sizeof *a), *b = calloc((size_t)n, sizeof *b);
     model_tensor_list(&m->cfg, &m->w, a, n);

@@ -1,0 +1,323 @@
+/*
+ * sparsetf-bench: the layout of the paper's Table 1 on this machine. For each model size
+ * (800m and 17b shapes of SPEC §5) and each variant (baseline, +Sparse FF, +Sparse QKV,
+ * +both, +both with the sparse output layer) it times one decoder block for one token at a
+ * time, and the output layer, then reports medians, spread, the speedup over the baseline,
+ * the bytes of weights a token reads, achieved GB/s, and that as a fraction of this
+ * machine's memory bandwidth measured in the same run (a STREAM triad).
+ *
+ * Weights are random and in memory (a slice of 1 or a few layers, like the paper's timing
+ * of a slice); inputs change every repetition so the sparse layers pick different rows.
+ * Per-token time = n_layers x block + output layer: extrapolated from the measured slice.
+ * One JSON line per result on stdout (or --json FILE), the human table on stderr.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/forward.h"
+#include "model/init.h"
+#include "util/mem.h"
+#include "util/rng.h"
+#include "util/timer.h"
+
+struct bench_opts {
+    int reps, warmup, threads;
+    const char *sizes;
+    const char *kernels;
+    const char *only; /* comma-separated variant names, NULL = all */
+    FILE *json;
+    double stream_mb;
+};
+
+/* STREAM triad a = b + s*c over arrays far larger than the caches; bytes counted as STREAM
+ * does (3 arrays x 4 bytes per element, no write-allocate). Returns the median GB/s. */
+static double stream_triad_gbs(size_t n, int reps, double *spread_lo, double *spread_hi)
+{
+    float *a = stf_alloc(n * sizeof *a), *b = stf_alloc(n * sizeof *b), *c = stf_alloc(n * sizeof *c);
+    if (!a || !b || !c) {
+        fprintf(stderr, "sparsetf-bench: cannot allocate STREAM arrays\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        b[i] = (float)i;
+        c[i] = 1.0f;
+    }
+    double *gbs = calloc((size_t)reps, sizeof *gbs);
+    const float s = 3.0f;
+    for (int r = -1; r < reps; r++) {
+        double t = stf_now();
+        for (size_t i = 0; i < n; i++)
+            a[i] = b[i] + s * c[i];
+        t = stf_now() - t;
+        if (r >= 0)
+            gbs[r] = 3.0 * (double)n * sizeof(float) / t / 1e9;
+    }
+    volatile float sink = a[n / 2];
+    (void)sink;
+    double med = stf_median(gbs, reps);
+    *spread_lo = gbs[0];
+    *spread_hi = gbs[reps - 1];
+    free(gbs);
+    stf_free(a), stf_free(b), stf_free(c);
+    return med;
+}
+
+struct variant {
+    const char *name;
+    int sparse_ff, sparse_qkv, sparse_out;
+};
+
+static const struct variant variants[] = {
+    {"baseline", 0, 0, 0},
+    {"+sparse_ff", 1, 0, 0},
+    {"+sparse_qkv", 0, 1, 0},
+    {"+both", 1, 1, 0},
+    {"+both+sparse_out", 1, 1, 1},
+};
+
+/* The config of one Table 1 row: the dense preset with the sparse preset's FF / QKV /
+ * output swapped in (the sparse FF keeps its own d_ff, as in SPEC §5). */
+static struct model_config variant_config(const char *size, const struct variant *v,
+                                          uint32_t slice_layers)
+{
+    char dense_name[32], sparse_name[32];
+    snprintf(dense_name, sizeof dense_name, "%s-dense", size);
+    snprintf(sparse_name, sizeof sparse_name, "%s-sparse", size);
+    struct model_config dn = {0}, sp = {0};
+    struct stf_error err = {0};
+    if (model_config_parse(&dn, model_preset_text(dense_name), dense_name, &err) ||
+        model_config_parse(&sp, model_preset_text(sparse_name), sparse_name, &err)) {
+        fprintf(stderr, "sparsetf-bench: %s\n", err.msg);
+        exit(1);
+    }
+    struct model_config c = dn;
+    c.n_layers = slice_layers;
+    c.max_seq_len = 256;
+    if (v->sparse_ff) {
+        c.ff = FF_SPARSE;
+        c.d_ff = sp.d_ff;
+        c.ff_block = sp.ff_block;
+        c.ff_rank = sp.ff_rank;
+    }
+    if (v->sparse_qkv) {
+        c.attn = ATTN_SPARSE_QKV;
+        c.qkv_modules = sp.qkv_modules;
+    }
+    if (v->sparse_out) {
+        c.out = OUT_MULT;
+        c.out_modules = sp.out_modules;
+    }
+    return c;
+}
+
+static uint64_t head_read_bytes(const struct model_config *c)
+{
+    uint64_t d = c->d_model, V = c->vocab_size;
+    if (c->out == OUT_DENSE)
+        return 4 * (d * V + V + 2 * d);
+    return 4 * (c->out_modules * d + d * (V / c->out_modules) + V + 2 * d);
+}
+
+struct row {
+    char size[8];
+    const struct variant *v;
+    uint32_t full_layers;
+    double block_ms, block_lo, block_hi, head_ms, token_ms;
+    double bytes_block, bytes_head, gbs_block;
+};
+
+static void run_variant(const char *size, const struct variant *v, const struct bench_opts *o,
+                        double stream_gbs, struct row *row)
+{
+    struct model_config full = variant_config(size, v, 1);
+    char dense_name[32];
+    snprintf(dense_name, sizeof dense_name, "%s-dense", size);
+    struct model_config dn = {0};
+    struct stf_error err = {0};
+    model_config_parse(&dn, model_preset_text(dense_name), dense_name, &err);
+    /* the slice must be much larger than the last-level cache or the weights stay cached */
+    uint64_t layer_bytes = 0;
+    {
+        int n = model_tensor_list(&full, NULL, NULL, 0);
+        struct tensor_desc *d = calloc((size_t)n, sizeof *d);
+        model_tensor_list(&full, NULL, d, n);
+        for (int i = 0; i < n; i++)
+            if (d[i].group == GROUP_LAYER)
+                layer_bytes += tensor_desc_elements(&d[i]) * 4;
+        free(d);
+    }
+    uint32_t slice = 1;
+    while ((uint64_t)slice * layer_bytes < (uint64_t)(o->stream_mb * 1e6) && slice < 8)
+        slice++;
+    struct model_config c = variant_config(size, v, slice);
+    /* the sparse presets have 14 layers at 17b where the dense have 15: per-token time uses
+     * the layer count of the model the variant belongs to */
+    uint32_t full_layers = (v->sparse_ff || v->sparse_qkv) ? (uint32_t)(strcmp(size, "17b") ? 24 : 14)
+                                                            : dn.n_layers;
+    struct model_select sel = {0, slice, false, true};
+    struct model *m = NULL;
+    fprintf(stderr, "  %-4s %-17s building %u-layer slice (%.2f GB)...\n", size, v->name, slice,
+            (double)(slice * layer_bytes) / 1e9);
+    if (model_create_random(&c, 1234, &sel, MODEL_RANDOM_FAST, &m, &err)) {
+        fprintf(stderr, "sparsetf-bench: %s\n", err.msg);
+        exit(1);
+    }
+    struct seq_state *s;
+    struct workspace *ws;
+    if (seq_state_create(&c, 0, slice, c.max_seq_len, &s, &err) ||
+        workspace_create(&c, c.max_seq_len, kernels_by_name(o->kernels), &ws, &err)) {
+        fprintf(stderr, "sparsetf-bench: %s\n", err.msg);
+        exit(1);
+    }
+    seq_state_reset(s);
+    int total = o->warmup + o->reps;
+    if ((uint32_t)total > c.max_seq_len)
+        total = (int)c.max_seq_len;
+    float *x = stf_alloc(c.d_model * sizeof *x), *logits = stf_alloc(c.vocab_size * sizeof *logits);
+    double *tb = calloc((size_t)total, sizeof *tb), *th = calloc((size_t)total, sizeof *th);
+    struct rng r;
+    rng_seed(&r, 99);
+    int n_meas = 0;
+    for (int rep = 0; rep < total; rep++) {
+        for (uint32_t i = 0; i < c.d_model; i++)
+            x[i] = rng_normal(&r);
+        double t0 = stf_now();
+        forward_layers(m, s, ws, (uint32_t)rep, x);
+        double t1 = stf_now();
+        forward_head(m, ws, x, logits);
+        double t2 = stf_now();
+        if (rep >= o->warmup) {
+            tb[n_meas] = (t1 - t0) / slice;
+            th[n_meas] = t2 - t1;
+            n_meas++;
+        }
+    }
+    row->v = v;
+    snprintf(row->size, sizeof row->size, "%s", size);
+    row->full_layers = full_layers;
+    row->block_ms = 1e3 * stf_median(tb, n_meas);
+    row->block_lo = 1e3 * tb[0];
+    row->block_hi = 1e3 * tb[n_meas - 1];
+    row->head_ms = 1e3 * stf_median(th, n_meas);
+    row->token_ms = full_layers * row->block_ms + row->head_ms;
+    row->bytes_block = (double)model_config_layer_read_bytes(&c);
+    row->bytes_head = (double)head_read_bytes(&c);
+    row->gbs_block = row->bytes_block / (row->block_ms * 1e-3) / 1e9;
+    (void)stream_gbs;
+    free(tb), free(th);
+    stf_free(x), stf_free(logits);
+    workspace_free(ws);
+    seq_state_free(s);
+    model_close(m);
+}
+
+/* Is name one of the comma-separated names in list? (The baseline always runs: the
+ * speedups are ratios to it.) */
+static int variant_listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)); p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: sparsetf-bench [--sizes 800m,17b] [--reps N] [--warmup N] [--threads N]\n"
+               "                      [--kernels fast|ref] [--json FILE] [--variants +both,...]\n"
+               "Times decoder blocks and output layers for Table 1's variants; see docs/benchmarks.md.\n");
+}
+
+int main(int argc, char **argv)
+{
+    struct bench_opts o = {.reps = 15, .warmup = 3, .threads = 1, .sizes = "800m,17b",
+                           .kernels = "fast", .json = stdout, .stream_mb = 256};
+    static const struct option lo[] = {{"sizes", required_argument, 0, 's'},
+                                       {"reps", required_argument, 0, 'r'},
+                                       {"warmup", required_argument, 0, 'w'},
+                                       {"threads", required_argument, 0, 't'},
+                                       {"kernels", required_argument, 0, 'k'},
+                                       {"json", required_argument, 0, 'j'},
+                                       {"variants", required_argument, 0, 'v'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (ch) {
+        case 's': o.sizes = optarg; break;
+        case 'r': o.reps = atoi(optarg); break;
+        case 'w': o.warmup = atoi(optarg); break;
+        case 't': o.threads = atoi(optarg); break;
+        case 'k': o.kernels = optarg; break;
+        case 'v': o.only = optarg; break;
+        case 'j':
+            if (!(o.json = fopen(optarg, "w"))) {
+                fprintf(stderr, "sparsetf-bench: %s: %s\n", optarg, strerror(errno));
+                return 1;
+            }
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (o.reps < 3 || o.warmup < 0 || o.threads < 1 || !kernels_by_name(o.kernels)) {
+        fprintf(stderr, "sparsetf-bench: need --reps >= 3, --warmup >= 0, --threads >= 1, "
+                        "--kernels fast|ref\n");
+        return 2;
+    }
+    kernels_set_threads(o.threads);
+    double slo, shi;
+    size_t stream_n = (size_t)(o.stream_mb * 1e6 / sizeof(float));
+    double stream = stream_triad_gbs(stream_n, 7, &slo, &shi);
+    fprintf(stderr, "STREAM triad (1 thread, 3 x %.0f MB): median %.2f GB/s (min %.2f, max %.2f)\n",
+            o.stream_mb, stream, slo, shi);
+    fprintf(o.json, "{\"kind\":\"stream_triad\",\"gbs\":%.3f,\"min\":%.3f,\"max\":%.3f,\"threads\":%d}\n",
+            stream, slo, shi, o.threads);
+
+    char sizes[64];
+    snprintf(sizes, sizeof sizes, "%s", o.sizes);
+    struct row rows[16];
+    int nrows = 0;
+    for (char *save = NULL, *size = strtok_r(sizes, ",", &save); size;
+         size = strtok_r(NULL, ",", &save)) {
+        if (strcmp(size, "800m") && strcmp(size, "17b")) {
+            fprintf(stderr, "sparsetf-bench: unknown size `%s` (800m or 17b)\n", size);
+            return 2;
+        }
+        for (size_t v = 0; v < sizeof variants / sizeof variants[0] && nrows < 16; v++)
+            if (v == 0 || !o.only || variant_listed(o.only, variants[v].name))
+                run_variant(size, &variants[v], &o, stream, &rows[nrows++]);
+    }
+    fprintf(stderr, "\n%-5s %-17s %10s %17s %9s %10s %8s %9s %8s %7s %7s\n", "size", "variant",
+            "block ms", "(min..max)", "block x", "token ms", "token x", "MB/block", "GB/s",
+            "%STREAM", "layers");
+    const struct row *base = NULL;
+    for (int i = 0; i < nrows; i++) {
+        const struct row *rw = &rows[i];
+        if (rw->v == &variants[0])
+            base = rw;
+        double bx = base->block_ms / rw->block_ms, tx = base->token_ms / rw->token_ms;
+        fprintf(stderr, "%-5s %-17s %10.3f %8.3f..%-8.3f %8.1fx %10.2f %7.1fx %9.2f %8.2f %6.0f%% %7u\n",
+                rw->size, rw->v->name, rw->block_ms, rw->block_lo, rw->block_hi, bx, rw->token_ms,
+                tx, rw->bytes_block / 1e6, rw->gbs_block, 100 * rw->gbs_block / stream,
+                rw->full_layers);
+        fprintf(o.json,
+                "{\"kind\":\"block\",\"size\":\"%s\",\"variant\":\"%s\",\"block_ms_median\":%.4f,"
+                "\"block_ms_min\":%.4f,\"block_ms_max\":%.4f,\"head_ms_median\":%.4f,"
+                "\"token_ms\":%.3f,\"layers\":%u,\"block_speedup\":%.2f,\"token_speedup\":%.2f,"
+                "\"bytes_per_block\":%.0f,\"bytes_head\":%.0f,\"gbs\":%.3f,\"fraction_of_stream\":%.3f,"
+                "\"reps\":%d,\"threads\":%d,\"kernels\":\"%s\"}\n",
+                rw->size, rw->v->name, rw->block_ms, rw->block_lo, rw->block_hi, rw->head_ms,
+                rw->token_ms, rw->full_layers, bx, tx, rw->bytes_block, rw->bytes_head,
+                rw->gbs_block, rw->gbs_block / stream, o.reps, o.threads, o.kernels);
+    }
+    fprintf(stderr, "(token ms = layers x block + output layer; x = speedup over the baseline row)\n");
+    if (o.json != stdout)
+        fclose(o.json);
+    return 0;
+}
