@@ -17,11 +17,12 @@ struct sparse_ff_dims {
     uint32_t d, F, N, r; /* B = F / N blocks */
 };
 
-/* Scratch a sparse FF call needs: u (r), logits (F), chosen (F / N). */
+/* Scratch a sparse FF call needs: u (r), logits (F), chosen (F / N), h (F / N). */
 struct sparse_ff_scratch {
     float *u;
     float *logits;
     uint32_t *chosen; /* unit index b*N + j_b of each block, for inspection and tests */
+    float *h;         /* activation h_b of each block's chosen unit */
 };
 
 struct kernels {
@@ -64,7 +65,8 @@ void sru_step(float *h, float *c, const float *u, const float *gates, uint32_t n
 /* Index of the first maximum. */
 uint32_t argmax(const float *x, uint32_t n);
 
-/* Sets the threads OpenBLAS may use (one rank per core wants 1). */
+/* Sets the threads OpenBLAS and the hand-written kernels may use (one rank per core wants 1).
+ * Results do not depend on the thread count: no kernel splits a sum across threads. */
 void kernels_set_threads(int n);
 
 #endif

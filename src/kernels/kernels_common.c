@@ -4,6 +4,9 @@
 #include "kernels/kernels.h"
 
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 void layernorm(float *out, const float *x, const float *g, const float *b, uint32_t n)
 {
@@ -51,6 +54,9 @@ uint32_t argmax(const float *x, uint32_t n)
 void kernels_set_threads(int n)
 {
     openblas_set_num_threads(n);
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
 }
 
 const struct kernels *kernels_by_name(const char *name)

@@ -7,6 +7,9 @@
 #include "kernels/kernels.h"
 
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -84,7 +87,9 @@ static void dense_fast(float *y, const float *x, const float *W, const float *b,
 }
 
 /* SPEC §1 sparse FF. The controller is two small GEMVs; then each block reads one row of
- * W1ᵀ and, only when the ReLU is positive, one row of W2 — the 1/N of the weights. */
+ * W1ᵀ and, only when its ReLU is positive, one row of W2 — the 1/N of the weights.
+ * Two phases so that threads never split a sum: the B dot products are independent, and the
+ * W2 rows are accumulated by slices of the output, each slice summed over b in order. */
 static void sparse_ff_fast(float *out, const float *x, const float *c1, const float *c2,
                            const float *cb, const float *w1t, const float *w2, const float *b2,
                            struct sparse_ff_dims dm, struct sparse_ff_scratch *s)
@@ -94,14 +99,28 @@ static void sparse_ff_fast(float *out, const float *x, const float *c1, const fl
     dense_fast(s->logits, s->u, c2, cb, r, F);
     for (uint32_t b = 0; b < B; b++)
         s->chosen[b] = b * N + argmax(s->logits + (uint64_t)b * N, N);
-    memcpy(out, b2, (size_t)d * sizeof *out);
+    const uint32_t *chosen = s->chosen;
+    float *h = s->h;
+#pragma omp parallel for schedule(static) if ((uint64_t)B * d >= (1u << 18))
     for (uint32_t b = 0; b < B; b++) {
-        uint32_t unit = s->chosen[b];
         if (b + 1 < B)
-            __builtin_prefetch(w1t + (uint64_t)s->chosen[b + 1] * d);
-        float h = vec_dot(x, w1t + (uint64_t)unit * d, d);
-        if (h > 0.0f)
-            vec_axpy(out, h, w2 + (uint64_t)unit * d, d);
+            __builtin_prefetch(w1t + (uint64_t)chosen[b + 1] * d);
+        float v = vec_dot(x, w1t + (uint64_t)chosen[b] * d, d);
+        h[b] = v > 0.0f ? v : 0.0f;
+    }
+    memcpy(out, b2, (size_t)d * sizeof *out);
+#pragma omp parallel if ((uint64_t)B * d >= (1u << 18))
+    {
+        uint32_t lo = 0, hi = d;
+#ifdef _OPENMP
+        uint32_t nt = (uint32_t)omp_get_num_threads(), t = (uint32_t)omp_get_thread_num();
+        uint32_t chunk = (d / nt + 15) / 16 * 16; /* whole cache lines per thread */
+        lo = t * chunk < d ? t * chunk : d;
+        hi = lo + chunk < d ? lo + chunk : d;
+#endif
+        for (uint32_t b = 0; b < B; b++)
+            if (h[b] > 0.0f && lo < hi)
+                vec_axpy(out + lo, h[b], w2 + (uint64_t)chosen[b] * d + lo, hi - lo);
     }
 }
 

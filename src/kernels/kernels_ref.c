@@ -35,6 +35,8 @@ static void sparse_ff_ref(float *out, const float *x, const float *c1, const flo
             h += x[i] * row1[i];
         if (h < 0.0f)
             h = 0.0f; /* ReLU, no bias */
+        if (s->h)
+            s->h[b] = h;
         const float *row2 = w2 + (uint64_t)unit * d;
         for (uint32_t i = 0; i < d; i++)
             out[i] += h * row2[i];

@@ -85,9 +85,11 @@ enum stf_status workspace_create(const struct model_config *c, uint32_t capacity
     ws->ff.u = stf_alloc((c->ff_rank + 1) * sizeof(float));
     ws->ff.logits = stf_alloc(F * sizeof(float));
     ws->ff.chosen = stf_alloc(F * sizeof(uint32_t));
+    ws->ff.h = stf_alloc(F * sizeof(float));
     if (!ws->xn || !ws->q || !ws->kn || !ws->vn || !ws->att || !ws->y || !ws->sub ||
         !ws->sru_out || !ws->hidden || !ws->scores || !ws->scratch || !ws->sru_u ||
-        !ws->sru_gates || !ws->sru_h || !ws->ff.u || !ws->ff.logits || !ws->ff.chosen) {
+        !ws->sru_gates || !ws->sru_h || !ws->ff.u || !ws->ff.logits || !ws->ff.chosen ||
+        !ws->ff.h) {
         workspace_free(ws);
         return stf_fail(err, STF_ERR_NOMEM, "out of memory for the workspace");
     }
@@ -102,7 +104,7 @@ void workspace_free(struct workspace *ws)
     float *bufs[] = {ws->xn,     ws->q,       ws->kn,     ws->vn,        ws->att,
                      ws->y,      ws->sub,     ws->sru_out, ws->hidden,   ws->scores,
                      ws->scratch, ws->sru_u,  ws->sru_gates, ws->sru_h,  ws->ff.u,
-                     ws->ff.logits};
+                     ws->ff.logits, ws->ff.h};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         stf_free(bufs[i]);
     stf_free(ws->ff.chosen);

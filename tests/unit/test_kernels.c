@@ -69,13 +69,15 @@ static void test_kernels_sparse_ff_hand(void **state)
         float w1t[8] = {9, 9, 1, 1, /* unit 2: */ 2, -1, 5, 5};
         float w2[8] = {100, 100, 10, 20, 1, 2, 7, 7};
         float b2[2] = {0.5f, 0.25f};
-        float u[1], logits[4], out[2];
+        float u[1], logits[4], out[2], hb[2];
         uint32_t chosen[2];
-        struct sparse_ff_scratch s = {u, logits, chosen};
+        struct sparse_ff_scratch s = {u, logits, chosen, hb};
         struct sparse_ff_dims dm = {2, 4, 2, 1};
         impls[k]->sparse_ff(out, x, c1, c2, cb, w1t, w2, b2, dm, &s);
         assert_int_equal(chosen[0], 1);
         assert_int_equal(chosen[1], 2);
+        assert_float_equal(hb[0], 0, 0);
+        assert_float_equal(hb[1], 4, 1e-6);
         /* unit 1: h = relu(1 - 2) = 0; unit 2: h = relu(2 + 2) = 4 -> 4 * [1, 2] */
         assert_float_equal(out[0], 0.5 + 4 * 1, 1e-6);
         assert_float_equal(out[1], 0.25 + 4 * 2, 1e-6);
@@ -152,7 +154,8 @@ static void test_kernels_fast_matches_ref(void **state)
         float *b2 = rand_vec(&r, d, 1);
         float *u = malloc(sh.r * sizeof(float)), *lg = malloc(F * sizeof(float));
         uint32_t *ch1 = malloc(F / sh.N * sizeof(uint32_t)), *ch2 = malloc(F / sh.N * sizeof(uint32_t));
-        struct sparse_ff_scratch s1 = {u, lg, ch1}, s2 = {u, lg, ch2};
+        float *hb = malloc(F / sh.N * sizeof(float));
+        struct sparse_ff_scratch s1 = {u, lg, ch1, hb}, s2 = {u, lg, ch2, hb};
         struct sparse_ff_dims dm = {d, F, sh.N, sh.r};
         float *o1 = malloc(d * sizeof(float)), *o2 = malloc(d * sizeof(float));
         kernels_ref.sparse_ff(o1, x, c1, c2, b, w1t, w2, b2, dm, &s1);
@@ -185,7 +188,7 @@ static void test_kernels_fast_matches_ref(void **state)
 
         free(x), free(W), free(b), free(y1), free(y2), free(c1), free(c2), free(w1t), free(w2);
         free(b2), free(u), free(lg), free(ch1), free(ch2), free(o1), free(o2), free(G), free(P);
-        free(scratch), free(hist), free(kc), free(vc), free(scores);
+        free(scratch), free(hist), free(kc), free(vc), free(scores), free(hb);
     }
 }
 
@@ -199,10 +202,10 @@ static void test_kernels_controller_picks_vary(void **state)
     float *c1 = rand_vec(&r, (size_t)d * R, 1.0f / 8), *c2 = rand_vec(&r, (size_t)R * F, 0.25f);
     float *cb = rand_vec(&r, F, 0.02f), *w1t = rand_vec(&r, (size_t)F * d, 0.125f);
     float *w2 = rand_vec(&r, (size_t)F * d, 0.25f), *b2 = rand_vec(&r, d, 0.02f);
-    float u[16], lg[256], out[64];
+    float u[16], lg[256], out[64], hb[16];
     uint32_t chosen[16];
     int used[256] = {0};
-    struct sparse_ff_scratch s = {u, lg, chosen};
+    struct sparse_ff_scratch s = {u, lg, chosen, hb};
     for (int t = 0; t < 32; t++) {
         float *x = rand_vec(&r, d, 1);
         kernels_fast.sparse_ff(out, x, c1, c2, cb, w1t, w2, b2, (struct sparse_ff_dims){d, F, N, R}, &s);
@@ -220,6 +223,32 @@ static void test_kernels_controller_picks_vary(void **state)
     free(c1), free(c2), free(cb), free(w1t), free(w2), free(b2);
 }
 
+/* The fast kernels give bit-identical results with 1 and 2 threads (no sum is split), so
+ * a pipeline's answers do not depend on --threads. */
+static void test_kernels_threads_do_not_change_results(void **state)
+{
+    (void)state;
+    uint32_t d = 2048, F = 8192, N = 32, R = 64, B = F / N;
+    struct rng r;
+    rng_seed(&r, 5);
+    float *x = rand_vec(&r, d, 1), *c1 = rand_vec(&r, (size_t)d * R, 0.03f);
+    float *c2 = rand_vec(&r, (size_t)R * F, 0.1f), *cb = rand_vec(&r, F, 0.02f);
+    float *w1t = rand_vec(&r, (size_t)F * d, 0.02f), *w2 = rand_vec(&r, (size_t)F * d, 0.05f);
+    float *b2 = rand_vec(&r, d, 0.02f), *u = malloc(R * 4), *lg = malloc(F * 4), *hb = malloc(B * 4);
+    float *o1 = malloc(d * 4), *o2 = malloc(d * 4);
+    uint32_t *ch = malloc(B * 4);
+    struct sparse_ff_scratch s = {u, lg, ch, hb};
+    struct sparse_ff_dims dm = {d, F, N, R};
+    kernels_set_threads(1);
+    kernels_fast.sparse_ff(o1, x, c1, c2, cb, w1t, w2, b2, dm, &s);
+    kernels_set_threads(2);
+    kernels_fast.sparse_ff(o2, x, c1, c2, cb, w1t, w2, b2, dm, &s);
+    kernels_set_threads(1);
+    assert_memory_equal(o1, o2, d * 4);
+    free(x), free(c1), free(c2), free(cb), free(w1t), free(w2), free(b2), free(u), free(lg);
+    free(hb), free(o1), free(o2), free(ch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_kernels_attention_hand),
         cmocka_unit_test(test_kernels_fast_matches_ref),
         cmocka_unit_test(test_kernels_controller_picks_vary),
+        cmocka_unit_test(test_kernels_threads_do_not_change_results),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
