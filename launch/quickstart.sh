@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The README's main command: installs dependencies, builds, creates the default model if it
+# is not there yet, and generates text with it on 8 local MPI ranks (a pipeline of layers).
+#   bash launch/quickstart.sh [extra sparsetf-dist options]
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$here/build}
+ranks=${RANKS:-8}
+bash "$here/launch/setup.sh"
+
+model=${MODEL:-}
+if [ -z "$model" ]; then
+  # until a trained model is bundled: the small-sparse preset with deterministic weights
+  model=$build/models/small-sparse.stf
+  if [ ! -f "$model" ]; then
+    mkdir -p "$build/models"
+    "$build/src/tools/sparsetf-gen" --preset small-sparse --seed 1 --out "$model"
+  fi
+fi
+prompt_args=(--prompt-tokens "1 415 2093 7 88 1024 5")
+if [ -n "${PROMPT:-}" ]; then prompt_args=(--prompt "$PROMPT"); fi
+exec bash "$here/launch/local.sh" -n "$ranks" -- --model "$model" "${prompt_args[@]}" \
+  --max-tokens 32 --print-tokens "$@"
