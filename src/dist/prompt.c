@@ -2,7 +2,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum stf_status prompt_parse_ids(const char *text, uint32_t vocab, uint32_t **ids, uint32_t *n,
                                  struct stf_error *err)
@@ -49,6 +51,68 @@ enum stf_status prompt_parse_ids(const char *text, uint32_t vocab, uint32_t **id
         return stf_fail(err, STF_ERR_ARG, "prompt tokens: the prompt is empty");
     }
     *ids = out;
+    *n = count;
+    return STF_OK;
+}
+
+void prompt_lines_free(char **lines, uint32_t n)
+{
+    if (!lines)
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+}
+
+enum stf_status prompt_read_lines(const char *path, char ***lines, uint32_t *n,
+                                  struct stf_error *err)
+{
+    *lines = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return stf_fail(err, STF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    char *line = NULL, **out = NULL;
+    size_t line_cap = 0;
+    uint32_t count = 0, cap = 0;
+    ssize_t got;
+    enum stf_status st = STF_OK;
+    while ((got = getline(&line, &line_cap, f)) >= 0) {
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
+            line[--got] = 0;
+        if (strspn(line, " \t") == (size_t)got)
+            continue;
+        if (count == cap) {
+            cap = cap ? 2 * cap : 16;
+            char **grown = realloc(out, cap * sizeof *grown);
+            if (!grown) {
+                st = stf_fail(err, STF_ERR_NOMEM, "%s: out of memory", path);
+                goto done;
+            }
+            out = grown;
+        }
+        if (!(out[count] = strdup(line))) {
+            st = stf_fail(err, STF_ERR_NOMEM, "%s: out of memory", path);
+            goto done;
+        }
+        count++;
+    }
+    if (ferror(f)) {
+        st = stf_fail(err, STF_ERR_IO, "%s: read failed", path);
+        goto done;
+    }
+    if (count == 0) {
+        st = stf_fail(err, STF_ERR_ARG, "%s: no prompts (every line is blank)", path);
+        goto done;
+    }
+done:
+    free(line);
+    fclose(f);
+    if (st) {
+        prompt_lines_free(out, count);
+        return st;
+    }
+    *lines = out;
     *n = count;
     return STF_OK;
 }

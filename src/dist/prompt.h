@@ -1,4 +1,5 @@
-/* prompt: turns the user's prompt (token ids or text) into checked token ids. */
+/* prompt: turns the user's prompts (token ids, or lines of a prompts file) into checked
+ * token ids. Text goes through dist/text.h on rank 0. */
 #ifndef STF_DIST_PROMPT_H
 #define STF_DIST_PROMPT_H
 
@@ -9,5 +10,11 @@
 /* Parses space/comma separated ids, each < vocab. *ids is malloc'd (caller frees). */
 enum stf_status prompt_parse_ids(const char *text, uint32_t vocab, uint32_t **ids, uint32_t *n,
                                  struct stf_error *err);
+
+/* Reads path into lines: one prompt per line, blank lines skipped, "\r\n" accepted.
+ * *lines (malloc'd array of malloc'd strings) is freed with prompt_lines_free. */
+enum stf_status prompt_read_lines(const char *path, char ***lines, uint32_t *n,
+                                  struct stf_error *err);
+void prompt_lines_free(char **lines, uint32_t n);
 
 #endif

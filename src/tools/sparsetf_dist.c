@@ -1,11 +1,24 @@
 /*
  * sparsetf-dist: generate text with a sparse Transformer LM, on one process or (under
- * mpirun) as a pipeline of ranks. See `sparsetf-dist --help`.
+ * mpirun) as a pipeline of ranks: `mpirun -np 8 sparsetf-dist --model M --prompt "..."`.
+ * See `sparsetf-dist --help`, docs/architecture.md and docs/protocol.md.
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "dist/local.h"
 #include "dist/options.h"
+#include "dist/run.h"
+
+/* Before MPI is up, only the launcher's environment tells a rank apart: print argument
+ * errors once, from the first rank. */
+static int first_rank(void)
+{
+    const char *r = getenv("OMPI_COMM_WORLD_RANK");
+    if (!r)
+        r = getenv("PMI_RANK");
+    return !r || strcmp(r, "0") == 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -13,12 +26,13 @@ int main(int argc, char **argv)
     struct stf_error err = {0};
     bool exit_now;
     if (dist_options_parse(&o, argc, argv, &exit_now, true, &err)) {
-        fprintf(stderr, "sparsetf-dist: %s\n", err.msg);
+        if (first_rank())
+            fprintf(stderr, "sparsetf-dist: %s\n", err.msg);
         return 2;
     }
     if (exit_now)
         return 0;
-    if (dist_run_local(&o, &err)) {
+    if (dist_run(&o, &argc, &argv, &err)) {
         fprintf(stderr, "sparsetf-dist: error: %s\n", err.msg);
         return 1;
     }

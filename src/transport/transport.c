@@ -84,7 +84,11 @@ struct backoff {
 
 static void backoff_pause(const struct backoff *b, double now)
 {
-    double waited = now - b->start;
+    transport_pause(now - b->start);
+}
+
+void transport_pause(double waited)
+{
     if (waited < 50e-6)
         return;
     if (waited < 2e-3) {
@@ -196,6 +200,15 @@ enum stf_status transport_gather(struct transport *t, int root, const void *send
     if (st)
         return st;
     return t->ops->gather(t, root, send, len, recv, err);
+}
+
+enum stf_status transport_bcast(struct transport *t, int root, void *buf, size_t len,
+                                struct stf_error *err)
+{
+    enum stf_status st = check_peer(t, root, false, "broadcast from", err);
+    if (st)
+        return st;
+    return t->ops->bcast(t, root, buf, len, err);
 }
 
 enum stf_status transport_barrier(struct transport *t, struct stf_error *err)

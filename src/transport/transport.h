@@ -94,6 +94,10 @@ enum stf_status transport_recv(struct transport *t, const struct transport_msg *
  * every non-root endpoint must call before the root. */
 enum stf_status transport_gather(struct transport *t, int root, const void *send, size_t len,
                                  void *recv, struct stf_error *err);
+/* Broadcasts len bytes from root to every rank (collective). Loopback: the root must call
+ * before the other endpoints. */
+enum stf_status transport_bcast(struct transport *t, int root, void *buf, size_t len,
+                                struct stf_error *err);
 /* A barrier (collective over t). */
 enum stf_status transport_barrier(struct transport *t, struct stf_error *err);
 
@@ -101,6 +105,10 @@ enum stf_status transport_barrier(struct transport *t, struct stf_error *err);
 _Noreturn void transport_abort(struct transport *t, int code);
 
 const struct transport_counters *transport_counters(const struct transport *t);
+
+/* Back-off for callers that poll several sources themselves: spins during the first 50 us
+ * of a wait, then yields the core until 2 ms, then sleeps 100 us per call. */
+void transport_pause(double waited_seconds);
 
 /* The host name of this process (for messages and node checks). */
 const char *transport_host(void);

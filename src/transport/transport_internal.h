@@ -19,6 +19,8 @@ struct transport_ops {
                             struct stf_error *err);
     enum stf_status (*gather)(struct transport *t, int root, const void *send, size_t len,
                               void *recv, struct stf_error *err);
+    enum stf_status (*bcast)(struct transport *t, int root, void *buf, size_t len,
+                             struct stf_error *err);
     enum stf_status (*barrier)(struct transport *t, struct stf_error *err);
     void (*abort)(struct transport *t, int code);
 };

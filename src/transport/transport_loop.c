@@ -19,6 +19,8 @@ struct loop_hub {
     int n, open;
     struct loop_msg **queues; /* per destination, oldest first */
     unsigned char **gathered; /* per rank, the last gather contribution */
+    unsigned char *bcast;     /* the root's last broadcast */
+    size_t bcast_len;
 };
 
 struct loop_impl {
@@ -84,6 +86,7 @@ static void loop_close(struct transport *t)
     if (--hub->open == 0) {
         free(hub->queues);
         free(hub->gathered);
+        free(hub->bcast);
         free(hub);
     }
     free(li);
@@ -180,6 +183,25 @@ static enum stf_status loop_gather(struct transport *t, int root, const void *se
     return STF_OK;
 }
 
+static enum stf_status loop_bcast(struct transport *t, int root, void *buf, size_t len,
+                                  struct stf_error *err)
+{
+    struct loop_hub *hub = ((struct loop_impl *)t->impl)->hub;
+    if (t->rank == root) {
+        free(hub->bcast);
+        if (!(hub->bcast = malloc(len ? len : 1)))
+            return stf_fail(err, STF_ERR_NOMEM, "loopback: out of memory in broadcast");
+        memcpy(hub->bcast, buf, len);
+        hub->bcast_len = len;
+        return STF_OK;
+    }
+    if (!hub->bcast || hub->bcast_len != len)
+        return stf_fail(err, STF_ERR_TRANSPORT,
+                        "loopback broadcast: the root has not broadcast %zu bytes", len);
+    memcpy(buf, hub->bcast, len);
+    return STF_OK;
+}
+
 static enum stf_status loop_barrier(struct transport *t, struct stf_error *err)
 {
     (void)t, (void)err;
@@ -201,6 +223,7 @@ static const struct transport_ops loop_ops = {
     .iprobe = loop_iprobe,
     .recv = loop_recv,
     .gather = loop_gather,
+    .bcast = loop_bcast,
     .barrier = loop_barrier,
     .abort = loop_abort,
 };

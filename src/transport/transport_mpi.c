@@ -179,6 +179,16 @@ static enum stf_status mpi_gather(struct transport *t, int root, const void *sen
     return STF_OK;
 }
 
+static enum stf_status mpi_bcast(struct transport *t, int root, void *buf, size_t len,
+                                 struct stf_error *err)
+{
+    struct mpi_impl *m = t->impl;
+    int rc = MPI_Bcast(buf, (int)len, MPI_BYTE, root, m->comm);
+    if (rc != MPI_SUCCESS)
+        return mpi_fail(err, t->rank, rc, "MPI_Bcast");
+    return STF_OK;
+}
+
 static enum stf_status mpi_barrier(struct transport *t, struct stf_error *err)
 {
     struct mpi_impl *m = t->impl;
@@ -203,6 +213,7 @@ static const struct transport_ops mpi_ops = {
     .iprobe = mpi_iprobe,
     .recv = mpi_recv,
     .gather = mpi_gather,
+    .bcast = mpi_bcast,
     .barrier = mpi_barrier,
     .abort = mpi_abort,
 };

@@ -1,0 +1,39 @@
+/*
+ * fault: a TESTING HOOK that makes one rank fail on purpose, so tests can check that the
+ * job ends within seconds with a message naming the rank and the cause. Enabled only by
+ * `--fault-inject SPEC` or $STF_FAULT_INJECT; never set it in production.
+ *
+ *   kill-rank=R,after=T      rank R raises SIGKILL before handling its (T+1)-th activation frame
+ *   stall-rank=R,after=T     rank R stops responding (sleeps) at that point
+ *   corrupt-frame=R,after=T  rank R flips one data byte of its (T+1)-th outgoing activation
+ *                            frame after packing (the receiver sees a checksum mismatch)
+ *   bad-directive=R,after=T  rank R sends a wrong cache fill in that frame's directive (the
+ *                            receiver sees its cache state disagree)
+ */
+#ifndef STF_DIST_FAULT_H
+#define STF_DIST_FAULT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/status.h"
+
+enum fault_kind { FAULT_NONE, FAULT_KILL, FAULT_STALL, FAULT_CORRUPT, FAULT_BAD_DIRECTIVE };
+
+struct fault {
+    enum fault_kind kind;
+    int rank;
+    uint32_t after;
+    uint32_t handled, sent; /* activation frames handled / sent so far by this rank */
+};
+
+/* spec NULL or "" gives FAULT_NONE. */
+enum stf_status fault_parse(const char *spec, struct fault *f, struct stf_error *err);
+
+/* Called by rank `rank` before it handles an activation frame: kills or stalls when due. */
+void fault_on_handle(struct fault *f, int rank);
+/* Called before sending an activation frame: true when this frame must be damaged with
+ * `kind` (FAULT_CORRUPT or FAULT_BAD_DIRECTIVE); fires once. */
+bool fault_on_send(struct fault *f, int rank, enum fault_kind kind);
+
+#endif

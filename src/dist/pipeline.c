@@ -1,0 +1,201 @@
+/* pipeline: the per-rank context and the steps shared by rank 0 and the stages. */
+#include "dist/pipeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/mem.h"
+#include "util/timer.h"
+
+enum stf_status pipe_open(struct pipe *p, const struct dist_options *o, struct transport *t,
+                          uint32_t n_slots, struct stf_error *err)
+{
+    memset(p, 0, sizeof *p);
+    p->o = o;
+    p->t = t;
+    p->rank = transport_rank(t);
+    p->size = transport_size(t);
+    p->stats.rank = p->rank;
+    snprintf(p->stats.host, sizeof p->stats.host, "%s", transport_host());
+    enum stf_status st = fault_parse(o->fault_inject, &p->fault, err);
+    if (st)
+        return st;
+
+    struct model_config cfg;
+    if ((st = model_read_config(o->model_path, &cfg, err)))
+        return st;
+    uint32_t capacity = o->ctx ? o->ctx : cfg.max_seq_len;
+    if (capacity > cfg.max_seq_len)
+        return stf_fail(err, STF_ERR_ARG, "--ctx %u exceeds the model's max_seq_len %u", capacity,
+                        cfg.max_seq_len);
+    uint32_t max_rows = o->prefill_chunk < capacity ? o->prefill_chunk : capacity;
+    if ((st = plan_make(&cfg, (uint32_t)p->size, n_slots, capacity, max_rows, &p->plan, err)))
+        return st;
+    const struct plan_rank *mine = &p->plan.ranks[p->rank];
+    p->stats.layer_begin = mine->layer_begin;
+    p->stats.layer_end = mine->layer_end;
+
+    double t0 = stf_now();
+    struct model_select sel = {.layer_begin = mine->layer_begin,
+                               .layer_end = mine->layer_end,
+                               .embed = mine->embed,
+                               .head = mine->head};
+    if ((st = model_open(o->model_path, &sel, o->verify ? MODEL_OPEN_VERIFY : 0, &p->m, err)))
+        return st;
+    p->cfg = &p->m->cfg;
+    p->stats.load_s = stf_now() - t0;
+    p->stats.weight_bytes = p->m->mapped_bytes;
+
+    const struct kernels *k = kernels_by_name(o->kernels);
+    kernels_set_threads(o->threads);
+    if ((st = slots_create(p->cfg, p->rank, mine->layer_begin, mine->layer_end, n_slots,
+                           capacity, &p->slots, err)) ||
+        (st = workspace_create(p->cfg, capacity, k, &p->ws, err)))
+        return st;
+    p->lim = (struct frame_limits){.width = p->cfg->d_model,
+                                   .streams = 1, /* Scaling Transformer: one residual stream */
+                                   .max_rows = max_rows,
+                                   .n_slots = n_slots,
+                                   .capacity = capacity};
+    if ((st = frame_decoder_create(&p->lim, &p->dec, err)))
+        return st;
+    p->max_frame = frame_max_packed_size(&p->lim);
+    p->rbuf = stf_alloc(p->max_frame);
+    p->rows = stf_alloc((size_t)max_rows * p->cfg->d_model * sizeof(float));
+    if (!p->rbuf || !p->rows)
+        return stf_fail(err, STF_ERR_NOMEM, "rank %d: out of memory for frame buffers", p->rank);
+    p->stats.rss_after_load = stf_rss_bytes();
+    return STF_OK;
+}
+
+void pipe_close(struct pipe *p)
+{
+    stf_free(p->rbuf);
+    stf_free(p->rows);
+    frame_decoder_free(p->dec);
+    workspace_free(p->ws);
+    slots_free(p->slots);
+    model_close(p->m);
+    plan_free(&p->plan);
+    memset(p, 0, sizeof *p);
+}
+
+enum stf_status pipe_decode(struct pipe *p, size_t len, int from, int in_link, struct frame *f,
+                            struct stf_error *err)
+{
+    double t0 = stf_now();
+    enum stf_status st = frame_decode(p->dec, p->rbuf, len, from, f, err);
+    p->stats.wire_s += stf_now() - t0;
+    if (st)
+        return stf_wrap(err, "rank %d", p->rank);
+    p->stats.frames_recv++;
+    if (f->kind == FRAME_ERROR)
+        return STF_OK;
+    if (from != in_link)
+        return stf_fail(err, STF_ERR_PROTOCOL,
+                        "rank %d: unexpected %s frame from rank %d (this rank only receives "
+                        "from rank %d)",
+                        p->rank, frame_kind_name(f->kind), from, in_link);
+    if (f->sequence != p->seq_in + 1)
+        return stf_fail(err, STF_ERR_PROTOCOL,
+                        "rank %d: frame from rank %d: sequence %llu, expected %llu (a frame was "
+                        "lost, duplicated or reordered)",
+                        p->rank, from, (unsigned long long)f->sequence,
+                        (unsigned long long)p->seq_in + 1);
+    p->seq_in = f->sequence;
+    return STF_OK;
+}
+
+enum stf_status pipe_recv(struct pipe *p, int source, int in_link, double timeout,
+                          const char *waiting_for, struct frame *f, int *from,
+                          struct stf_error *err)
+{
+    struct transport_msg msg;
+    enum stf_status st = transport_probe(p->t, source, timeout, waiting_for, &msg, err);
+    if (!st)
+        st = transport_recv(p->t, &msg, p->rbuf, p->max_frame, err);
+    if (st)
+        return st;
+    *from = msg.source;
+    return pipe_decode(p, msg.len, msg.source, in_link, f, err);
+}
+
+enum stf_status pipe_compute(struct pipe *p, const struct frame *f, int from,
+                             struct stf_error *err)
+{
+    if (frame_kind_has_rows(f->kind))
+        fault_on_handle(&p->fault, p->rank);
+    struct slot *s;
+    enum stf_status st = slots_apply(p->slots, f, from, &s, err);
+    if (st || !s)
+        return st;
+    double t0 = stf_now();
+    const uint32_t d = p->cfg->d_model;
+    if (f->data != p->rows)
+        memcpy(p->rows, f->data, f->data_len);
+    if (s->state)
+        for (uint32_t r = 0; r < f->rows; r++)
+            forward_layers(p->m, s->state, p->ws, f->position + r, p->rows + (size_t)r * d);
+    slots_advance(s, f->rows);
+    p->stats.positions += f->rows;
+    p->stats.compute_s += stf_now() - t0;
+    return STF_OK;
+}
+
+enum stf_status pipe_pack(struct pipe *p, struct frame *f, unsigned char *buf, size_t cap,
+                          size_t *len, struct stf_error *err)
+{
+    double t0 = stf_now();
+    f->version = FRAME_VERSION;
+    f->origin_rank = p->rank;
+    f->sequence = ++p->seq_out;
+    bool rows = frame_kind_has_rows(f->kind);
+    if (rows && fault_on_send(&p->fault, p->rank, FAULT_BAD_DIRECTIVE))
+        f->cache.fill += 1;
+    enum stf_status st = frame_pack(f, buf, cap, len, err);
+    if (!st && rows && *len > 32 && fault_on_send(&p->fault, p->rank, FAULT_CORRUPT))
+        buf[*len - 16] ^= 0x5a; /* inside the data field, which precedes the short trailer */
+    p->stats.wire_s += stf_now() - t0;
+    if (!st)
+        p->stats.frames_sent++;
+    return st;
+}
+
+_Noreturn void pipe_fail(struct pipe *p, const struct stf_error *err)
+{
+    fprintf(stderr, "sparsetf-dist: rank %d (%s): error: %s\n", p->rank, transport_host(),
+            err->msg);
+    fflush(stderr);
+    if (p->rank != 0 && p->t) {
+        /* best effort: tell rank 0 so its log says who failed, then end the job */
+        unsigned char buf[FRAME_ERROR_LEN + 256];
+        char text[FRAME_ERROR_LEN];
+        size_t n = strnlen(err->msg, sizeof text - 1);
+        memcpy(text, err->msg, n);
+        text[n] = 0;
+        struct frame f = {.version = FRAME_VERSION, .kind = FRAME_ERROR, .origin_rank = p->rank,
+                          .error = text, .sequence = p->seq_out + 1};
+        size_t len;
+        struct stf_error ignored;
+        if (!frame_pack(&f, buf, sizeof buf, &len, &ignored) &&
+            !transport_send(p->t, 0, PIPE_TAG, buf, len, 2.0, &ignored))
+            sleep(1); /* give rank 0 a moment to print before the abort tears it down */
+    }
+    transport_abort(p->t, 3);
+}
+
+enum stf_status pipe_gather_stats(struct pipe *p, struct pipe_stats *all, struct stf_error *err)
+{
+    const struct transport_counters *tc = transport_counters(p->t);
+    p->stats.bytes_sent = tc->bytes_sent;
+    p->stats.wait_s += tc->wait_seconds;
+    p->stats.rss_end = stf_rss_bytes();
+    p->stats.peak_rss = stf_peak_rss_bytes();
+    if (p->size == 1) {
+        all[0] = p->stats;
+        return STF_OK;
+    }
+    return transport_gather(p->t, 0, &p->stats, sizeof p->stats, all, err);
+}

@@ -1,0 +1,101 @@
+/*
+ * pipeline: what every rank of a sparsetf-dist job holds, and the steps shared by rank 0
+ * (coordinator.c) and the stage ranks (stage.c): receiving and validating a frame, running
+ * the rank's layers on a frame's rows, packing and sending, and failing the whole job with a
+ * message that names the rank.
+ *
+ * Ranks form a ring: rank 0 -> 1 -> ... -> N-1 -> 0. Rank 0 embeds, runs its own layers
+ * (often none), sends; each stage runs its layers and forwards; the last stage returns the
+ * final hidden rows to rank 0, which applies the head and samples (docs/architecture.md).
+ *
+ * Everything here is allocated in pipe_open; the per-frame path allocates nothing.
+ */
+#ifndef STF_DIST_PIPELINE_H
+#define STF_DIST_PIPELINE_H
+
+#include <stdint.h>
+
+#include "dist/fault.h"
+#include "dist/options.h"
+#include "dist/plan.h"
+#include "dist/slots.h"
+#include "model/forward.h"
+#include "transport/transport.h"
+#include "wire/frame.h"
+
+#define PIPE_TAG 1 /* every frame travels with one tag, so MPI keeps them in order */
+
+/* Per-rank measurements, gathered to rank 0 at the end (plain data, same layout on every
+ * rank of a job). */
+struct pipe_stats {
+    int32_t rank;
+    uint32_t layer_begin, layer_end;
+    char host[64];
+    double compute_s; /* embed, layers, head, sampling */
+    double wire_s;    /* packing, decoding, checksums */
+    double wait_s;    /* waiting for peers (probe/send loops and rank 0's idle polling) */
+    double load_s;
+    uint64_t bytes_sent, frames_sent, frames_recv;
+    uint64_t positions; /* activation rows processed */
+    uint64_t weight_bytes; /* mapped tensors (the rank's share of the model) */
+    uint64_t rss_after_load, rss_end, peak_rss;
+};
+
+struct pipe {
+    const struct dist_options *o;
+    struct transport *t;
+    int rank, size;
+    struct model *m;
+    const struct model_config *cfg;
+    struct dist_plan plan;
+    struct slot_table *slots;
+    struct workspace *ws;
+    struct frame_decoder *dec;
+    struct frame_limits lim;
+    size_t max_frame;
+    unsigned char *rbuf; /* (max_frame) receive buffer */
+    float *rows;         /* (max_rows, d) activation rows */
+    uint64_t seq_out;    /* last sequence number sent on this rank's out-link */
+    uint64_t seq_in;     /* last sequence number received on this rank's in-link */
+    struct fault fault;
+    struct pipe_stats stats;
+};
+
+/* Plans, maps this rank's share of the model and allocates everything, with n_slots cache
+ * slots (the same on every rank). */
+enum stf_status pipe_open(struct pipe *p, const struct dist_options *o, struct transport *t,
+                          uint32_t n_slots, struct stf_error *err);
+void pipe_close(struct pipe *p);
+
+/* Receives the next message from `source` (TRANSPORT_ANY_SOURCE allowed) within timeout,
+ * decodes and validates it; checks the in-link sequence for frames from `in_link`. */
+enum stf_status pipe_recv(struct pipe *p, int source, int in_link, double timeout,
+                          const char *waiting_for, struct frame *f, int *from,
+                          struct stf_error *err);
+/* Decodes a message already received into p->rbuf. */
+enum stf_status pipe_decode(struct pipe *p, size_t len, int from, int in_link, struct frame *f,
+                            struct stf_error *err);
+
+/* Copies f's rows into p->rows, checks and applies the cache directive on this rank's slots,
+ * and runs this rank's layers on each row (positions f->position + r). */
+enum stf_status pipe_compute(struct pipe *p, const struct frame *f, int from,
+                             struct stf_error *err);
+
+/* Packs f into buf (cap bytes) as this rank's next frame on its out-link, applying any due
+ * corrupt/bad-directive fault injection. */
+enum stf_status pipe_pack(struct pipe *p, struct frame *f, unsigned char *buf, size_t cap,
+                          size_t *len, struct stf_error *err);
+
+/* Prints "sparsetf-dist: rank R (host): error: ..." and ends the job: a stage first tries to
+ * tell rank 0 with an error frame. Does not return. */
+_Noreturn void pipe_fail(struct pipe *p, const struct stf_error *err);
+
+/* Completes this rank's stats and gathers every rank's at rank 0 (all: size entries, rank 0
+ * only; collective). */
+enum stf_status pipe_gather_stats(struct pipe *p, struct pipe_stats *all, struct stf_error *err);
+
+/* Rank 0 (coordinator.c) and the other ranks (stage.c). */
+enum stf_status coordinator_run(struct pipe *p, struct stf_error *err);
+enum stf_status stage_run(struct pipe *p, struct stf_error *err);
+
+#endif

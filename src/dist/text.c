@@ -1,0 +1,129 @@
+/* text: see text.h. */
+#include "dist/text.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef STF_HAVE_TOKENIZER
+#include "tokenizer/tokenizer.h"
+
+struct dist_text {
+    struct tokenizer *tok;
+    int32_t *ids; /* decode scratch */
+    uint32_t cap;
+};
+
+enum stf_status dist_text_open(const struct model *m, struct dist_text **out,
+                               struct stf_error *err)
+{
+    *out = NULL;
+    if (!m->tokenizer || !m->tokenizer_len)
+        return stf_fail(err, STF_ERR_ARG,
+                        "%s embeds no tokenizer: use --prompt-tokens / --prompts-tokens, or "
+                        "regenerate it with sparsetf-gen --tokenizer FILE",
+                        m->path);
+    struct dist_text *t = calloc(1, sizeof *t);
+    if (!t)
+        return stf_fail(err, STF_ERR_NOMEM, "out of memory for the tokenizer");
+    char what[300];
+    snprintf(what, sizeof what, "%s: tokenizer", m->path);
+    enum stf_status st = tokenizer_open_bytes(m->tokenizer, m->tokenizer_len, what, &t->tok, err);
+    if (st) {
+        free(t);
+        return st;
+    }
+    *out = t;
+    return STF_OK;
+}
+
+void dist_text_close(struct dist_text *t)
+{
+    if (!t)
+        return;
+    tokenizer_close(t->tok);
+    free(t->ids);
+    free(t);
+}
+
+enum stf_status dist_text_encode(struct dist_text *t, const char *text, uint32_t bos,
+                                 uint32_t vocab, uint32_t **ids, uint32_t *n,
+                                 struct stf_error *err)
+{
+    *ids = NULL;
+    *n = 0;
+    size_t len = strlen(text);
+    int max = (int)len + 2, got = 0;
+    int32_t *raw = malloc((size_t)max * sizeof *raw);
+    uint32_t *out = malloc(((size_t)max + 1) * sizeof *out);
+    enum stf_status st = STF_OK;
+    if (!raw || !out) {
+        st = stf_fail(err, STF_ERR_NOMEM, "out of memory for the prompt");
+        goto done;
+    }
+    if ((st = tokenizer_encode(t->tok, text, len, raw, max, &got, err)))
+        goto done;
+    out[0] = bos;
+    for (int i = 0; i < got; i++) {
+        if (raw[i] < 0 || (uint32_t)raw[i] >= vocab) {
+            st = stf_fail(err, STF_ERR_ARG,
+                          "the tokenizer produced id %d, outside the model's vocabulary of %u",
+                          raw[i], vocab);
+            goto done;
+        }
+        out[i + 1] = (uint32_t)raw[i];
+    }
+    *ids = out;
+    *n = (uint32_t)got + 1;
+    out = NULL;
+done:
+    free(raw);
+    free(out);
+    return st;
+}
+
+enum stf_status dist_text_decode(struct dist_text *t, const uint32_t *ids, uint32_t n,
+                                 const char **text, struct stf_error *err)
+{
+    if (n > t->cap) {
+        int32_t *grown = realloc(t->ids, (size_t)n * sizeof *grown);
+        if (!grown)
+            return stf_fail(err, STF_ERR_NOMEM, "out of memory decoding text");
+        t->ids = grown;
+        t->cap = n;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        t->ids[i] = (int32_t)ids[i];
+    size_t len;
+    return tokenizer_decode(t->tok, t->ids, (int)n, text, &len, err);
+}
+
+#else /* no tokenizer library in this build */
+
+enum stf_status dist_text_open(const struct model *m, struct dist_text **out,
+                               struct stf_error *err)
+{
+    *out = NULL;
+    return stf_fail(err, STF_ERR_UNSUPPORTED,
+                    "%s: text prompts need the tokenizer, which this build lacks; use "
+                    "--prompt-tokens / --prompts-tokens",
+                    m->path);
+}
+
+void dist_text_close(struct dist_text *t) { (void)t; }
+
+enum stf_status dist_text_encode(struct dist_text *t, const char *text, uint32_t bos,
+                                 uint32_t vocab, uint32_t **ids, uint32_t *n,
+                                 struct stf_error *err)
+{
+    (void)t, (void)text, (void)bos, (void)vocab, (void)ids, (void)n;
+    return stf_fail(err, STF_ERR_UNSUPPORTED, "no tokenizer in this build");
+}
+
+enum stf_status dist_text_decode(struct dist_text *t, const uint32_t *ids, uint32_t n,
+                                 const char **text, struct stf_error *err)
+{
+    (void)t, (void)ids, (void)n, (void)text;
+    return stf_fail(err, STF_ERR_UNSUPPORTED, "no tokenizer in this build");
+}
+#endif
