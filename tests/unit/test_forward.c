@@ -90,11 +90,50 @@ static void test_forward_history_matters(void **state)
     model_close(m);
 }
 
+/* With the generator's initial scales, a generated sparse model keeps its residual stream
+ * in a sane range and its controllers pick varied units across tokens. */
+static void test_forward_generated_model_is_lively(void **state)
+{
+    (void)state;
+    struct model *m = make_model("tiny-sparse", 42);
+    const struct model_config *c = &m->cfg;
+    struct stf_error err = {0};
+    struct seq_state *s;
+    struct workspace *ws;
+    assert_int_equal(seq_state_create(c, 0, c->n_layers, c->max_seq_len, &s, &err), STF_OK);
+    assert_int_equal(workspace_create(c, c->max_seq_len, &kernels_fast, &ws, &err), STF_OK);
+    seq_state_reset(s);
+    uint32_t B = c->d_ff / c->ff_block;
+    int *used = calloc(c->d_ff, sizeof *used);
+    float *x = malloc(c->d_model * sizeof *x), *logits = malloc(c->vocab_size * sizeof *logits);
+    double max_abs_x = 0;
+    for (uint32_t p = 0; p < 32; p++) {
+        forward_embed(m, (p * 131 + 7) % c->vocab_size, p, x);
+        forward_layers(m, s, ws, p, x);
+        forward_head(m, ws, x, logits);
+        for (uint32_t b = 0; b < B; b++)
+            used[ws->ff.chosen[b]] = 1; /* the last layer's choices */
+        for (uint32_t i = 0; i < c->d_model; i++)
+            max_abs_x = fmax(max_abs_x, fabs(x[i]));
+    }
+    int distinct = 0;
+    for (uint32_t i = 0; i < c->d_ff; i++)
+        distinct += used[i];
+    if (distinct < (int)(3 * B))
+        fail_msg("only %d distinct units of %u over 32 tokens (%u blocks)", distinct, c->d_ff, B);
+    assert_true(max_abs_x > 0.5 && max_abs_x < 100);
+    free(used), free(x), free(logits);
+    workspace_free(ws);
+    seq_state_free(s);
+    model_close(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_fast_matches_ref_all_variants),
         cmocka_unit_test(test_forward_history_matters),
+        cmocka_unit_test(test_forward_generated_model_is_lively),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
