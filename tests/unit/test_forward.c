@@ -13,6 +13,34 @@
 #include "model/forward.h"
 #include "model/init.h"
 
+/* Every allocation made by sparsetf code linked into this test goes through these wrappers
+ * (-Wl,--wrap=...), so a test can assert that the per-token path allocates nothing. */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+int __real_posix_memalign(void **p, size_t a, size_t n);
+static long allocations;
+void *__wrap_malloc(size_t n)
+{
+    allocations++;
+    return __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t m)
+{
+    allocations++;
+    return __real_calloc(n, m);
+}
+void *__wrap_realloc(void *p, size_t n)
+{
+    allocations++;
+    return __real_realloc(p, n);
+}
+int __wrap_posix_memalign(void **p, size_t a, size_t n)
+{
+    allocations++;
+    return __real_posix_memalign(p, a, n);
+}
+
 static struct model *make_model(const char *preset, uint64_t seed)
 {
     struct model_config cfg = {0};
@@ -128,12 +156,42 @@ static void test_forward_generated_model_is_lively(void **state)
     model_close(m);
 }
 
+static void test_forward_per_token_path_allocates_nothing(void **state)
+{
+    (void)state;
+    const char *presets[] = {"tiny-dense", "tiny-sparse-sru"};
+    for (size_t i = 0; i < 2; i++) {
+        struct model *m = make_model(presets[i], 9);
+        const struct model_config *c = &m->cfg;
+        struct stf_error err = {0};
+        struct seq_state *s;
+        struct workspace *ws;
+        assert_int_equal(seq_state_create(c, 0, c->n_layers, c->max_seq_len, &s, &err), STF_OK);
+        assert_int_equal(workspace_create(c, c->max_seq_len, &kernels_fast, &ws, &err), STF_OK);
+        float *x = malloc(c->d_model * sizeof *x), *logits = malloc(c->vocab_size * sizeof *logits);
+        seq_state_reset(s);
+        long before = allocations;
+        for (uint32_t p = 0; p < 16; p++) {
+            forward_embed(m, p + 3, p, x);
+            forward_layers(m, s, ws, p, x);
+            forward_head(m, ws, x, logits);
+        }
+        assert_int_equal(allocations, before);
+        assert_true(allocations > 0); /* the wrappers are live */
+        free(x), free(logits);
+        workspace_free(ws);
+        seq_state_free(s);
+        model_close(m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_fast_matches_ref_all_variants),
         cmocka_unit_test(test_forward_history_matters),
         cmocka_unit_test(test_forward_generated_model_is_lively),
+        cmocka_unit_test(test_forward_per_token_path_allocates_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
