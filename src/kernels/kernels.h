@@ -31,8 +31,8 @@ struct kernels {
     void (*dense)(float *y, const float *x, const float *W, const float *b, uint32_t in,
                   uint32_t out);
     /* SPEC §1 sparse FF: out = Σ_b ReLU(x·W1[:, u_b]) W2[u_b, :] + b2 */
-    void (*sparse_ff)(float *out, const float *x, const float *c1, const float *c2,
-                      const float *cb, const float *w1t, const float *w2, const float *b2,
+    void (*sparse_ff)(float *out, const float *x, const float *c1, const float *c2, const float *cb,
+                      const float *w1t, const float *w2, const float *b2,
                       struct sparse_ff_dims dims, struct sparse_ff_scratch *scratch);
     /* SPEC §1 multiplicative dense: y[s*M+m] = Σ_i x[i] G[s,i] P[i,m] + c[s*M+m].
      * scratch holds S*d floats. */

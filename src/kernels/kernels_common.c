@@ -46,8 +46,7 @@ uint32_t argmax(const float *x, uint32_t n)
 {
     uint32_t best = 0;
     for (uint32_t i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = i;
+        if (x[i] > x[best]) best = i;
     return best;
 }
 
@@ -61,9 +60,7 @@ void kernels_set_threads(int n)
 
 const struct kernels *kernels_by_name(const char *name)
 {
-    if (strcmp(name, "ref") == 0)
-        return &kernels_ref;
-    if (strcmp(name, "fast") == 0)
-        return &kernels_fast;
+    if (strcmp(name, "ref") == 0) return &kernels_ref;
+    if (strcmp(name, "fast") == 0) return &kernels_fast;
     return NULL;
 }

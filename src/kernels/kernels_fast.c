@@ -47,9 +47,10 @@ static void vec_axpy(float *y, float alpha, const float *x, uint32_t n)
     __m256 va = _mm256_set1_ps(alpha);
     uint32_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-        _mm256_storeu_ps(y + i + 8,
-                         _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8)));
+        _mm256_storeu_ps(y + i,
+                         _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+        _mm256_storeu_ps(
+            y + i + 8, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8)));
     }
     for (; i < n; i++)
         y[i] += alpha * x[i];
@@ -80,8 +81,7 @@ static void vec_axpy(float *y, float alpha, const float *x, uint32_t n)
 static void dense_fast(float *y, const float *x, const float *W, const float *b, uint32_t in,
                        uint32_t out)
 {
-    if (b)
-        memcpy(y, b, (size_t)out * sizeof *y);
+    if (b) memcpy(y, b, (size_t)out * sizeof *y);
     cblas_sgemv(CblasRowMajor, CblasTrans, (int)in, (int)out, 1.0f, W, (int)out, x, 1,
                 b ? 1.0f : 0.0f, y, 1);
 }
@@ -103,8 +103,7 @@ static void sparse_ff_fast(float *out, const float *x, const float *c1, const fl
     float *h = s->h;
 #pragma omp parallel for schedule(static) if ((uint64_t)B * d >= (1u << 18))
     for (uint32_t b = 0; b < B; b++) {
-        if (b + 1 < B)
-            __builtin_prefetch(w1t + (uint64_t)chosen[b + 1] * d);
+        if (b + 1 < B) __builtin_prefetch(w1t + (uint64_t)chosen[b + 1] * d);
         float v = vec_dot(x, w1t + (uint64_t)chosen[b] * d, d);
         h[b] = v > 0.0f ? v : 0.0f;
     }
@@ -136,8 +135,8 @@ static void mult_dense_fast(float *y, const float *x, const float *G, const floa
     }
     memcpy(y, c, (size_t)S * M * sizeof *y);
     if (S == 1)
-        cblas_sgemv(CblasRowMajor, CblasTrans, (int)d, (int)M, 1.0f, P, (int)M, scratch, 1, 1.0f,
-                    y, 1);
+        cblas_sgemv(CblasRowMajor, CblasTrans, (int)d, (int)M, 1.0f, P, (int)M, scratch, 1, 1.0f, y,
+                    1);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)S, (int)M, (int)d, 1.0f,
                     scratch, (int)d, P, (int)M, 1.0f, y, (int)M);
@@ -168,8 +167,8 @@ static void local_conv_fast(float *out, const float *const rows[3], const float 
                 (int)K, W, (int)M, 1.0f, out, (int)M);
 }
 
-static void attention_fast(float *out, const float *q, const float *kc, const float *vc,
-                           uint32_t n, uint32_t stride, uint32_t H, uint32_t dh, float *scores)
+static void attention_fast(float *out, const float *q, const float *kc, const float *vc, uint32_t n,
+                           uint32_t stride, uint32_t H, uint32_t dh, float *scores)
 {
     float scale = 1.0f / sqrtf((float)dh);
     for (uint32_t h = 0; h < H; h++) {
@@ -177,8 +176,7 @@ static void attention_fast(float *out, const float *q, const float *kc, const fl
         float mx = -INFINITY;
         for (uint32_t t = 0; t < n; t++) {
             scores[t] = vec_dot(qh, kc + (uint64_t)t * stride + h * dh, dh) * scale;
-            if (scores[t] > mx)
-                mx = scores[t];
+            if (scores[t] > mx) mx = scores[t];
         }
         float sum = 0.0f;
         for (uint32_t t = 0; t < n; t++) {

@@ -33,10 +33,8 @@ static void sparse_ff_ref(float *out, const float *x, const float *c1, const flo
         float h = 0.0f;
         for (uint32_t i = 0; i < d; i++)
             h += x[i] * row1[i];
-        if (h < 0.0f)
-            h = 0.0f; /* ReLU, no bias */
-        if (s->h)
-            s->h[b] = h;
+        if (h < 0.0f) h = 0.0f; /* ReLU, no bias */
+        if (s->h) s->h[b] = h;
         const float *row2 = w2 + (uint64_t)unit * d;
         for (uint32_t i = 0; i < d; i++)
             out[i] += h * row2[i];
@@ -44,8 +42,8 @@ static void sparse_ff_ref(float *out, const float *x, const float *c1, const flo
 }
 
 /* SPEC §1 multiplicative dense */
-static void mult_dense_ref(float *y, const float *x, const float *G, const float *P,
-                           const float *c, uint32_t d, uint32_t S, uint32_t M, float *scratch)
+static void mult_dense_ref(float *y, const float *x, const float *G, const float *P, const float *c,
+                           uint32_t d, uint32_t S, uint32_t M, float *scratch)
 {
     (void)scratch;
     for (uint32_t s = 0; s < S; s++)
@@ -69,8 +67,7 @@ static void local_conv_ref(float *out, const float *const rows[3], const float *
             for (uint32_t a = 0; a < 3; a++)
                 for (uint32_t k = 0; k < Km; k++) {
                     int src = (int)s + (int)k - half;
-                    if (src < 0 || src >= (int)S)
-                        continue;
+                    if (src < 0 || src >= (int)S) continue;
                     for (uint32_t c = 0; c < M; c++)
                         acc += rows[a][(uint32_t)src * M + c] *
                                W[(((uint64_t)a * Km + k) * M + c) * M + o];
@@ -80,8 +77,8 @@ static void local_conv_ref(float *out, const float *const rows[3], const float *
 }
 
 /* SPEC §2 causal softmax attention, scale 1/sqrt(dh) */
-static void attention_ref(float *out, const float *q, const float *kc, const float *vc,
-                          uint32_t n, uint32_t stride, uint32_t H, uint32_t dh, float *scores)
+static void attention_ref(float *out, const float *q, const float *kc, const float *vc, uint32_t n,
+                          uint32_t stride, uint32_t H, uint32_t dh, float *scores)
 {
     float scale = 1.0f / sqrtf((float)dh);
     for (uint32_t h = 0; h < H; h++) {
@@ -93,8 +90,7 @@ static void attention_ref(float *out, const float *q, const float *kc, const flo
             for (uint32_t i = 0; i < dh; i++)
                 dot += qh[i] * kh[i];
             scores[t] = dot * scale;
-            if (scores[t] > mx)
-                mx = scores[t];
+            if (scores[t] > mx) mx = scores[t];
         }
         float sum = 0.0f;
         for (uint32_t t = 0; t < n; t++) {

@@ -20,8 +20,7 @@ enum stf_status sampler_create(struct sampler *s, const struct sampler_params *p
                                struct stf_error *err)
 {
     enum stf_status st = sampler_params_check(p, err);
-    if (st)
-        return st;
+    if (st) return st;
     s->p = *p;
     s->vocab = vocab;
     rng_seed(&s->rng, p->seed);
@@ -49,22 +48,19 @@ static int cmp_desc(const void *a, const void *b, void *ctx)
     const float *logits = ctx;
     uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
     float x = logits[i], y = logits[j];
-    if (x != y)
-        return x > y ? -1 : 1;
+    if (x != y) return x > y ? -1 : 1;
     return (i > j) - (i < j);
 }
 
 uint32_t sampler_sample(struct sampler *s, const float *logits)
 {
     uint32_t V = s->vocab;
-    if (s->p.temperature == 0.0f)
-        return argmax(logits, V);
+    if (s->p.temperature == 0.0f) return argmax(logits, V);
     for (uint32_t i = 0; i < V; i++)
         s->order[i] = i;
     qsort_r(s->order, V, sizeof *s->order, cmp_desc, (void *)logits);
     uint32_t n = V;
-    if (s->p.top_k > 0 && s->p.top_k < n)
-        n = s->p.top_k;
+    if (s->p.top_k > 0 && s->p.top_k < n) n = s->p.top_k;
     /* softmax(logits / T) over the kept candidates, in double for a stable cumulative sum */
     double mx = logits[s->order[0]], sum = 0.0;
     for (uint32_t i = 0; i < n; i++) {
@@ -91,8 +87,7 @@ uint32_t sampler_sample(struct sampler *s, const float *logits)
     double cum = 0.0;
     for (uint32_t i = 0; i < n; i++) {
         cum += s->probs[i];
-        if (u < cum)
-            return s->order[i];
+        if (u < cum) return s->order[i];
     }
     return s->order[n - 1];
 }

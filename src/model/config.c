@@ -20,7 +20,10 @@ static const char *const ff_names[] = {"dense", "sparse", NULL};
 static const char *const attn_names[] = {"dense", "sparse_qkv", "lsh", NULL};
 static const char *const out_names[] = {"dense", "multiplicative", NULL};
 
-#define U32_KEY(field) {#field, offsetof(struct model_config, field), KEY_U32, NULL}
+#define U32_KEY(field)                                                                             \
+    {                                                                                              \
+#field, offsetof(struct model_config, field), KEY_U32, NULL                                \
+    }
 static const struct config_key config_keys[] = {
     {"arch", offsetof(struct model_config, arch), KEY_ENUM, arch_names},
     U32_KEY(d_model),
@@ -70,11 +73,9 @@ enum stf_status model_config_parse(struct model_config *cfg, const char *text, c
         line[len] = '\0';
         p += len + (nl ? 1 : 0);
         char *hash = strchr(line, '#');
-        if (hash)
-            *hash = '\0';
+        if (hash) *hash = '\0';
         char *s = trim(line);
-        if (!*s)
-            continue;
+        if (!*s) continue;
         char *eq = strchr(s, '=');
         if (!eq)
             return stf_fail(err, STF_ERR_FORMAT, "%s:%d: expected `key = value`, got `%s`", what,
@@ -83,10 +84,8 @@ enum stf_status model_config_parse(struct model_config *cfg, const char *text, c
         char *key = trim(s), *val = trim(eq + 1);
         const struct config_key *k = NULL;
         for (size_t i = 0; i < N_KEYS; i++)
-            if (strcmp(config_keys[i].name, key) == 0)
-                k = &config_keys[i];
-        if (!k)
-            return stf_fail(err, STF_ERR_FORMAT, "%s:%d: unknown key `%s`", what, lineno, key);
+            if (strcmp(config_keys[i].name, key) == 0) k = &config_keys[i];
+        if (!k) return stf_fail(err, STF_ERR_FORMAT, "%s:%d: unknown key `%s`", what, lineno, key);
         uint32_t *field = (uint32_t *)((char *)cfg + k->offset);
         if (k->type == KEY_U32) {
             char *end;
@@ -100,8 +99,7 @@ enum stf_status model_config_parse(struct model_config *cfg, const char *text, c
         } else {
             int found = -1;
             for (int c = 0; k->choices[c]; c++)
-                if (strcmp(k->choices[c], val) == 0)
-                    found = c;
+                if (strcmp(k->choices[c], val) == 0) found = c;
             if (found < 0) {
                 char opts[128] = "";
                 for (int c = 0; k->choices[c]; c++) {
@@ -138,15 +136,14 @@ int model_config_format(const struct model_config *cfg, char *buf, size_t size)
 
 #define REQUIRE(cond, ...)                                                                         \
     do {                                                                                           \
-        if (!(cond))                                                                               \
-            return stf_fail(err, STF_ERR_FORMAT, __VA_ARGS__);                                     \
+        if (!(cond)) return stf_fail(err, STF_ERR_FORMAT, __VA_ARGS__);                            \
     } while (0)
 
 enum stf_status model_config_validate(const struct model_config *c, struct stf_error *err)
 {
     REQUIRE(c->arch == ARCH_SCALING, "config: arch `terraformer` is not supported yet");
-    REQUIRE(c->d_model > 0 && c->d_model <= (1u << 20), "config: d_model must be in 1..2^20, got %u",
-            c->d_model);
+    REQUIRE(c->d_model > 0 && c->d_model <= (1u << 20),
+            "config: d_model must be in 1..2^20, got %u", c->d_model);
     REQUIRE(c->n_heads > 0 && c->d_model % c->n_heads == 0,
             "config: n_heads (%u) must divide d_model (%u)", c->n_heads, c->d_model);
     REQUIRE(c->n_layers > 0 && c->n_layers <= 4096, "config: n_layers must be in 1..4096, got %u",
@@ -185,7 +182,7 @@ uint64_t model_config_layer_read_bytes(const struct model_config *c)
         n += 4 * (d * d + d);
     } else {
         uint64_t S = c->qkv_modules, M = d / S;
-        n += S * d + d * M + d;             /* multiplicative layer */
+        n += S * d + d * M + d;                   /* multiplicative layer */
         n += 2 * (9 * M * M + M) + 3 * M * M + M; /* conv q, k (3x3) and v (3x1) */
     }
     n += 4 * d; /* two layer norms */
@@ -193,8 +190,8 @@ uint64_t model_config_layer_read_bytes(const struct model_config *c)
         n += 2 * d * F + F + d;
     } else {
         uint64_t r = c->ff_rank, B = F / c->ff_block;
-        n += d * r + r * F + F;  /* controller */
-        n += 2 * B * d + d;      /* B rows of W1^T and of W2, and b2 */
+        n += d * r + r * F + F; /* controller */
+        n += 2 * B * d + d;     /* B rows of W1^T and of W2, and b2 */
     }
     if (c->sru_units) {
         uint64_t u = c->sru_units;
@@ -231,7 +228,8 @@ static const struct preset presets[] = {
      "qkv_modules = 64\nout = multiplicative\nout_modules = 8\nbos_id = 1\neos_id = 2\n"},
     {"tiny-dense", "test model, d=64, 2 layers, everything dense",
      TINY_BASE "ff = dense\nattn = dense\nout = dense\n"},
-    {"tiny-sparse-ff", "test model, sparse FF only", TINY_BASE "ff = sparse\nattn = dense\nout = dense\n"},
+    {"tiny-sparse-ff", "test model, sparse FF only",
+     TINY_BASE "ff = sparse\nattn = dense\nout = dense\n"},
     {"tiny-sparse-qkv", "test model, sparse QKV only",
      TINY_BASE "ff = dense\nattn = sparse_qkv\nout = dense\n"},
     {"tiny-sparse", "test model, sparse FF + QKV + multiplicative output",
@@ -249,16 +247,13 @@ static const struct preset presets[] = {
 const char *model_preset_text(const char *name)
 {
     for (size_t i = 0; i < N_PRESETS; i++)
-        if (strcmp(presets[i].name, name) == 0)
-            return presets[i].text;
+        if (strcmp(presets[i].name, name) == 0) return presets[i].text;
     return NULL;
 }
 
 const char *model_preset_name(int i, const char **description)
 {
-    if (i < 0 || (size_t)i >= N_PRESETS)
-        return NULL;
-    if (description)
-        *description = presets[i].description;
+    if (i < 0 || (size_t)i >= N_PRESETS) return NULL;
+    if (description) *description = presets[i].description;
     return presets[i].name;
 }

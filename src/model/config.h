@@ -20,8 +20,8 @@ enum out_kind { OUT_DENSE = 0, OUT_MULT = 1 };
 
 struct model_config {
     enum model_arch arch;
-    uint32_t d_model;     /* d */
-    uint32_t n_heads;     /* H; head size dh = d / H */
+    uint32_t d_model; /* d */
+    uint32_t n_heads; /* H; head size dh = d / H */
     uint32_t n_layers;
     uint32_t d_ff;        /* F */
     uint32_t vocab_size;  /* V */

@@ -11,8 +11,7 @@ enum stf_status seq_state_create(const struct model_config *cfg, uint32_t layer_
 {
     *out = NULL;
     struct seq_state *s = calloc(1, sizeof *s);
-    if (!s)
-        return stf_fail(err, STF_ERR_NOMEM, "out of memory for sequence state");
+    if (!s) return stf_fail(err, STF_ERR_NOMEM, "out of memory for sequence state");
     uint64_t L = layer_end - layer_begin, d = cfg->d_model;
     s->layer_begin = layer_begin;
     s->layer_end = layer_end;
@@ -42,8 +41,7 @@ void seq_state_reset(struct seq_state *s)
 
 void seq_state_free(struct seq_state *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     stf_free(s->k);
     stf_free(s->v);
     stf_free(s->conv_y);
@@ -57,16 +55,13 @@ enum stf_status workspace_create(const struct model_config *c, uint32_t capacity
 {
     *out = NULL;
     struct workspace *ws = calloc(1, sizeof *ws);
-    if (!ws)
-        return stf_fail(err, STF_ERR_NOMEM, "out of memory for the workspace");
+    if (!ws) return stf_fail(err, STF_ERR_NOMEM, "out of memory for the workspace");
     size_t d = c->d_model, F = c->d_ff, n = c->sru_units + 1;
     size_t S = c->attn == ATTN_SPARSE_QKV ? c->qkv_modules : 1;
     size_t So = c->out == OUT_MULT ? c->out_modules : 1;
     size_t scratch = S * d;
-    if (So * d > scratch)
-        scratch = So * d;
-    if (9 * d > scratch)
-        scratch = 9 * d;
+    if (So * d > scratch) scratch = So * d;
+    if (9 * d > scratch) scratch = 9 * d;
     ws->k = k;
     ws->xn = stf_alloc(d * sizeof(float));
     ws->q = stf_alloc(d * sizeof(float));
@@ -86,10 +81,9 @@ enum stf_status workspace_create(const struct model_config *c, uint32_t capacity
     ws->ff.logits = stf_alloc(F * sizeof(float));
     ws->ff.chosen = stf_alloc(F * sizeof(uint32_t));
     ws->ff.h = stf_alloc(F * sizeof(float));
-    if (!ws->xn || !ws->q || !ws->kn || !ws->vn || !ws->att || !ws->y || !ws->sub ||
-        !ws->sru_out || !ws->hidden || !ws->scores || !ws->scratch || !ws->sru_u ||
-        !ws->sru_gates || !ws->sru_h || !ws->ff.u || !ws->ff.logits || !ws->ff.chosen ||
-        !ws->ff.h) {
+    if (!ws->xn || !ws->q || !ws->kn || !ws->vn || !ws->att || !ws->y || !ws->sub || !ws->sru_out ||
+        !ws->hidden || !ws->scores || !ws->scratch || !ws->sru_u || !ws->sru_gates || !ws->sru_h ||
+        !ws->ff.u || !ws->ff.logits || !ws->ff.chosen || !ws->ff.h) {
         workspace_free(ws);
         return stf_fail(err, STF_ERR_NOMEM, "out of memory for the workspace");
     }
@@ -99,12 +93,10 @@ enum stf_status workspace_create(const struct model_config *c, uint32_t capacity
 
 void workspace_free(struct workspace *ws)
 {
-    if (!ws)
-        return;
-    float *bufs[] = {ws->xn,     ws->q,       ws->kn,     ws->vn,        ws->att,
-                     ws->y,      ws->sub,     ws->sru_out, ws->hidden,   ws->scores,
-                     ws->scratch, ws->sru_u,  ws->sru_gates, ws->sru_h,  ws->ff.u,
-                     ws->ff.logits, ws->ff.h};
+    if (!ws) return;
+    float *bufs[] = {ws->xn,        ws->q,       ws->kn,     ws->vn,        ws->att,     ws->y,
+                     ws->sub,       ws->sru_out, ws->hidden, ws->scores,    ws->scratch, ws->sru_u,
+                     ws->sru_gates, ws->sru_h,   ws->ff.u,   ws->ff.logits, ws->ff.h};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         stf_free(bufs[i]);
     stf_free(ws->ff.chosen);
@@ -122,8 +114,8 @@ void forward_embed(const struct model *m, uint32_t token, uint32_t pos, float *x
 /* SPEC §2 attention sub-layer on ws->xn; writes ws->sub. Appends this position's key and
  * value to the layer's cache. */
 static void attention_sublayer(const struct model_config *c, const struct layer_weights *lw,
-                               struct workspace *ws, float *kcache, float *vcache,
-                               float *conv_y, uint32_t pos)
+                               struct workspace *ws, float *kcache, float *vcache, float *conv_y,
+                               uint32_t pos)
 {
     const struct kernels *k = ws->k;
     uint32_t d = c->d_model, H = c->n_heads, dh = d / H;
@@ -179,8 +171,8 @@ static void sru_branch(const struct model_config *c, const struct layer_weights 
     k->dense(ws->sru_out, ws->sru_h, lw->sru_wo, lw->sru_bo, n, d);
 }
 
-void forward_layers(const struct model *m, struct seq_state *s, struct workspace *ws,
-                    uint32_t pos, float *x)
+void forward_layers(const struct model *m, struct seq_state *s, struct workspace *ws, uint32_t pos,
+                    float *x)
 {
     const struct model_config *c = &m->cfg;
     uint32_t d = c->d_model;

@@ -20,22 +20,22 @@ struct seq_state {
     uint32_t layer_begin, layer_end; /* the layers whose caches this holds */
     uint32_t capacity;               /* positions the KV cache holds */
     uint32_t d, sru_n;
-    float *k, *v;   /* (layers, capacity, d) */
-    float *conv_y;  /* (layers, 2, d): y_{t-2}, y_{t-1} of the sparse QKV layer */
-    float *sru_c;   /* (layers, n) */
+    float *k, *v;  /* (layers, capacity, d) */
+    float *conv_y; /* (layers, 2, d): y_{t-2}, y_{t-1} of the sparse QKV layer */
+    float *sru_c;  /* (layers, n) */
 };
 
 struct workspace {
     const struct kernels *k;
-    float *xn;      /* (d) normalised input of a sub-layer */
-    float *q, *kn, *vn; /* (d) query, new key and value */
-    float *att;     /* (d) merged heads */
-    float *y;       /* (d) multiplicative layer output of sparse QKV */
-    float *sub;     /* (d) sub-layer output */
-    float *sru_out; /* (d) */
-    float *hidden;  /* (F) dense FF hidden */
-    float *scores;  /* (capacity) attention scores */
-    float *scratch; /* max(S·d, S_out·d, 9·d) for mult_dense and local_conv */
+    float *xn;                        /* (d) normalised input of a sub-layer */
+    float *q, *kn, *vn;               /* (d) query, new key and value */
+    float *att;                       /* (d) merged heads */
+    float *y;                         /* (d) multiplicative layer output of sparse QKV */
+    float *sub;                       /* (d) sub-layer output */
+    float *sru_out;                   /* (d) */
+    float *hidden;                    /* (F) dense FF hidden */
+    float *scores;                    /* (capacity) attention scores */
+    float *scratch;                   /* max(S·d, S_out·d, 9·d) for mult_dense and local_conv */
     float *sru_u, *sru_gates, *sru_h; /* (n), (3n), (n) */
     struct sparse_ff_scratch ff;
 };
@@ -56,8 +56,8 @@ void workspace_free(struct workspace *ws);
 /* x (d) = E[token] + PE[pos]. Needs the embedding mapped. */
 void forward_embed(const struct model *m, uint32_t token, uint32_t pos, float *x);
 /* Runs s's layers on the residual stream x (d) in place, at position pos < s->capacity. */
-void forward_layers(const struct model *m, struct seq_state *s, struct workspace *ws,
-                    uint32_t pos, float *x);
+void forward_layers(const struct model *m, struct seq_state *s, struct workspace *ws, uint32_t pos,
+                    float *x);
 /* logits (V) = Out(LN_f(x)). Needs the head mapped. */
 void forward_head(const struct model *m, struct workspace *ws, const float *x, float *logits);
 

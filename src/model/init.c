@@ -10,8 +10,8 @@ void model_init_begin(struct model_init *ini, uint64_t seed)
     ini->seed = seed;
 }
 
-enum stf_status model_init_fill(void *ctx, const struct tensor_desc *t, float *buf,
-                                uint64_t start, uint64_t count, struct stf_error *err)
+enum stf_status model_init_fill(void *ctx, const struct tensor_desc *t, float *buf, uint64_t start,
+                                uint64_t count, struct stf_error *err)
 {
     struct model_init *ini = ctx;
     if (t->init == INIT_SINCOS) {
@@ -26,8 +26,7 @@ enum stf_status model_init_fill(void *ctx, const struct tensor_desc *t, float *b
     }
     if (ini->current != t || start != ini->next) {
         if (start != 0)
-            return stf_fail(err, STF_ERR_ARG, "random init must fill tensor %s in order",
-                            t->name);
+            return stf_fail(err, STF_ERR_ARG, "random init must fill tensor %s in order", t->name);
         rng_seed(&ini->rng, rng_hash_string(ini->seed, t->name));
         ini->current = t;
     }
@@ -53,10 +52,8 @@ static void fill_fast(const struct tensor_desc *t, float *buf, uint64_t n, uint6
 
 static bool selected(const struct tensor_desc *t, const struct model_select *sel)
 {
-    if (t->group == GROUP_EMBED)
-        return sel->embed;
-    if (t->group == GROUP_HEAD)
-        return sel->head;
+    if (t->group == GROUP_EMBED) return sel->embed;
+    if (t->group == GROUP_HEAD) return sel->head;
     return (uint32_t)t->layer >= sel->layer_begin && (uint32_t)t->layer < sel->layer_end;
 }
 
@@ -66,11 +63,9 @@ enum stf_status model_create_random(const struct model_config *cfg, uint64_t see
 {
     *out = NULL;
     enum stf_status st = model_config_validate(cfg, err);
-    if (st)
-        return st;
+    if (st) return st;
     struct model *m = calloc(1, sizeof *m);
-    if (!m)
-        return stf_fail(err, STF_ERR_NOMEM, "out of memory");
+    if (!m) return stf_fail(err, STF_ERR_NOMEM, "out of memory");
     m->fd = -1;
     m->cfg = *cfg;
     m->sel = *sel;
@@ -87,12 +82,10 @@ enum stf_status model_create_random(const struct model_config *cfg, uint64_t see
     struct model_init ini;
     model_init_begin(&ini, seed);
     for (int i = 0; i < n; i++) {
-        if (!selected(&descs[i], sel))
-            continue;
+        if (!selected(&descs[i], sel)) continue;
         uint64_t elems = tensor_desc_elements(&descs[i]);
         st = file_map_anon(&m->maps[m->n_maps], elems * sizeof(float), err);
-        if (st)
-            goto fail;
+        if (st) goto fail;
         float *buf = (float *)m->maps[m->n_maps].data;
         m->n_maps++;
         if ((flags & MODEL_RANDOM_FAST) && descs[i].init != INIT_SINCOS)

@@ -21,11 +21,12 @@ struct model_init {
 void model_init_begin(struct model_init *ini, uint64_t seed);
 
 /* A model_fill_fn: ctx is a struct model_init. Chunks of one tensor must come in order. */
-enum stf_status model_init_fill(void *ctx, const struct tensor_desc *t, float *buf,
-                                uint64_t start, uint64_t count, struct stf_error *err);
+enum stf_status model_init_fill(void *ctx, const struct tensor_desc *t, float *buf, uint64_t start,
+                                uint64_t count, struct stf_error *err);
 
-#define MODEL_RANDOM_FAST 1u /* uniform values of the same scale, ~20x quicker to draw;
-                                 the values differ from the generator's (for benchmarks) */
+#define MODEL_RANDOM_FAST                                                                          \
+    1u /* uniform values of the same scale, ~20x quicker to draw;                                  \
+           the values differ from the generator's (for benchmarks) */
 
 /* Builds a struct model in memory (no file) with random weights for layers [begin, end) and,
  * if asked, the embedding and head: for benchmarks and tests. Free with model_close. */

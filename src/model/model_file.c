@@ -12,7 +12,7 @@
 #include "util/crc32c.h"
 
 #define WRITE_CHUNK_ELEMS (1u << 20) /* 4 MiB of floats per write */
-#define MAP_MERGE_GAP (1u << 20)     /* tensors closer than this share one mapping */
+#define MAP_MERGE_GAP     (1u << 20) /* tensors closer than this share one mapping */
 
 /* ---- little-endian header encoding ---- */
 
@@ -129,8 +129,7 @@ static enum stf_status write_all(int fd, const void *buf, size_t len, uint64_t o
     while (len) {
         ssize_t n = pwrite(fd, p, len, (off_t)offset);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return stf_fail(err, STF_ERR_IO, "%s: write failed at byte %llu: %s", path,
                             (unsigned long long)offset, strerror(errno));
         }
@@ -145,8 +144,7 @@ enum stf_status model_write(const char *path, const struct model_config *cfg,
                             const struct model_write_opts *opts, struct stf_error *err)
 {
     enum stf_status st = model_config_validate(cfg, err);
-    if (st)
-        return st;
+    if (st) return st;
     int n = model_tensor_list(cfg, NULL, NULL, 0);
     int n_all = n + (opts->tokenizer ? 1 : 0);
     struct tensor_desc *descs = calloc((size_t)n, sizeof *descs);
@@ -225,8 +223,7 @@ enum stf_status model_write(const char *path, const struct model_config *cfg,
         if (i == n) { /* the tokenizer blob */
             crc = crc32c_update(0, opts->tokenizer, opts->tokenizer_len);
             st = write_all(fd, opts->tokenizer, opts->tokenizer_len, t->offset, tmp_path, err);
-            if (st)
-                goto fail;
+            if (st) goto fail;
             done += t->nbytes;
         } else {
             uint64_t elems = tensor_desc_elements(&descs[i]);
@@ -240,11 +237,9 @@ enum stf_status model_write(const char *path, const struct model_config *cfg,
                 crc = crc32c_update(crc, chunk, cnt * sizeof(float));
                 st = write_all(fd, chunk, cnt * sizeof(float), t->offset + s * sizeof(float),
                                tmp_path, err);
-                if (st)
-                    goto fail;
+                if (st) goto fail;
                 done += cnt * sizeof(float);
-                if (opts->progress)
-                    opts->progress(opts->progress_ctx, done, total);
+                if (opts->progress) opts->progress(opts->progress_ctx, done, total);
             }
         }
         t->crc32c = crc;
@@ -308,8 +303,7 @@ static enum stf_status read_all(int fd, void *buf, size_t len, uint64_t offset, 
     char *p = buf;
     while (len) {
         ssize_t n = pread(fd, p, len, (off_t)offset);
-        if (n < 0 && errno == EINTR)
-            continue;
+        if (n < 0 && errno == EINTR) continue;
         if (n <= 0)
             return stf_fail(err, STF_ERR_IO, "%s: cannot read %s at byte %llu: %s", path, what,
                             (unsigned long long)offset, n < 0 ? strerror(errno) : "end of file");
@@ -323,8 +317,8 @@ static enum stf_status read_all(int fd, void *buf, size_t len, uint64_t offset, 
 /* Reads and checks the header and manifest; *man_out must be freed with
  * sparsetf__model__manifest__free_unpacked. */
 static enum stf_status read_manifest(int fd, const char *path, uint64_t *file_size,
-                                     Sparsetf__Model__Manifest **man_out,
-                                     struct model_config *cfg, struct stf_error *err)
+                                     Sparsetf__Model__Manifest **man_out, struct model_config *cfg,
+                                     struct stf_error *err)
 {
     struct stat sb;
     if (fstat(fd, &sb) != 0)
@@ -337,8 +331,7 @@ static enum stf_status read_manifest(int fd, const char *path, uint64_t *file_si
                         (unsigned long long)size, MODEL_HEADER_SIZE);
     unsigned char hbuf[MODEL_HEADER_SIZE];
     enum stf_status st = read_all(fd, hbuf, sizeof hbuf, 0, path, "the header", err);
-    if (st)
-        return st;
+    if (st) return st;
     struct model_file_header h;
     header_decode(hbuf, &h);
     if (memcmp(h.magic, MODEL_FILE_MAGIC, 8) != 0)
@@ -347,11 +340,12 @@ static enum stf_status read_manifest(int fd, const char *path, uint64_t *file_si
                         MODEL_FILE_MAGIC);
     if (h.version != MODEL_FILE_VERSION)
         return stf_fail(err, STF_ERR_UNSUPPORTED,
-                        "%s: file format version %u, this build reads version %u", path,
-                        h.version, MODEL_FILE_VERSION);
+                        "%s: file format version %u, this build reads version %u", path, h.version,
+                        MODEL_FILE_VERSION);
     if (h.header_size != MODEL_HEADER_SIZE || h.manifest_offset != MODEL_HEADER_SIZE)
-        return stf_fail(err, STF_ERR_FORMAT, "%s: header: header_size %u / manifest_offset %llu, expected 64",
-                        path, h.header_size, (unsigned long long)h.manifest_offset);
+        return stf_fail(err, STF_ERR_FORMAT,
+                        "%s: header: header_size %u / manifest_offset %llu, expected 64", path,
+                        h.header_size, (unsigned long long)h.manifest_offset);
     if (h.file_size != size)
         return stf_fail(err, STF_ERR_FORMAT,
                         "%s: file is %s: header says %llu bytes, the file has %llu", path,
@@ -362,8 +356,7 @@ static enum stf_status read_manifest(int fd, const char *path, uint64_t *file_si
         return stf_fail(err, STF_ERR_FORMAT, "%s: header: manifest_size %llu is out of bounds",
                         path, (unsigned long long)h.manifest_size);
     unsigned char *mbuf = malloc(h.manifest_size);
-    if (!mbuf)
-        return stf_fail(err, STF_ERR_NOMEM, "%s: cannot allocate the manifest", path);
+    if (!mbuf) return stf_fail(err, STF_ERR_NOMEM, "%s: cannot allocate the manifest", path);
     st = read_all(fd, mbuf, h.manifest_size, MODEL_HEADER_SIZE, path, "the manifest", err);
     if (st) {
         free(mbuf);
@@ -393,17 +386,14 @@ static enum stf_status read_manifest(int fd, const char *path, uint64_t *file_si
     return STF_OK;
 }
 
-enum stf_status model_read_config(const char *path, struct model_config *cfg,
-                                  struct stf_error *err)
+enum stf_status model_read_config(const char *path, struct model_config *cfg, struct stf_error *err)
 {
     int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return stf_fail(err, STF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return stf_fail(err, STF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     Sparsetf__Model__Manifest *man = NULL;
     uint64_t size;
     enum stf_status st = read_manifest(fd, path, &size, &man, cfg, err);
-    if (man)
-        sparsetf__model__manifest__free_unpacked(man, NULL);
+    if (man) sparsetf__model__manifest__free_unpacked(man, NULL);
     close(fd);
     return st;
 }
@@ -416,8 +406,10 @@ static int cmp_desc_name(const void *a, const void *b)
 static bool group_selected(const struct tensor_desc *t, const struct model_select *sel)
 {
     switch (t->group) {
-    case GROUP_EMBED: return sel->embed;
-    case GROUP_HEAD: return sel->head;
+    case GROUP_EMBED:
+        return sel->embed;
+    case GROUP_HEAD:
+        return sel->head;
     case GROUP_LAYER:
         return (uint32_t)t->layer >= sel->layer_begin && (uint32_t)t->layer < sel->layer_end;
     }
@@ -426,14 +418,15 @@ static bool group_selected(const struct tensor_desc *t, const struct model_selec
 
 struct map_request {
     uint64_t offset, nbytes;
-    const float **slot;           /* tensor view to bind, or NULL for the tokenizer */
+    const float **slot; /* tensor view to bind, or NULL for the tokenizer */
     const char *name;
     uint32_t crc;
 };
 
 static int cmp_request_offset(const void *a, const void *b)
 {
-    uint64_t x = ((const struct map_request *)a)->offset, y = ((const struct map_request *)b)->offset;
+    uint64_t x = ((const struct map_request *)a)->offset,
+             y = ((const struct map_request *)b)->offset;
     return (x > y) - (x < y);
 }
 
@@ -442,8 +435,7 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
 {
     *out = NULL;
     struct model *m = calloc(1, sizeof *m);
-    if (!m)
-        return stf_fail(err, STF_ERR_NOMEM, "%s: out of memory", path);
+    if (!m) return stf_fail(err, STF_ERR_NOMEM, "%s: out of memory", path);
     m->fd = -1;
     struct tensor_desc *descs = NULL;
     struct map_request *reqs = NULL;
@@ -458,16 +450,16 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
         goto fail;
     }
     st = read_manifest(m->fd, path, &m->file_size, &man, &m->cfg, err);
-    if (st)
-        goto fail;
+    if (st) goto fail;
     const struct model_config *c = &m->cfg;
     snprintf(m->name, sizeof m->name, "%s", man->name ? man->name : "");
     snprintf(m->generator, sizeof m->generator, "%s", man->generator ? man->generator : "");
     if (sel_in) {
         m->sel = *sel_in;
         if (m->sel.layer_begin > m->sel.layer_end || m->sel.layer_end > c->n_layers) {
-            st = stf_fail(err, STF_ERR_ARG, "%s: layer range %u..%u is outside the model's %u layers",
-                          path, m->sel.layer_begin, m->sel.layer_end, c->n_layers);
+            st = stf_fail(err, STF_ERR_ARG,
+                          "%s: layer range %u..%u is outside the model's %u layers", path,
+                          m->sel.layer_begin, m->sel.layer_end, c->n_layers);
             goto fail;
         }
     } else {
@@ -577,22 +569,19 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
         int j = i + 1;
         uint64_t end = reqs[i].offset + reqs[i].nbytes;
         while (j < n_req && reqs[j].offset <= end + MAP_MERGE_GAP) {
-            if (reqs[j].offset + reqs[j].nbytes > end)
-                end = reqs[j].offset + reqs[j].nbytes;
+            if (reqs[j].offset + reqs[j].nbytes > end) end = reqs[j].offset + reqs[j].nbytes;
             j++;
         }
         struct file_map *fm = &m->maps[m->n_maps];
         st = file_map_open(fm, m->fd, path, reqs[i].offset, end - reqs[i].offset, err);
-        if (st)
-            goto fail;
+        if (st) goto fail;
         m->n_maps++;
         for (int k = i; k < j; k++) {
             const unsigned char *p = fm->data + (reqs[k].offset - reqs[i].offset);
             if ((flags & MODEL_OPEN_VERIFY) && crc32c_update(0, p, reqs[k].nbytes) != reqs[k].crc) {
                 st = stf_fail(err, STF_ERR_CHECKSUM,
-                              "%s: tensor %s: checksum mismatch (stored %08x, computed %08x)",
-                              path, reqs[k].name, reqs[k].crc,
-                              crc32c_update(0, p, reqs[k].nbytes));
+                              "%s: tensor %s: checksum mismatch (stored %08x, computed %08x)", path,
+                              reqs[k].name, reqs[k].crc, crc32c_update(0, p, reqs[k].nbytes));
                 goto fail;
             }
             if (reqs[k].slot) {
@@ -615,21 +604,18 @@ fail:
     free(descs);
     free(seen);
     free(reqs);
-    if (man)
-        sparsetf__model__manifest__free_unpacked(man, NULL);
+    if (man) sparsetf__model__manifest__free_unpacked(man, NULL);
     model_close(m);
     return st;
 }
 
 void model_close(struct model *m)
 {
-    if (!m)
-        return;
+    if (!m) return;
     for (int i = 0; i < m->n_maps; i++)
         file_map_close(&m->maps[i]);
     free(m->maps);
-    if (m->fd >= 0)
-        close(m->fd);
+    if (m->fd >= 0) close(m->fd);
     free(m->w.layers);
     free(m->path);
     free(m);

@@ -18,20 +18,20 @@
 #include "util/mem.h"
 #include "util/status.h"
 
-#define MODEL_FILE_MAGIC "SPARSETF" /* 8 bytes, no terminator in the file */
+#define MODEL_FILE_MAGIC   "SPARSETF" /* 8 bytes, no terminator in the file */
 #define MODEL_FILE_VERSION 1u
-#define MODEL_HEADER_SIZE 64u
+#define MODEL_HEADER_SIZE  64u
 #define MODEL_TENSOR_ALIGN 64u
 
 /* The fixed header at byte 0 (all integers little-endian). */
 struct model_file_header {
-    char magic[8];           /* "SPARSETF" */
-    uint32_t version;        /* MODEL_FILE_VERSION */
-    uint32_t header_size;    /* 64 */
+    char magic[8];            /* "SPARSETF" */
+    uint32_t version;         /* MODEL_FILE_VERSION */
+    uint32_t header_size;     /* 64 */
     uint64_t manifest_offset; /* 64 */
     uint64_t manifest_size;
-    uint64_t data_offset;    /* first tensor byte, page aligned */
-    uint64_t file_size;      /* total bytes, to detect truncation */
+    uint64_t data_offset; /* first tensor byte, page aligned */
+    uint64_t file_size;   /* total bytes, to detect truncation */
     uint32_t manifest_crc32c;
     uint32_t reserved[3];
 };

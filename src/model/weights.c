@@ -12,8 +12,8 @@ struct list_builder {
 
 /* Adds one tensor; shape is given as rank dims. */
 static void add(struct list_builder *b, const struct model_config *cfg, enum tensor_group g,
-                int layer, const char *name, const float **slot, enum tensor_init init,
-                float scale, int rank, ...)
+                int layer, const char *name, const float **slot, enum tensor_init init, float scale,
+                int rank, ...)
 {
     (void)cfg;
     if (b->out && b->n < b->max) {
@@ -39,7 +39,7 @@ static void add(struct list_builder *b, const struct model_config *cfg, enum ten
 }
 
 #define SLOT(w, field) ((w) ? &(w)->field : NULL)
-#define U(x) ((uint64_t)(x))
+#define U(x)           ((uint64_t)(x))
 
 static float inv_sqrt(double fan_in)
 {
@@ -69,10 +69,12 @@ static void add_layer(struct list_builder *b, const struct model_config *c, int 
         add(b, c, GROUP_LAYER, i, "attn.bo", SLOT(lw, bo), INIT_NORMAL, BIAS_SCALE, 1, U(d));
     } else {
         uint64_t S = c->qkv_modules, M = d / S;
-        add(b, c, GROUP_LAYER, i, "attn.mult.g", SLOT(lw, mult_g), INIT_NORMAL, 1.0f, 2, U(S), U(d));
-        add(b, c, GROUP_LAYER, i, "attn.mult.p", SLOT(lw, mult_p), INIT_NORMAL,
-            inv_sqrt((double)d), 2, U(d), U(M));
-        add(b, c, GROUP_LAYER, i, "attn.mult.c", SLOT(lw, mult_c), INIT_NORMAL, BIAS_SCALE, 1, U(d));
+        add(b, c, GROUP_LAYER, i, "attn.mult.g", SLOT(lw, mult_g), INIT_NORMAL, 1.0f, 2, U(S),
+            U(d));
+        add(b, c, GROUP_LAYER, i, "attn.mult.p", SLOT(lw, mult_p), INIT_NORMAL, inv_sqrt((double)d),
+            2, U(d), U(M));
+        add(b, c, GROUP_LAYER, i, "attn.mult.c", SLOT(lw, mult_c), INIT_NORMAL, BIAS_SCALE, 1,
+            U(d));
         float s33 = inv_sqrt(9.0 * (double)M), s31 = inv_sqrt(3.0 * (double)M);
         add(b, c, GROUP_LAYER, i, "attn.conv_q.w", SLOT(lw, conv_q_w), INIT_NORMAL, s33, 4, U(3),
             U(3), U(M), U(M));
@@ -90,22 +92,23 @@ static void add_layer(struct list_builder *b, const struct model_config *c, int 
     add(b, c, GROUP_LAYER, i, "ln2.g", SLOT(lw, ln2_g), INIT_GAIN, NORM_SCALE, 1, U(d));
     add(b, c, GROUP_LAYER, i, "ln2.b", SLOT(lw, ln2_b), INIT_NORMAL, NORM_SCALE, 1, U(d));
     if (c->ff == FF_DENSE) {
-        add(b, c, GROUP_LAYER, i, "ff.w1", SLOT(lw, w1), INIT_NORMAL, inv_sqrt((double)d), 2,
-            U(d), U(F));
+        add(b, c, GROUP_LAYER, i, "ff.w1", SLOT(lw, w1), INIT_NORMAL, inv_sqrt((double)d), 2, U(d),
+            U(F));
         add(b, c, GROUP_LAYER, i, "ff.b1", SLOT(lw, b1), INIT_NORMAL, BIAS_SCALE, 1, U(F));
-        add(b, c, GROUP_LAYER, i, "ff.w2", SLOT(lw, w2), INIT_NORMAL, inv_sqrt((double)F), 2,
-            U(F), U(d));
+        add(b, c, GROUP_LAYER, i, "ff.w2", SLOT(lw, w2), INIT_NORMAL, inv_sqrt((double)F), 2, U(F),
+            U(d));
     } else {
         uint64_t r = c->ff_rank, B = F / c->ff_block;
-        add(b, c, GROUP_LAYER, i, "ff.ctrl.c1", SLOT(lw, ctrl_c1), INIT_NORMAL,
-            inv_sqrt((double)d), 2, U(d), U(r));
-        add(b, c, GROUP_LAYER, i, "ff.ctrl.c2", SLOT(lw, ctrl_c2), INIT_NORMAL,
-            inv_sqrt((double)r), 2, U(r), U(F));
-        add(b, c, GROUP_LAYER, i, "ff.ctrl.cb", SLOT(lw, ctrl_cb), INIT_NORMAL, BIAS_SCALE, 1, U(F));
+        add(b, c, GROUP_LAYER, i, "ff.ctrl.c1", SLOT(lw, ctrl_c1), INIT_NORMAL, inv_sqrt((double)d),
+            2, U(d), U(r));
+        add(b, c, GROUP_LAYER, i, "ff.ctrl.c2", SLOT(lw, ctrl_c2), INIT_NORMAL, inv_sqrt((double)r),
+            2, U(r), U(F));
+        add(b, c, GROUP_LAYER, i, "ff.ctrl.cb", SLOT(lw, ctrl_cb), INIT_NORMAL, BIAS_SCALE, 1,
+            U(F));
         add(b, c, GROUP_LAYER, i, "ff.w1t", SLOT(lw, w1t), INIT_NORMAL, inv_sqrt((double)d), 2,
             U(F), U(d));
-        add(b, c, GROUP_LAYER, i, "ff.w2", SLOT(lw, w2), INIT_NORMAL, inv_sqrt((double)B), 2,
-            U(F), U(d));
+        add(b, c, GROUP_LAYER, i, "ff.w2", SLOT(lw, w2), INIT_NORMAL, inv_sqrt((double)B), 2, U(F),
+            U(d));
     }
     add(b, c, GROUP_LAYER, i, "ff.b2", SLOT(lw, b2), INIT_NORMAL, BIAS_SCALE, 1, U(d));
     if (c->sru_units) {
@@ -146,8 +149,7 @@ int model_tensor_list(const struct model_config *c, struct model_weights *w,
             U(d), U(V / S));
         add(&b, c, GROUP_HEAD, -1, "out.c", SLOT(w, out_c), INIT_NORMAL, BIAS_SCALE, 1, U(V));
     }
-    if (out && b.n > max)
-        return -1;
+    if (out && b.n > max) return -1;
     return b.n;
 }
 

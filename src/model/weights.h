@@ -21,9 +21,9 @@ struct layer_weights {
     const float *wv, *bv; /* (d, d), (d) */
     const float *wo, *bo; /* (d, d), (d) */
     /* sparse QKV (SPEC §2): multiplicative layer with O = d, then three local convolutions */
-    const float *mult_g;             /* (S, d) per-module scales of x */
-    const float *mult_p;             /* (d, M) shared projection, M = d / S */
-    const float *mult_c;             /* (d) bias, module-major */
+    const float *mult_g;              /* (S, d) per-module scales of x */
+    const float *mult_p;              /* (d, M) shared projection, M = d / S */
+    const float *mult_c;              /* (d) bias, module-major */
     const float *conv_q_w, *conv_q_b; /* (3, 3, M, M), (M) */
     const float *conv_k_w, *conv_k_b; /* (3, 3, M, M), (M) */
     const float *conv_v_w, *conv_v_b; /* (3, 1, M, M), (M) */
@@ -45,20 +45,20 @@ struct layer_weights {
 };
 
 struct model_weights {
-    const float *embed;        /* (V, d) token embedding */
-    const float *pos;          /* (T, d) learned positional embedding */
-    const float *lnf_g, *lnf_b; /* (d) final LayerNorm */
-    const float *out_w, *out_b; /* (d, V), (V) dense output */
-    const float *out_g;        /* (S_out, d) multiplicative output */
-    const float *out_p;        /* (d, V / S_out) */
-    const float *out_c;        /* (V) */
+    const float *embed;           /* (V, d) token embedding */
+    const float *pos;             /* (T, d) learned positional embedding */
+    const float *lnf_g, *lnf_b;   /* (d) final LayerNorm */
+    const float *out_w, *out_b;   /* (d, V), (V) dense output */
+    const float *out_g;           /* (S_out, d) multiplicative output */
+    const float *out_p;           /* (d, V / S_out) */
+    const float *out_c;           /* (V) */
     struct layer_weights *layers; /* n_layers entries, owned by struct model */
 };
 
 enum tensor_init {
-    INIT_NORMAL,     /* scale * N(0, 1) */
-    INIT_GAIN,       /* 1 + scale * N(0, 1): LayerNorm gains */
-    INIT_SINCOS,     /* the sin/cos position table */
+    INIT_NORMAL, /* scale * N(0, 1) */
+    INIT_GAIN,   /* 1 + scale * N(0, 1): LayerNorm gains */
+    INIT_SINCOS, /* the sin/cos position table */
 };
 
 /* Where a tensor belongs; the loader maps a group only when it is selected. */

@@ -37,7 +37,8 @@ struct bench_opts {
  * does (3 arrays x 4 bytes per element, no write-allocate). Returns the median GB/s. */
 static double stream_triad_gbs(size_t n, int reps, double *spread_lo, double *spread_hi)
 {
-    float *a = stf_alloc(n * sizeof *a), *b = stf_alloc(n * sizeof *b), *c = stf_alloc(n * sizeof *c);
+    float *a = stf_alloc(n * sizeof *a), *b = stf_alloc(n * sizeof *b),
+          *c = stf_alloc(n * sizeof *c);
     if (!a || !b || !c) {
         fprintf(stderr, "sparsetf-bench: cannot allocate STREAM arrays\n");
         exit(1);
@@ -53,8 +54,7 @@ static double stream_triad_gbs(size_t n, int reps, double *spread_lo, double *sp
         for (size_t i = 0; i < n; i++)
             a[i] = b[i] + s * c[i];
         t = stf_now() - t;
-        if (r >= 0)
-            gbs[r] = 3.0 * (double)n * sizeof(float) / t / 1e9;
+        if (r >= 0) gbs[r] = 3.0 * (double)n * sizeof(float) / t / 1e9;
     }
     volatile float sink = a[n / 2];
     (void)sink;
@@ -72,11 +72,8 @@ struct variant {
 };
 
 static const struct variant variants[] = {
-    {"baseline", 0, 0, 0},
-    {"+sparse_ff", 1, 0, 0},
-    {"+sparse_qkv", 0, 1, 0},
-    {"+both", 1, 1, 0},
-    {"+both+sparse_out", 1, 1, 1},
+    {"baseline", 0, 0, 0}, {"+sparse_ff", 1, 0, 0},       {"+sparse_qkv", 0, 1, 0},
+    {"+both", 1, 1, 0},    {"+both+sparse_out", 1, 1, 1},
 };
 
 /* The config of one Table 1 row: the dense preset with the sparse preset's FF / QKV /
@@ -117,8 +114,7 @@ static struct model_config variant_config(const char *size, const struct variant
 static uint64_t head_read_bytes(const struct model_config *c)
 {
     uint64_t d = c->d_model, V = c->vocab_size;
-    if (c->out == OUT_DENSE)
-        return 4 * (d * V + V + 2 * d);
+    if (c->out == OUT_DENSE) return 4 * (d * V + V + 2 * d);
     return 4 * (c->out_modules * d + d * (V / c->out_modules) + V + 2 * d);
 }
 
@@ -146,8 +142,7 @@ static void run_variant(const char *size, const struct variant *v, const struct 
         struct tensor_desc *d = calloc((size_t)n, sizeof *d);
         model_tensor_list(&full, NULL, d, n);
         for (int i = 0; i < n; i++)
-            if (d[i].group == GROUP_LAYER)
-                layer_bytes += tensor_desc_elements(&d[i]) * 4;
+            if (d[i].group == GROUP_LAYER) layer_bytes += tensor_desc_elements(&d[i]) * 4;
         free(d);
     }
     uint32_t slice = 1;
@@ -156,8 +151,8 @@ static void run_variant(const char *size, const struct variant *v, const struct 
     struct model_config c = variant_config(size, v, slice);
     /* the sparse presets have 14 layers at 17b where the dense have 15: per-token time uses
      * the layer count of the model the variant belongs to */
-    uint32_t full_layers = (v->sparse_ff || v->sparse_qkv) ? (uint32_t)(strcmp(size, "17b") ? 24 : 14)
-                                                            : dn.n_layers;
+    uint32_t full_layers =
+        (v->sparse_ff || v->sparse_qkv) ? (uint32_t)(strcmp(size, "17b") ? 24 : 14) : dn.n_layers;
     struct model_select sel = {0, slice, false, true};
     struct model *m = NULL;
     fprintf(stderr, "  %-4s %-17s building %u-layer slice (%.2f GB)...\n", size, v->name, slice,
@@ -175,8 +170,7 @@ static void run_variant(const char *size, const struct variant *v, const struct 
     }
     seq_state_reset(s);
     int total = o->warmup + o->reps;
-    if ((uint32_t)total > c.max_seq_len)
-        total = (int)c.max_seq_len;
+    if ((uint32_t)total > c.max_seq_len) total = (int)c.max_seq_len;
     float *x = stf_alloc(c.d_model * sizeof *x), *logits = stf_alloc(c.vocab_size * sizeof *logits);
     double *tb = calloc((size_t)total, sizeof *tb), *th = calloc((size_t)total, sizeof *th);
     struct rng r;
@@ -221,22 +215,28 @@ static int variant_listed(const char *list, const char *name)
 {
     size_t n = strlen(name);
     for (const char *p = list; (p = strstr(p, name)); p += n)
-        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
-            return 1;
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0')) return 1;
     return 0;
 }
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: sparsetf-bench [--sizes 800m,17b] [--reps N] [--warmup N] [--threads N]\n"
-               "                      [--kernels fast|ref] [--json FILE] [--variants +both,...]\n"
-               "Times decoder blocks and output layers for Table 1's variants; see docs/benchmarks.md.\n");
+    fprintf(
+        f,
+        "usage: sparsetf-bench [--sizes 800m,17b] [--reps N] [--warmup N] [--threads N]\n"
+        "                      [--kernels fast|ref] [--json FILE] [--variants +both,...]\n"
+        "Times decoder blocks and output layers for Table 1's variants; see docs/benchmarks.md.\n");
 }
 
 int main(int argc, char **argv)
 {
-    struct bench_opts o = {.reps = 15, .warmup = 3, .threads = 1, .sizes = "800m,17b",
-                           .kernels = "fast", .json = stdout, .stream_mb = 256};
+    struct bench_opts o = {.reps = 15,
+                           .warmup = 3,
+                           .threads = 1,
+                           .sizes = "800m,17b",
+                           .kernels = "fast",
+                           .json = stdout,
+                           .stream_mb = 256};
     static const struct option lo[] = {{"sizes", required_argument, 0, 's'},
                                        {"reps", required_argument, 0, 'r'},
                                        {"warmup", required_argument, 0, 'w'},
@@ -249,20 +249,36 @@ int main(int argc, char **argv)
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
-        case 's': o.sizes = optarg; break;
-        case 'r': o.reps = atoi(optarg); break;
-        case 'w': o.warmup = atoi(optarg); break;
-        case 't': o.threads = atoi(optarg); break;
-        case 'k': o.kernels = optarg; break;
-        case 'v': o.only = optarg; break;
+        case 's':
+            o.sizes = optarg;
+            break;
+        case 'r':
+            o.reps = atoi(optarg);
+            break;
+        case 'w':
+            o.warmup = atoi(optarg);
+            break;
+        case 't':
+            o.threads = atoi(optarg);
+            break;
+        case 'k':
+            o.kernels = optarg;
+            break;
+        case 'v':
+            o.only = optarg;
+            break;
         case 'j':
             if (!(o.json = fopen(optarg, "w"))) {
                 fprintf(stderr, "sparsetf-bench: %s: %s\n", optarg, strerror(errno));
                 return 1;
             }
             break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (o.reps < 3 || o.warmup < 0 || o.threads < 1 || !kernels_by_name(o.kernels)) {
@@ -276,7 +292,8 @@ int main(int argc, char **argv)
     double stream = stream_triad_gbs(stream_n, 7, &slo, &shi);
     fprintf(stderr, "STREAM triad (1 thread, 3 x %.0f MB): median %.2f GB/s (min %.2f, max %.2f)\n",
             o.stream_mb, stream, slo, shi);
-    fprintf(o.json, "{\"kind\":\"stream_triad\",\"gbs\":%.3f,\"min\":%.3f,\"max\":%.3f,\"threads\":%d}\n",
+    fprintf(o.json,
+            "{\"kind\":\"stream_triad\",\"gbs\":%.3f,\"min\":%.3f,\"max\":%.3f,\"threads\":%d}\n",
             stream, slo, shi, o.threads);
 
     char sizes[64];
@@ -299,25 +316,26 @@ int main(int argc, char **argv)
     const struct row *base = NULL;
     for (int i = 0; i < nrows; i++) {
         const struct row *rw = &rows[i];
-        if (rw->v == &variants[0])
-            base = rw;
+        if (rw->v == &variants[0]) base = rw;
         double bx = base->block_ms / rw->block_ms, tx = base->token_ms / rw->token_ms;
-        fprintf(stderr, "%-5s %-17s %10.3f %8.3f..%-8.3f %8.1fx %10.2f %7.1fx %9.2f %8.2f %6.0f%% %7u\n",
+        fprintf(stderr,
+                "%-5s %-17s %10.3f %8.3f..%-8.3f %8.1fx %10.2f %7.1fx %9.2f %8.2f %6.0f%% %7u\n",
                 rw->size, rw->v->name, rw->block_ms, rw->block_lo, rw->block_hi, bx, rw->token_ms,
                 tx, rw->bytes_block / 1e6, rw->gbs_block, 100 * rw->gbs_block / stream,
                 rw->full_layers);
-        fprintf(o.json,
-                "{\"kind\":\"block\",\"size\":\"%s\",\"variant\":\"%s\",\"block_ms_median\":%.4f,"
-                "\"block_ms_min\":%.4f,\"block_ms_max\":%.4f,\"head_ms_median\":%.4f,"
-                "\"token_ms\":%.3f,\"layers\":%u,\"block_speedup\":%.2f,\"token_speedup\":%.2f,"
-                "\"bytes_per_block\":%.0f,\"bytes_head\":%.0f,\"gbs\":%.3f,\"fraction_of_stream\":%.3f,"
-                "\"reps\":%d,\"threads\":%d,\"kernels\":\"%s\"}\n",
-                rw->size, rw->v->name, rw->block_ms, rw->block_lo, rw->block_hi, rw->head_ms,
-                rw->token_ms, rw->full_layers, bx, tx, rw->bytes_block, rw->bytes_head,
-                rw->gbs_block, rw->gbs_block / stream, o.reps, o.threads, o.kernels);
+        fprintf(
+            o.json,
+            "{\"kind\":\"block\",\"size\":\"%s\",\"variant\":\"%s\",\"block_ms_median\":%.4f,"
+            "\"block_ms_min\":%.4f,\"block_ms_max\":%.4f,\"head_ms_median\":%.4f,"
+            "\"token_ms\":%.3f,\"layers\":%u,\"block_speedup\":%.2f,\"token_speedup\":%.2f,"
+            "\"bytes_per_block\":%.0f,\"bytes_head\":%.0f,\"gbs\":%.3f,\"fraction_of_stream\":%.3f,"
+            "\"reps\":%d,\"threads\":%d,\"kernels\":\"%s\"}\n",
+            rw->size, rw->v->name, rw->block_ms, rw->block_lo, rw->block_hi, rw->head_ms,
+            rw->token_ms, rw->full_layers, bx, tx, rw->bytes_block, rw->bytes_head, rw->gbs_block,
+            rw->gbs_block / stream, o.reps, o.threads, o.kernels);
     }
-    fprintf(stderr, "(token ms = layers x block + output layer; x = speedup over the baseline row)\n");
-    if (o.json != stdout)
-        fclose(o.json);
+    fprintf(stderr,
+            "(token ms = layers x block + output layer; x = speedup over the baseline row)\n");
+    if (o.json != stdout) fclose(o.json);
     return 0;
 }

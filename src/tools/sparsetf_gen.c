@@ -17,20 +17,19 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sparsetf-gen (--preset NAME | --config FILE | both) --out FILE [options]\n"
-            "\n"
-            "Writes a sparsetf model file with deterministic random weights.\n"
-            "\n"
-            "  --preset NAME      start from a named config (see --list-presets)\n"
-            "  --config FILE      `key = value` lines; applied over --preset if both are given\n"
-            "  --seed S           random seed (default 1); same seed, same bytes\n"
-            "  --layers K         write only the first K layers (a slice for benchmarks)\n"
-            "  --tokenizer FILE   embed a SentencePiece .model file\n"
-            "  --out FILE         output path (written as FILE.partial, then renamed)\n"
-            "  --list-presets     print the presets and exit\n"
-            "  --print-config     print the resulting config and exit without writing\n"
-            "  -h, --help         this text\n");
+    fprintf(f, "usage: sparsetf-gen (--preset NAME | --config FILE | both) --out FILE [options]\n"
+               "\n"
+               "Writes a sparsetf model file with deterministic random weights.\n"
+               "\n"
+               "  --preset NAME      start from a named config (see --list-presets)\n"
+               "  --config FILE      `key = value` lines; applied over --preset if both are given\n"
+               "  --seed S           random seed (default 1); same seed, same bytes\n"
+               "  --layers K         write only the first K layers (a slice for benchmarks)\n"
+               "  --tokenizer FILE   embed a SentencePiece .model file\n"
+               "  --out FILE         output path (written as FILE.partial, then renamed)\n"
+               "  --list-presets     print the presets and exit\n"
+               "  --print-config     print the resulting config and exit without writing\n"
+               "  -h, --help         this text\n");
 }
 
 static char *read_text_file(const char *path, size_t *len, struct stf_error *err)
@@ -64,8 +63,7 @@ static char *read_text_file(const char *path, size_t *len, struct stf_error *err
         return NULL;
     }
     buf[n] = '\0';
-    if (len)
-        *len = n;
+    if (len) *len = n;
     return buf;
 }
 
@@ -95,21 +93,39 @@ int main(int argc, char **argv)
     int ch;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
-        case 'p': preset = optarg; break;
-        case 'c': config_path = optarg; break;
-        case 's': seed = parse_u64("--seed", optarg); break;
-        case 'l': layers = parse_u64("--layers", optarg); break;
-        case 'o': out = optarg; break;
-        case 't': tok_path = optarg; break;
-        case 'P': print_config = 1; break;
+        case 'p':
+            preset = optarg;
+            break;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 's':
+            seed = parse_u64("--seed", optarg);
+            break;
+        case 'l':
+            layers = parse_u64("--layers", optarg);
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 't':
+            tok_path = optarg;
+            break;
+        case 'P':
+            print_config = 1;
+            break;
         case 'L': {
             const char *desc;
             for (int i = 0; model_preset_name(i, &desc); i++)
                 printf("%-18s %s\n", model_preset_name(i, NULL), desc);
             return 0;
         }
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -154,8 +170,8 @@ int main(int argc, char **argv)
         cfg.n_layers = (uint32_t)layers;
     }
     if (model_config_validate(&cfg, &err)) {
-        fprintf(stderr, "sparsetf-gen: %s%s%s\n", preset ? preset : "",
-                config_path ? " " : "", err.msg);
+        fprintf(stderr, "sparsetf-gen: %s%s%s\n", preset ? preset : "", config_path ? " " : "",
+                err.msg);
         return 1;
     }
     if (print_config) {

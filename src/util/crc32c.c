@@ -22,8 +22,7 @@ static void crc32c_init_tables(void)
 
 uint32_t crc32c_update(uint32_t crc, const void *data, size_t len)
 {
-    if (!crc_table_ready)
-        crc32c_init_tables();
+    if (!crc_table_ready) crc32c_init_tables();
     const unsigned char *p = data;
     crc = ~crc;
     while (len >= 8) {
@@ -32,9 +31,9 @@ uint32_t crc32c_update(uint32_t crc, const void *data, size_t len)
         memcpy(&hi, p + 4, 4);
         lo ^= crc;
         crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
-              crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
-              crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
-              crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
+              crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^ crc_table[3][hi & 0xff] ^
+              crc_table[2][(hi >> 8) & 0xff] ^ crc_table[1][(hi >> 16) & 0xff] ^
+              crc_table[0][hi >> 24];
         p += 8;
         len -= 8;
     }

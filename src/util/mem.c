@@ -10,10 +10,8 @@ void *stf_alloc(size_t bytes)
 {
     void *p = NULL;
     size_t rounded = (bytes + STF_ALIGN - 1) / STF_ALIGN * STF_ALIGN;
-    if (rounded == 0)
-        rounded = STF_ALIGN;
-    if (posix_memalign(&p, STF_ALIGN, rounded) != 0)
-        return NULL;
+    if (rounded == 0) rounded = STF_ALIGN;
+    if (posix_memalign(&p, STF_ALIGN, rounded) != 0) return NULL;
     memset(p, 0, rounded);
     return p;
 }
@@ -27,8 +25,7 @@ enum stf_status file_map_open(struct file_map *map, int fd, const char *path, ui
                               uint64_t len, struct stf_error *err)
 {
     memset(map, 0, sizeof *map);
-    if (len == 0)
-        return STF_OK;
+    if (len == 0) return STF_OK;
     long page = sysconf(_SC_PAGESIZE);
     uint64_t start = offset / (uint64_t)page * (uint64_t)page;
     size_t base_len = (size_t)(offset + len - start);
@@ -61,7 +58,6 @@ enum stf_status file_map_anon(struct file_map *map, uint64_t len, struct stf_err
 
 void file_map_close(struct file_map *map)
 {
-    if (map->base)
-        munmap(map->base, map->base_len);
+    if (map->base) munmap(map->base, map->base_len);
     memset(map, 0, sizeof *map);
 }

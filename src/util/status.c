@@ -17,8 +17,7 @@ enum stf_status stf_fail(struct stf_error *err, enum stf_status status, const ch
 
 enum stf_status stf_wrap(struct stf_error *err, const char *fmt, ...)
 {
-    if (!err)
-        return STF_ERR_ARG;
+    if (!err) return STF_ERR_ARG;
     char prefix[512];
     char old[sizeof err->msg];
     va_list ap;
@@ -27,8 +26,7 @@ enum stf_status stf_wrap(struct stf_error *err, const char *fmt, ...)
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
     size_t n = strlen(prefix);
-    if (n > sizeof err->msg - 3)
-        n = sizeof err->msg - 3;
+    if (n > sizeof err->msg - 3) n = sizeof err->msg - 3;
     memcpy(err->msg, prefix, n);
     memcpy(err->msg + n, ": ", 2);
     size_t rest = sizeof err->msg - n - 3;
@@ -41,15 +39,24 @@ enum stf_status stf_wrap(struct stf_error *err, const char *fmt, ...)
 const char *stf_status_name(enum stf_status status)
 {
     switch (status) {
-    case STF_OK: return "ok";
-    case STF_ERR_ARG: return "bad argument";
-    case STF_ERR_IO: return "I/O error";
-    case STF_ERR_FORMAT: return "format error";
-    case STF_ERR_CHECKSUM: return "checksum mismatch";
-    case STF_ERR_UNSUPPORTED: return "unsupported";
-    case STF_ERR_NOMEM: return "out of memory";
-    case STF_ERR_PROTOCOL: return "protocol error";
-    case STF_ERR_TRANSPORT: return "transport error";
+    case STF_OK:
+        return "ok";
+    case STF_ERR_ARG:
+        return "bad argument";
+    case STF_ERR_IO:
+        return "I/O error";
+    case STF_ERR_FORMAT:
+        return "format error";
+    case STF_ERR_CHECKSUM:
+        return "checksum mismatch";
+    case STF_ERR_UNSUPPORTED:
+        return "unsupported";
+    case STF_ERR_NOMEM:
+        return "out of memory";
+    case STF_ERR_PROTOCOL:
+        return "protocol error";
+    case STF_ERR_TRANSPORT:
+        return "transport error";
     }
     return "unknown error";
 }

@@ -15,8 +15,7 @@ double stf_now(void)
 static uint64_t status_field_kb(const char *field)
 {
     FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return 0;
+    if (!f) return 0;
     char line[256];
     uint64_t kb = 0;
     size_t n = strlen(field);
@@ -48,21 +47,17 @@ static int cmp_double(const void *a, const void *b)
 
 double stf_quantile(double *v, int n, double q)
 {
-    if (n <= 0)
-        return 0.0;
+    if (n <= 0) return 0.0;
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     int idx = (int)(q * (double)(n - 1) + 0.5);
-    if (idx < 0)
-        idx = 0;
-    if (idx >= n)
-        idx = n - 1;
+    if (idx < 0) idx = 0;
+    if (idx >= n) idx = n - 1;
     return v[idx];
 }
 
 double stf_median(double *v, int n)
 {
-    if (n <= 0)
-        return 0.0;
+    if (n <= 0) return 0.0;
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return (n % 2) ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }

@@ -48,8 +48,7 @@ static void test_config_read_bytes_match_spec(void **state)
         struct model_config c = from_preset(cases[i].name);
         double got = (double)model_config_layer_read_bytes(&c);
         double rel = got / cases[i].spec_bytes - 1.0;
-        if (rel < 0)
-            rel = -rel;
+        if (rel < 0) rel = -rel;
         if (rel > cases[i].tol)
             fail_msg("%s: %.4g bytes per layer, SPEC says %.4g", cases[i].name, got,
                      cases[i].spec_bytes);

@@ -108,7 +108,8 @@ static void test_forward_history_matters(void **state)
     struct model *m = make_model("tiny-sparse-sru", 3);
     uint32_t V = m->cfg.vocab_size;
     uint32_t t1[6] = {1, 10, 20, 30, 40, 7}, t2[6] = {1, 11, 21, 31, 41, 7};
-    float *a = malloc(6 * V * sizeof *a), *b = malloc(6 * V * sizeof *b), *c = malloc(6 * V * sizeof *c);
+    float *a = malloc(6 * V * sizeof *a), *b = malloc(6 * V * sizeof *b),
+          *c = malloc(6 * V * sizeof *c);
     run(m, &kernels_fast, t1, 6, a);
     run(m, &kernels_fast, t2, 6, b);
     run(m, &kernels_fast, t1, 6, c);

@@ -25,10 +25,8 @@ static double norm_err(const float *a, const float *b, size_t n)
 {
     double mx = 1e-30, md = 0;
     for (size_t i = 0; i < n; i++) {
-        if (fabs(b[i]) > mx)
-            mx = fabs(b[i]);
-        if (fabs(a[i] - b[i]) > md)
-            md = fabs(a[i] - b[i]);
+        if (fabs(b[i]) > mx) mx = fabs(b[i]);
+        if (fabs(a[i] - b[i]) > md) md = fabs(a[i] - b[i]);
     }
     return md / mx;
 }
@@ -63,9 +61,9 @@ static void test_kernels_sparse_ff_hand(void **state)
     const struct kernels *impls[2] = {&kernels_ref, &kernels_fast};
     for (int k = 0; k < 2; k++) {
         float x[2] = {1, -2};
-        float c1[2] = {1, 0};           /* u = x0 = 1 */
-        float c2[4] = {0.5f, 1, 3, 3};  /* l = [0.5, 1 | 3, 3] + cb */
-        float cb[4] = {0, 0, 0, 0};     /* block 0 picks unit 1; block 1 tie: unit 2 (first) */
+        float c1[2] = {1, 0};          /* u = x0 = 1 */
+        float c2[4] = {0.5f, 1, 3, 3}; /* l = [0.5, 1 | 3, 3] + cb */
+        float cb[4] = {0, 0, 0, 0};    /* block 0 picks unit 1; block 1 tie: unit 2 (first) */
         float w1t[8] = {9, 9, 1, 1, /* unit 2: */ 2, -1, 5, 5};
         float w2[8] = {100, 100, 10, 20, 1, 2, 7, 7};
         float b2[2] = {0.5f, 0.25f};
@@ -109,7 +107,7 @@ static void test_kernels_mult_dense_hand(void **state)
     const struct kernels *impls[2] = {&kernels_ref, &kernels_fast};
     for (int k = 0; k < 2; k++) {
         float x[2] = {1, 2}, G[4] = {1, 0, 0, 1}; /* module 0 keeps x0, module 1 keeps x1 */
-        float P[2] = {3, 5};                       /* d=2, M=1 */
+        float P[2] = {3, 5};                      /* d=2, M=1 */
         float c[2] = {0.5f, -0.5f}, y[2], scratch[4];
         impls[k]->mult_dense(y, x, G, P, c, 2, 2, 1, scratch);
         assert_float_equal(y[0], 0.5 + 1 * 3, 1e-6);
@@ -136,24 +134,30 @@ struct shape {
 static void test_kernels_fast_matches_ref(void **state)
 {
     (void)state;
-    const struct shape shapes[] = {{64, 256, 16, 16, 4}, {100, 300, 10, 7, 5}, {256, 1024, 32, 32, 8},
-                                   {1024, 6144, 64, 96, 16}, {9, 27, 3, 3, 3}};
+    const struct shape shapes[] = {{64, 256, 16, 16, 4},
+                                   {100, 300, 10, 7, 5},
+                                   {256, 1024, 32, 32, 8},
+                                   {1024, 6144, 64, 96, 16},
+                                   {9, 27, 3, 3, 3}};
     struct rng r;
     rng_seed(&r, 7);
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         struct shape sh = shapes[si];
         uint32_t d = sh.d, F = sh.F, M = d / sh.S;
-        float *x = rand_vec(&r, d, 1), *W = rand_vec(&r, (size_t)d * F, 0.1f), *b = rand_vec(&r, F, 1);
+        float *x = rand_vec(&r, d, 1), *W = rand_vec(&r, (size_t)d * F, 0.1f),
+              *b = rand_vec(&r, F, 1);
         float *y1 = malloc(F * sizeof(float)), *y2 = malloc(F * sizeof(float));
         kernels_ref.dense(y1, x, W, b, d, F);
         kernels_fast.dense(y2, x, W, b, d, F);
         assert_true(norm_err(y2, y1, F) < 1e-5);
 
-        float *c1 = rand_vec(&r, (size_t)d * sh.r, 0.2f), *c2 = rand_vec(&r, (size_t)sh.r * F, 0.3f);
+        float *c1 = rand_vec(&r, (size_t)d * sh.r, 0.2f),
+              *c2 = rand_vec(&r, (size_t)sh.r * F, 0.3f);
         float *w1t = rand_vec(&r, (size_t)F * d, 0.1f), *w2 = rand_vec(&r, (size_t)F * d, 0.1f);
         float *b2 = rand_vec(&r, d, 1);
         float *u = malloc(sh.r * sizeof(float)), *lg = malloc(F * sizeof(float));
-        uint32_t *ch1 = malloc(F / sh.N * sizeof(uint32_t)), *ch2 = malloc(F / sh.N * sizeof(uint32_t));
+        uint32_t *ch1 = malloc(F / sh.N * sizeof(uint32_t)),
+                 *ch2 = malloc(F / sh.N * sizeof(uint32_t));
         float *hb = malloc(F / sh.N * sizeof(float));
         struct sparse_ff_scratch s1 = {u, lg, ch1, hb}, s2 = {u, lg, ch2, hb};
         struct sparse_ff_dims dm = {d, F, sh.N, sh.r};
@@ -208,7 +212,8 @@ static void test_kernels_controller_picks_vary(void **state)
     struct sparse_ff_scratch s = {u, lg, chosen, hb};
     for (int t = 0; t < 32; t++) {
         float *x = rand_vec(&r, d, 1);
-        kernels_fast.sparse_ff(out, x, c1, c2, cb, w1t, w2, b2, (struct sparse_ff_dims){d, F, N, R}, &s);
+        kernels_fast.sparse_ff(out, x, c1, c2, cb, w1t, w2, b2, (struct sparse_ff_dims){d, F, N, R},
+                               &s);
         for (uint32_t b = 0; b < B; b++) {
             assert_true(chosen[b] >= b * N && chosen[b] < (b + 1) * N);
             used[chosen[b]] = 1;
@@ -234,7 +239,8 @@ static void test_kernels_threads_do_not_change_results(void **state)
     float *x = rand_vec(&r, d, 1), *c1 = rand_vec(&r, (size_t)d * R, 0.03f);
     float *c2 = rand_vec(&r, (size_t)R * F, 0.1f), *cb = rand_vec(&r, F, 0.02f);
     float *w1t = rand_vec(&r, (size_t)F * d, 0.02f), *w2 = rand_vec(&r, (size_t)F * d, 0.05f);
-    float *b2 = rand_vec(&r, d, 0.02f), *u = malloc(R * 4), *lg = malloc(F * 4), *hb = malloc(B * 4);
+    float *b2 = rand_vec(&r, d, 0.02f), *u = malloc(R * 4), *lg = malloc(F * 4),
+          *hb = malloc(B * 4);
     float *o1 = malloc(d * 4), *o2 = malloc(d * 4);
     uint32_t *ch = malloc(B * 4);
     struct sparse_ff_scratch s = {u, lg, ch, hb};

@@ -41,11 +41,13 @@ static void write_preset(const char *path, const char *preset, uint64_t seed)
     struct model_init ini;
     model_init_begin(&ini, seed);
     static const char tok[] = "not really a tokenizer";
-    struct model_write_opts wo = {.name = preset, .generator = "test", .tokenizer = tok,
-                                  .tokenizer_len = sizeof tok, .fill = model_init_fill,
+    struct model_write_opts wo = {.name = preset,
+                                  .generator = "test",
+                                  .tokenizer = tok,
+                                  .tokenizer_len = sizeof tok,
+                                  .fill = model_init_fill,
                                   .fill_ctx = &ini};
-    if (model_write(path, &cfg, &wo, &err) != STF_OK)
-        fail_msg("write: %s", err.msg);
+    if (model_write(path, &cfg, &wo, &err) != STF_OK) fail_msg("write: %s", err.msg);
 }
 
 static void path_for(char *out, size_t n, const char *name)
@@ -104,8 +106,7 @@ static void rewrite_manifest(const char *path, void (*mutate)(Sparsetf__Model__M
 static Sparsetf__Model__Tensor *find(Sparsetf__Model__Manifest *m, const char *name)
 {
     for (size_t i = 0; i < m->n_tensors; i++)
-        if (strcmp(m->tensors[i]->name, name) == 0)
-            return m->tensors[i];
+        if (strcmp(m->tensors[i]->name, name) == 0) return m->tensors[i];
     fail_msg("no tensor %s", name);
     return NULL;
 }
@@ -208,8 +209,7 @@ static void test_model_file_maps_only_selected_layers(void **state)
     model_tensor_list(&m->cfg, NULL, d, n);
     uint64_t want = 0;
     for (int i = 0; i < n; i++)
-        if (d[i].group == GROUP_LAYER && d[i].layer == 1)
-            want += tensor_desc_elements(&d[i]) * 4;
+        if (d[i].group == GROUP_LAYER && d[i].layer == 1) want += tensor_desc_elements(&d[i]) * 4;
     assert_int_equal(m->mapped_bytes, want);
     free(d);
     model_close(m);
@@ -273,7 +273,8 @@ static void test_model_file_tensor_errors(void **state)
     } cases[] = {
         {mut_out_of_bounds, "tensor layers.1.ff.w1: bytes"},
         {mut_misaligned, "tensor layers.0.ln1.g: bytes"},
-        {mut_shape, "tensor layers.0.ff.w1: shape (256, 64) does not match the config, expected (64, 256)"},
+        {mut_shape,
+         "tensor layers.0.ff.w1: shape (256, 64) does not match the config, expected (64, 256)"},
         {mut_dtype, "tensor embed: dtype 3, expected f32"},
         {mut_missing, "tensor layers.1.ln2.b is missing"},
         {mut_unknown, "tensor layers.0.ff.b9 is not part of this config"},

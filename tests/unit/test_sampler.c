@@ -50,8 +50,7 @@ static void test_sampler_distribution(void **state)
         p[i] = exp(logits[i] / T) / z;
         double se = sqrt(p[i] * (1 - p[i]) / draws);
         double f = (double)count[i] / draws;
-        if (fabs(f - p[i]) > 5 * se)
-            fail_msg("token %d: frequency %.4f, softmax %.4f", i, f, p[i]);
+        if (fabs(f - p[i]) > 5 * se) fail_msg("token %d: frequency %.4f, softmax %.4f", i, f, p[i]);
     }
     sampler_destroy(&s);
 }
