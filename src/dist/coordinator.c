@@ -117,8 +117,10 @@ static enum stf_status open_dumps(struct coord *c, struct stf_error *err)
 
 /* ---- sending ---- */
 
+/* Tests every busy send buffer; returns a free one, or -1. */
 static int free_buffer(struct coord *c, struct stf_error *err, enum stf_status *st)
 {
+    int free_one = -1;
     for (int i = 0; i < SEND_BUFFERS; i++) {
         if (c->busy[i]) {
             bool done = false;
@@ -126,10 +128,10 @@ static int free_buffer(struct coord *c, struct stf_error *err, enum stf_status *
                 return -1;
             c->busy[i] = !done;
         }
-        if (!c->busy[i])
-            return i;
+        if (!c->busy[i] && free_one < 0)
+            free_one = i;
     }
-    return -1;
+    return free_one;
 }
 
 static bool sends_pending(const struct coord *c)
@@ -394,7 +396,7 @@ static enum stf_status run_loop(struct coord *c, struct stf_error *err)
     const int last = p->size - 1;
     bool shutdown_sent = false, shutdown_acked = p->size == 1;
     double idle_since = stf_now();
-    const double deadline = p->o->timeout * 1.2 + 1.0; /* stages report first, more precisely */
+    const double deadline = p->o->timeout; /* only rank 0 knows what is in flight */
     enum stf_status st = STF_OK;
     for (;;) {
         bool progress = false;
@@ -409,6 +411,7 @@ static enum stf_status run_loop(struct coord *c, struct stf_error *err)
                 if ((st = start_control(c, buf, err)))
                     return st;
             } else {
+                sessions_admit(&c->tab, stderr);
                 struct session *s = sessions_next_ready(&c->tab);
                 if (!s)
                     break;
@@ -451,10 +454,10 @@ static enum stf_status run_loop(struct coord *c, struct stf_error *err)
                 shutdown_sent = true;
             }
         }
-        if (shutdown_sent && shutdown_acked && !sends_pending(c)) {
-            int buf = p->size == 1 ? 0 : free_buffer(c, err, &st); /* completes the tests */
-            (void)buf;
-            if (!sends_pending(c))
+        if (shutdown_sent && shutdown_acked) {
+            if (p->size > 1)
+                free_buffer(c, err, &st); /* tests every outstanding send */
+            if (st || !sends_pending(c))
                 return st;
         }
         double now = stf_now();
@@ -467,13 +470,15 @@ static enum stf_status run_loop(struct coord *c, struct stf_error *err)
                 if (c->in_flight)
                     return stf_fail(err, STF_ERR_TRANSPORT,
                                     "rank 0: timed out after %.0f s waiting for rank %d to return "
-                                    "%u frame%s in flight (they pass ranks 1..%d)",
+                                    "%u frame%s in flight (frames pass ranks 1..%d in turn: "
+                                    "one of them is stuck or gone)",
                                     deadline, last, c->in_flight, c->in_flight == 1 ? "" : "s",
                                     last);
                 return stf_fail(err, STF_ERR_TRANSPORT,
                                 "rank 0: timed out after %.0f s waiting for rank %d (%s)",
-                                deadline, shutdown_sent ? last : 1,
-                                shutdown_sent ? "shutdown acknowledgement" : "a send to complete");
+                                deadline, shutdown_sent && !shutdown_acked ? last : 1,
+                                shutdown_sent && !shutdown_acked ? "shutdown acknowledgement"
+                                                                 : "to receive a frame");
             }
         }
         double t0 = stf_now();

@@ -165,7 +165,7 @@ enum stf_status pipe_pack(struct pipe *p, struct frame *f, unsigned char *buf, s
 
 _Noreturn void pipe_fail(struct pipe *p, const struct stf_error *err)
 {
-    fprintf(stderr, "sparsetf-dist: rank %d (%s): error: %s\n", p->rank, transport_host(),
+    fprintf(stderr, "sparsetf-dist: error on rank %d (%s): %s\n", p->rank, transport_host(),
             err->msg);
     fflush(stderr);
     if (p->rank != 0 && p->t) {

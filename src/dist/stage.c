@@ -18,7 +18,10 @@ enum stf_status stage_run(struct pipe *p, struct stf_error *err)
     for (;;) {
         struct frame f;
         int from;
-        if ((st = pipe_recv(p, prev, prev, p->o->timeout, "a frame", &f, &from, err)))
+        /* An idle stage cannot tell a stuck peer from a quiet pipeline: only rank 0 knows
+         * what is in flight, so rank 0's deadline (--timeout) decides; a stage waits twice
+         * as long, as a safety net for a dead rank 0. */
+        if ((st = pipe_recv(p, prev, prev, 2 * p->o->timeout + 2, "a frame", &f, &from, err)))
             break;
         if (f.kind == FRAME_ERROR) {
             st = stf_fail(err, STF_ERR_PROTOCOL, "rank %d reported: %s", f.origin_rank, f.error);

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# dist_fault: a killed, stalled or misbehaving rank ends the whole job within seconds, with a
+# message naming the rank and the cause. Uses the --fault-inject testing hook (dist/fault.h).
+#
+# usage: dist_fault.sh GEN DIST WORKDIR MPIEXEC NUMPROC_FLAG [PREFLAGS...]
+set -u
+gen=$1 dist=$2 work=$3 mpiexec=$4 npflag=$5
+shift 5
+pre=("$@")
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
+mkdir -p "$work" && cd "$work" || exit 1
+fails=0
+printf 'n_layers = 8\n' > l8.cfg
+"$gen" --preset tiny-sparse-sru --config l8.cfg --out tiny8.stf > /dev/null || exit 1
+
+# expect NAME SPEC NEEDLE...: nonzero exit within 20 s, stderr containing every needle
+expect() {
+    local name=$1 spec=$2
+    shift 2
+    local t0 t1 rc
+    t0=$(date +%s)
+    timeout 60 "$mpiexec" "$npflag" 4 "${pre[@]}" "$dist" --model tiny8.stf \
+        --prompt-tokens "1 5 9 13" --max-tokens 40 --quiet --timeout 3 \
+        --fault-inject "$spec" > out.txt 2> err.txt
+    rc=$?
+    t1=$(date +%s)
+    local ok=1
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] || ok=0
+    [ $((t1 - t0)) -le 20 ] || ok=0
+    for needle in "$@"; do grep -q -- "$needle" err.txt || ok=0; done
+    if [ $ok -eq 1 ]; then
+        echo "ok   $name (exit $rc after $((t1 - t0)) s)"
+    else
+        echo "FAIL $name (exit $rc after $((t1 - t0)) s); stderr:"
+        sed 's/^/    /' err.txt | head -20
+        fails=$((fails + 1))
+    fi
+}
+
+expect "corrupt frame" corrupt-frame=1,after=3 "frame from rank 1: checksum mismatch" \
+    "error on rank 2"
+expect "wrong cache directive" bad-directive=0,after=2 "cache directive disagrees" \
+    "error on rank 1"
+expect "killed rank" kill-rank=2,after=3 "rank 2"
+expect "stalled rank" stall-rank=2,after=3 "timed out after 3 s waiting for rank 3"
+
+echo "dist_fault: $fails failure(s)"
+[ $fails -eq 0 ]
