@@ -378,7 +378,7 @@ static enum stf_status report(struct coord *c, const struct pipe_stats *all, dou
         for (int r = 0; r < p->size; r++) {
             const struct pipe_stats *s = &all[r];
             fprintf(stderr,
-                    "  rank %d (%s): layers %u..%u, weights %.1f MB, RSS %.1f MB (peak %.1f), "
+                    "  rank %d (%s): layers [%u, %u), weights %.1f MB, RSS %.1f MB (peak %.1f), "
                     "compute %.3f s, wire %.3f s, wait %.3f s, sent %.1f KB\n",
                     r, s->host, s->layer_begin, s->layer_end, (double)s->weight_bytes / 1e6,
                     (double)s->rss_end / 1e6, (double)s->peak_rss / 1e6, s->compute_s,

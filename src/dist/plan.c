@@ -58,9 +58,11 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
     /* best[r * (L + 1) + j]: the smallest possible maximum load of ranks r..R-1 covering
      * layers j..L-1 (rank r >= 1 takes at least one layer); cut[]: where rank r stops. */
     uint64_t *best = calloc((size_t)n_ranks * (L + 1), sizeof *best);
+    /* among plans with the same maximum, the smallest sum of squared loads (the most even) */
+    double *spread = calloc((size_t)n_ranks * (L + 1), sizeof *spread);
     uint32_t *cut = calloc((size_t)n_ranks * (L + 1), sizeof *cut);
     out->ranks = calloc(n_ranks, sizeof *out->ranks);
-    if (!lb || !prefix || !best || !cut || !out->ranks) {
+    if (!lb || !prefix || !best || !spread || !cut || !out->ranks) {
         st = stf_fail(err, STF_ERR_NOMEM, "plan: out of memory");
         goto fail;
     }
@@ -75,16 +77,20 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
     const uint32_t R = n_ranks;
 #define BEST(r, j) best[(size_t)(r) * (L + 1) + (j)]
 #define CUT(r, j) cut[(size_t)(r) * (L + 1) + (j)]
-    for (uint32_t j = 0; j <= L; j++)
+#define SPREAD(r, j) spread[(size_t)(r) * (L + 1) + (j)]
+    for (uint32_t j = 0; j <= L; j++) {
         BEST(R - 1, j) = (R - 1 == 0 || j < L) ? prefix[L] - prefix[j] : INF;
-    if (R - 1 == 0)
-        BEST(0, 0) += embed + head;
+        if (R - 1 == 0)
+            BEST(R - 1, j) += embed + head;
+        SPREAD(R - 1, j) = (double)BEST(R - 1, j) * (double)BEST(R - 1, j);
+    }
     for (uint32_t j = 0; j <= L; j++)
         CUT(R - 1, j) = L;
     for (uint32_t r = R - 1; r-- > 0;) {
         uint32_t rest = R - 1 - r; /* ranks after r, each needing a layer */
         for (uint32_t j = 0; j <= L; j++) {
             BEST(r, j) = INF;
+            SPREAD(r, j) = 0;
             if (r > 0 && j >= L)
                 continue;
             uint64_t fixed = r == 0 ? embed + head : 0;
@@ -93,8 +99,11 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
                     continue;
                 uint64_t own = fixed + prefix[e] - prefix[j];
                 uint64_t m = own > BEST(r + 1, e) ? own : BEST(r + 1, e);
-                if (m < BEST(r, j)) { /* strict: ties keep the earlier cut (fewer layers) */
+                double sq = (double)own * (double)own + SPREAD(r + 1, e);
+                /* strict: exact ties keep the earlier cut (fewer layers on rank 0) */
+                if (m < BEST(r, j) || (m == BEST(r, j) && sq < SPREAD(r, j))) {
                     BEST(r, j) = m;
+                    SPREAD(r, j) = sq;
                     CUT(r, j) = e;
                 }
             }
@@ -127,6 +136,7 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
     }
 #undef BEST
 #undef CUT
+#undef SPREAD
     if (j != L) {
         st = stf_fail(err, STF_ERR_ARG, "plan: internal error, layers %u..%u unassigned", j, L);
         goto fail;
@@ -134,12 +144,14 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
     free(lb);
     free(prefix);
     free(best);
+    free(spread);
     free(cut);
     return STF_OK;
 fail:
     free(lb);
     free(prefix);
     free(best);
+    free(spread);
     free(cut);
     plan_free(out);
     return st;

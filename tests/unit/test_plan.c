@@ -55,6 +55,15 @@ static void check_plan(const struct model_config *c, uint32_t R)
     if (rank0_fixed > bound)
         bound = rank0_fixed;
     assert_true(max_load <= bound);
+    /* layers of one config weigh the same, so ranks 1.. differ by at most one layer */
+    uint32_t lo = UINT32_MAX, hi = 0;
+    for (uint32_t r = 1; r < R; r++) {
+        uint32_t k = p.ranks[r].layer_end - p.ranks[r].layer_begin;
+        lo = k < lo ? k : lo;
+        hi = k > hi ? k : hi;
+    }
+    if (R > 1 && hi > lo + 1)
+        fail_msg("%u ranks: stage layer counts range from %u to %u", R, lo, hi);
     plan_free(&p);
 }
 
