@@ -45,8 +45,8 @@ struct coord {
 
 /* ---- inputs ---- */
 
-static enum stf_status read_prompts(struct coord *c, uint32_t ***ids, uint32_t **lens,
-                                    uint32_t *n, struct stf_error *err)
+static enum stf_status read_prompts(struct coord *c, uint32_t ***ids, uint32_t **lens, uint32_t *n,
+                                    struct stf_error *err)
 {
     const struct dist_options *o = c->p->o;
     const struct model_config *cfg = c->p->cfg;
@@ -56,8 +56,7 @@ static enum stf_status read_prompts(struct coord *c, uint32_t ***ids, uint32_t *
     c->text_mode = o->prompt || o->prompts_file;
     if (o->prompts_file || o->prompts_tokens_file) {
         const char *path = o->prompts_file ? o->prompts_file : o->prompts_tokens_file;
-        if ((st = prompt_read_lines(path, &lines, &n_lines, err)))
-            return st;
+        if ((st = prompt_read_lines(path, &lines, &n_lines, err))) return st;
     } else {
         n_lines = 1;
         if (!(lines = calloc(1, sizeof *lines)) ||
@@ -66,8 +65,7 @@ static enum stf_status read_prompts(struct coord *c, uint32_t ***ids, uint32_t *
             return stf_fail(err, STF_ERR_NOMEM, "out of memory");
         }
     }
-    if (c->text_mode && (st = dist_text_open(c->p->m, &c->text, err)))
-        goto done;
+    if (c->text_mode && (st = dist_text_open(c->p->m, &c->text, err))) goto done;
     *ids = calloc(n_lines, sizeof **ids);
     *lens = calloc(n_lines, sizeof **lens);
     if (!*ids || !*lens) {
@@ -76,10 +74,10 @@ static enum stf_status read_prompts(struct coord *c, uint32_t ***ids, uint32_t *
     }
     *n = n_lines;
     for (uint32_t i = 0; i < n_lines; i++) {
-        st = c->text_mode ? dist_text_encode(c->text, lines[i], cfg->bos_id, cfg->vocab_size,
-                                             &(*ids)[i], &(*lens)[i], err)
-                          : prompt_parse_ids(lines[i], cfg->vocab_size, &(*ids)[i], &(*lens)[i],
-                                             err);
+        st = c->text_mode
+                 ? dist_text_encode(c->text, lines[i], cfg->bos_id, cfg->vocab_size, &(*ids)[i],
+                                    &(*lens)[i], err)
+                 : prompt_parse_ids(lines[i], cfg->vocab_size, &(*ids)[i], &(*lens)[i], err);
         if (st) {
             stf_wrap(err, "prompt %u", i + 1);
             goto done;
@@ -100,8 +98,7 @@ done:
 static enum stf_status open_dumps(struct coord *c, struct stf_error *err)
 {
     const char *path = c->p->o->dump_logits;
-    if (!path)
-        return STF_OK;
+    if (!path) return STF_OK;
     for (uint32_t i = 0; i < c->tab.n; i++) {
         char name[4096];
         /* one session: the file itself (as the single-process runner); several: FILE.<i> */
@@ -124,12 +121,10 @@ static int free_buffer(struct coord *c, struct stf_error *err, enum stf_status *
     for (int i = 0; i < SEND_BUFFERS; i++) {
         if (c->busy[i]) {
             bool done = false;
-            if ((*st = transport_test(c->p->t, c->sreq[i], &done, err)))
-                return -1;
+            if ((*st = transport_test(c->p->t, c->sreq[i], &done, err))) return -1;
             c->busy[i] = !done;
         }
-        if (!c->busy[i] && free_one < 0)
-            free_one = i;
+        if (!c->busy[i] && free_one < 0) free_one = i;
     }
     return free_one;
 }
@@ -137,20 +132,16 @@ static int free_buffer(struct coord *c, struct stf_error *err, enum stf_status *
 static bool sends_pending(const struct coord *c)
 {
     for (int i = 0; i < SEND_BUFFERS; i++)
-        if (c->busy[i])
-            return true;
+        if (c->busy[i]) return true;
     return false;
 }
 
-static enum stf_status send_frame(struct coord *c, int buf, struct frame *f,
-                                  struct stf_error *err)
+static enum stf_status send_frame(struct coord *c, int buf, struct frame *f, struct stf_error *err)
 {
     size_t len;
     enum stf_status st = pipe_pack(c->p, f, c->sbuf[buf], c->p->max_frame, &len, err);
-    if (!st)
-        st = transport_isend(c->p->t, 1, PIPE_TAG, c->sbuf[buf], len, &c->sreq[buf], err);
-    if (!st)
-        c->busy[buf] = true;
+    if (!st) st = transport_isend(c->p->t, 1, PIPE_TAG, c->sbuf[buf], len, &c->sreq[buf], err);
+    if (!st) c->busy[buf] = true;
     return st;
 }
 
@@ -174,8 +165,7 @@ static enum stf_status handle_rows(struct coord *c, struct session *s, bool deco
     for (uint32_t r = 0; r < rows; r++) {
         uint32_t pos = position + r;
         bool dump_row = s->dump && pos == s->dumped;
-        if (!dump_row && !(last_chunk && r + 1 == rows))
-            continue;
+        if (!dump_row && !(last_chunk && r + 1 == rows)) continue;
         memcpy(c->result, data + (size_t)r * d, d * sizeof(float));
         forward_head(p->m, p->ws, c->result, c->logits);
         if (dump_row) {
@@ -232,15 +222,14 @@ static enum stf_status handle_result(struct coord *c, const struct frame *f, int
         return stf_fail(err, STF_ERR_PROTOCOL,
                         "rank 0: unexpected %s frame from rank %d (only results return)",
                         frame_kind_name(f->kind), from);
-    struct session *s = f->session >= 1 && f->session <= c->tab.n ? &c->tab.s[f->session - 1]
-                                                                   : NULL;
+    struct session *s =
+        f->session >= 1 && f->session <= c->tab.n ? &c->tab.s[f->session - 1] : NULL;
     if (!s || s->phase != SESSION_IN_FLIGHT || f->position != s->fill ||
         f->rows != s->in_flight_rows || (int)f->cache.slot != s->slot)
         return stf_fail(err, STF_ERR_PROTOCOL,
                         "rank 0: result from rank %d for session %llu (position %u, %u rows, "
                         "slot %u) matches no frame in flight",
-                        from, (unsigned long long)f->session, f->position, f->rows,
-                        f->cache.slot);
+                        from, (unsigned long long)f->session, f->position, f->rows, f->cache.slot);
     c->in_flight--;
     return handle_rows(c, s, f->kind == FRAME_DECODE, f->position, f->rows, f->data, err);
 }
@@ -271,8 +260,7 @@ static enum stf_status start_frame(struct coord *c, struct session *s, int buf,
                       .data_len = (size_t)rows * d * sizeof(float)};
     s->need_reset = false;
     enum stf_status st = pipe_compute(p, &f, 0, err);
-    if (st)
-        return st;
+    if (st) return st;
     s->phase = SESSION_IN_FLIGHT;
     s->in_flight_rows = rows;
     if (p->size == 1) {
@@ -289,8 +277,7 @@ static enum stf_status start_control(struct coord *c, int buf, struct stf_error 
     c->c_len--;
     struct frame f = {.kind = k.kind, .session = k.session, .cache = {.slot = k.slot}};
     enum stf_status st = pipe_compute(c->p, &f, 0, err);
-    if (st || c->p->size == 1)
-        return st;
+    if (st || c->p->size == 1) return st;
     return send_frame(c, buf, &f, err);
 }
 
@@ -310,8 +297,7 @@ static enum stf_status print_outputs(struct coord *c, struct stf_error *err)
         if (c->text_mode) {
             const char *text;
             enum stf_status st = dist_text_decode(c->text, gen, n, &text, err);
-            if (st)
-                return st;
+            if (st) return st;
             printf("%s\n", text);
         }
     }
@@ -365,8 +351,7 @@ static enum stf_status report(struct coord *c, const struct pipe_stats *all, dou
             fprintf(f, "%s\n", r + 1 < p->size ? "," : "");
         }
         fprintf(f, "  ]\n}\n");
-        if (fclose(f) != 0)
-            return stf_fail(err, STF_ERR_IO, "%s: write failed", p->o->stats_json);
+        if (fclose(f) != 0) return stf_fail(err, STF_ERR_IO, "%s: write failed", p->o->stats_json);
     }
     if (!p->o->quiet) {
         fprintf(stderr,
@@ -381,8 +366,8 @@ static enum stf_status report(struct coord *c, const struct pipe_stats *all, dou
                     "  rank %d (%s): layers [%u, %u), weights %.1f MB, RSS %.1f MB (peak %.1f), "
                     "compute %.3f s, wire %.3f s, wait %.3f s, sent %.1f KB\n",
                     r, s->host, s->layer_begin, s->layer_end, (double)s->weight_bytes / 1e6,
-                    (double)s->rss_end / 1e6, (double)s->peak_rss / 1e6, s->compute_s,
-                    s->wire_s, s->wait_s, (double)s->bytes_sent / 1e3);
+                    (double)s->rss_end / 1e6, (double)s->peak_rss / 1e6, s->compute_s, s->wire_s,
+                    s->wait_s, (double)s->bytes_sent / 1e3);
         }
     }
     return STF_OK;
@@ -403,31 +388,25 @@ static enum stf_status run_loop(struct coord *c, struct stf_error *err)
         sessions_admit(&c->tab, stderr);
         for (;;) {
             int buf = p->size == 1 ? 0 : free_buffer(c, err, &st);
-            if (st)
-                return st;
-            if (buf < 0)
-                break;
+            if (st) return st;
+            if (buf < 0) break;
             if (c->c_len) {
-                if ((st = start_control(c, buf, err)))
-                    return st;
+                if ((st = start_control(c, buf, err))) return st;
             } else {
                 sessions_admit(&c->tab, stderr);
                 struct session *s = sessions_next_ready(&c->tab);
-                if (!s)
-                    break;
-                if ((st = start_frame(c, s, buf, err)))
-                    return st;
+                if (!s) break;
+                if ((st = start_frame(c, s, buf, err))) return st;
             }
             progress = true;
         }
         for (;;) {
             bool found = false;
             struct transport_msg msg;
-            if (p->size == 1 || (st = transport_iprobe(p->t, TRANSPORT_ANY_SOURCE, &found, &msg,
-                                                       err)))
+            if (p->size == 1 ||
+                (st = transport_iprobe(p->t, TRANSPORT_ANY_SOURCE, &found, &msg, err)))
                 break;
-            if (!found)
-                break;
+            if (!found) break;
             struct frame f;
             if ((st = transport_recv(p->t, &msg, p->rbuf, p->max_frame, err)) ||
                 (st = pipe_decode(p, msg.len, msg.source, last, &f, err)) ||
@@ -435,18 +414,15 @@ static enum stf_status run_loop(struct coord *c, struct stf_error *err)
                 return st;
             progress = true;
         }
-        if (st)
-            return st;
+        if (st) return st;
         bool done = sessions_all_done(&c->tab) && !c->c_len;
         if (done && !shutdown_sent) {
             if (p->size > 1) {
                 int buf = free_buffer(c, err, &st);
-                if (st)
-                    return st;
+                if (st) return st;
                 if (buf >= 0) {
                     struct frame f = {.kind = FRAME_SHUTDOWN};
-                    if ((st = send_frame(c, buf, &f, err)))
-                        return st;
+                    if ((st = send_frame(c, buf, &f, err))) return st;
                     shutdown_sent = true;
                     progress = true;
                 }
@@ -455,10 +431,8 @@ static enum stf_status run_loop(struct coord *c, struct stf_error *err)
             }
         }
         if (shutdown_sent && shutdown_acked) {
-            if (p->size > 1)
-                free_buffer(c, err, &st); /* tests every outstanding send */
-            if (st || !sends_pending(c))
-                return st;
+            if (p->size > 1) free_buffer(c, err, &st); /* tests every outstanding send */
+            if (st || !sends_pending(c)) return st;
         }
         double now = stf_now();
         if (progress) {
@@ -475,8 +449,8 @@ static enum stf_status run_loop(struct coord *c, struct stf_error *err)
                                     deadline, last, c->in_flight, c->in_flight == 1 ? "" : "s",
                                     last);
                 return stf_fail(err, STF_ERR_TRANSPORT,
-                                "rank 0: timed out after %.0f s waiting for rank %d (%s)",
-                                deadline, shutdown_sent && !shutdown_acked ? last : 1,
+                                "rank 0: timed out after %.0f s waiting for rank %d (%s)", deadline,
+                                shutdown_sent && !shutdown_acked ? last : 1,
                                 shutdown_sent && !shutdown_acked ? "shutdown acknowledgement"
                                                                  : "to receive a frame");
             }
@@ -493,13 +467,11 @@ enum stf_status coordinator_run(struct pipe *p, struct stf_error *err)
     uint32_t **ids = NULL, *lens = NULL, n = 0;
     enum stf_status st;
     const uint32_t d = p->cfg->d_model;
-    if ((st = read_prompts(&c, &ids, &lens, &n, err)))
-        goto done;
+    if ((st = read_prompts(&c, &ids, &lens, &n, err))) goto done;
     if ((st = sessions_create(&c.tab, n, ids, lens, c.max_tokens, &p->o->sampling,
                               p->cfg->vocab_size, p->lim.n_slots, err)))
         goto done;
-    if ((st = open_dumps(&c, err)))
-        goto done;
+    if ((st = open_dumps(&c, err))) goto done;
     c.logits = stf_alloc((size_t)p->cfg->vocab_size * sizeof(float));
     c.result = stf_alloc((size_t)d * sizeof(float));
     c.c_cap = n + 1;
@@ -507,25 +479,21 @@ enum stf_status coordinator_run(struct pipe *p, struct stf_error *err)
     c.cap_latency = n * (c.max_tokens + 1);
     c.latency = calloc(c.cap_latency ? c.cap_latency : 1, sizeof *c.latency);
     for (int i = 0; i < SEND_BUFFERS; i++)
-        if (!(c.sbuf[i] = stf_alloc(p->max_frame)))
-            c.logits = NULL;
+        if (!(c.sbuf[i] = stf_alloc(p->max_frame))) c.logits = NULL;
     if (!c.logits || !c.result || !c.ctrl || !c.latency) {
         st = stf_fail(err, STF_ERR_NOMEM, "rank 0: out of memory");
         goto done;
     }
     c.t_start = stf_now();
-    if ((st = run_loop(&c, err)))
-        goto done;
+    if ((st = run_loop(&c, err))) goto done;
     double wall = stf_now() - c.t_start;
-    if ((st = print_outputs(&c, err)))
-        goto done;
+    if ((st = print_outputs(&c, err))) goto done;
     struct pipe_stats *all = calloc((size_t)p->size, sizeof *all);
     if (!all) {
         st = stf_fail(err, STF_ERR_NOMEM, "rank 0: out of memory");
         goto done;
     }
-    if (!(st = pipe_gather_stats(p, all, err)))
-        st = report(&c, all, wall, err);
+    if (!(st = pipe_gather_stats(p, all, err))) st = report(&c, all, wall, err);
     free(all);
 done:
     for (uint32_t i = 0; i < c.tab.n; i++)

@@ -10,8 +10,7 @@
 enum stf_status fault_parse(const char *spec, struct fault *f, struct stf_error *err)
 {
     memset(f, 0, sizeof *f);
-    if (!spec || !*spec)
-        return STF_OK;
+    if (!spec || !*spec) return STF_OK;
     static const struct {
         const char *name;
         enum fault_kind kind;
@@ -39,25 +38,20 @@ enum stf_status fault_parse(const char *spec, struct fault *f, struct stf_error 
 
 void fault_on_handle(struct fault *f, int rank)
 {
-    if (f->rank != rank || (f->kind != FAULT_KILL && f->kind != FAULT_STALL))
-        return;
-    if (f->handled++ < f->after)
-        return;
+    if (f->rank != rank || (f->kind != FAULT_KILL && f->kind != FAULT_STALL)) return;
+    if (f->handled++ < f->after) return;
     fprintf(stderr, "sparsetf-dist: rank %d: fault injection: %s now\n", rank,
             f->kind == FAULT_KILL ? "killing this rank" : "stalling this rank");
     fflush(stderr);
-    if (f->kind == FAULT_KILL)
-        raise(SIGKILL);
+    if (f->kind == FAULT_KILL) raise(SIGKILL);
     for (;;)
         sleep(1);
 }
 
 bool fault_on_send(struct fault *f, int rank, enum fault_kind kind)
 {
-    if (f->rank != rank || f->kind != kind)
-        return false;
-    if (f->sent++ != f->after)
-        return false;
+    if (f->rank != rank || f->kind != kind) return false;
+    if (f->sent++ != f->after) return false;
     fprintf(stderr, "sparsetf-dist: rank %d: fault injection: %s\n", rank,
             kind == FAULT_CORRUPT ? "corrupting an outgoing frame" : "sending a wrong directive");
     return true;

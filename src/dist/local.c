@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dist/prompt.h"
+#include "dist/text.h"
 #include "model/forward.h"
 #include "util/mem.h"
 #include "util/timer.h"
@@ -16,6 +17,7 @@ enum stf_status dist_run_local(const struct dist_options *o, struct stf_error *e
     struct seq_state *s = NULL;
     struct workspace *ws = NULL;
     struct sampler smp = {0};
+    struct dist_text *text = NULL;
     uint32_t *prompt = NULL, *generated = NULL, n_prompt = 0, n_gen = 0;
     float *x = NULL, *logits = NULL;
     double *tok_times = NULL;
@@ -24,8 +26,7 @@ enum stf_status dist_run_local(const struct dist_options *o, struct stf_error *e
 
     double t_load = stf_now();
     st = model_open(o->model_path, NULL, o->verify ? MODEL_OPEN_VERIFY : 0, &m, err);
-    if (st)
-        goto done;
+    if (st) goto done;
     t_load = stf_now() - t_load;
     const struct model_config *c = &m->cfg;
     uint32_t cap = o->ctx ? o->ctx : c->max_seq_len;
@@ -37,13 +38,14 @@ enum stf_status dist_run_local(const struct dist_options *o, struct stf_error *e
     if (o->prompt_tokens) {
         st = prompt_parse_ids(o->prompt_tokens, c->vocab_size, &prompt, &n_prompt, err);
     } else if (o->prompt) {
-        st = stf_fail(err, STF_ERR_UNSUPPORTED,
-                      "%s: --prompt needs the model's tokenizer; use --prompt-tokens", o->model_path);
+        st = dist_text_open(m, &text, err);
+        if (!st)
+            st = dist_text_encode(text, o->prompt, c->bos_id, c->vocab_size, &prompt, &n_prompt,
+                                  err);
     } else {
         st = stf_fail(err, STF_ERR_UNSUPPORTED, "--prompts is handled by the pipeline runner");
     }
-    if (st)
-        goto done;
+    if (st) goto done;
     if ((uint64_t)n_prompt + o->max_tokens > cap) {
         st = stf_fail(err, STF_ERR_ARG,
                       "prompt of %u tokens + --max-tokens %u exceeds the context of %u positions",
@@ -76,8 +78,7 @@ enum stf_status dist_run_local(const struct dist_options *o, struct stf_error *e
     for (uint32_t i = 0; i < n_prompt; i++, pos++) {
         forward_embed(m, prompt[i], pos, x);
         forward_layers(m, s, ws, pos, x);
-        if (dump || i + 1 == n_prompt)
-            forward_head(m, ws, x, logits);
+        if (dump || i + 1 == n_prompt) forward_head(m, ws, x, logits);
         if (dump && fwrite(logits, sizeof *logits, c->vocab_size, dump) != c->vocab_size) {
             st = stf_fail(err, STF_ERR_IO, "%s: write failed", o->dump_logits);
             goto done;
@@ -103,9 +104,16 @@ enum stf_status dist_run_local(const struct dist_options *o, struct stf_error *e
             goto done;
         }
     }
-    for (uint32_t i = 0; i < n_gen; i++)
-        printf("%s%u", i ? " " : "", generated[i]);
-    printf("\n");
+    if (!text || o->print_tokens) {
+        for (uint32_t i = 0; i < n_gen; i++)
+            printf("%s%u", i ? " " : "", generated[i]);
+        printf("\n");
+    }
+    if (text) {
+        const char *out;
+        if ((st = dist_text_decode(text, generated, n_gen, &out, err))) goto done;
+        printf("%s\n", out);
+    }
     fflush(stdout);
     double med = stf_median(tok_times, n_gen > 1 ? (int)n_gen - 1 : (int)n_gen);
     if (!o->quiet)
@@ -124,6 +132,7 @@ done:
     stf_free(x);
     stf_free(logits);
     sampler_destroy(&smp);
+    dist_text_close(text);
     workspace_free(ws);
     seq_state_free(s);
     model_close(m);

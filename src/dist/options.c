@@ -9,49 +9,50 @@
 
 void dist_options_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: [mpirun -np N] sparsetf-dist --model FILE (--prompt TEXT | --prompt-tokens IDS |\n"
-            "                                    --prompts FILE) [options]\n"
-            "\n"
-            "Generates text with a sparse (or dense) Transformer LM. Under mpirun the layers are\n"
-            "split across ranks (pipeline stages); rank 0 tokenises, samples and prints.\n"
-            "\n"
-            "Input:\n"
-            "  --model FILE         sparsetf model file (see sparsetf-gen)\n"
-            "  --prompt TEXT        prompt text (the model must embed a tokenizer)\n"
-            "  --prompt-tokens IDS  prompt as token ids, e.g. \"1 345 78\"\n"
-            "  --prompts FILE       one text prompt per line, run as concurrent sessions\n"
-            "  --prompts-tokens FILE  one prompt of token ids per line, concurrent sessions\n"
-            "Generation:\n"
-            "  --max-tokens N       tokens to generate (default 64); stops early at end-of-text\n"
-            "  --temperature T      0 = greedy (default 0.8)\n"
-            "  --top-k K            keep the K most likely tokens, 0 = off (default 40)\n"
-            "  --top-p P            nucleus filter in (0, 1], 1 = off (default 0.95)\n"
-            "  --seed S             sampling seed (default 42); session i (0-based, input order)\n"
-            "                       samples with seed S + i\n"
-            "  --ctx N              KV cache positions (default: the model's max_seq_len)\n"
-            "Output:\n"
-            "  --print-tokens       print generated token ids (one line, space separated)\n"
-            "  --stats-json FILE    write latency, per-rank time and traffic as JSON\n"
-            "  --dump-logits FILE   write every computed logit row as raw little-endian f32\n"
-            "  --quiet              no summary on stderr\n"
-            "Engine:\n"
-            "  --threads N          OpenBLAS threads per rank (default 1)\n"
-            "  --kernels fast|ref   kernel implementation (default fast; ref is for checking)\n"
-            "  --verify             check every tensor checksum at load\n"
-            "  --plan               print the layer plan per rank and exit\n"
-            "  --ranks N            with --plan outside mpirun: plan for N ranks\n"
-            "Pipeline:\n"
-            "  --slots N            cache slots per rank (default: one per session, max 16);\n"
-            "                       when sessions outnumber slots, the least recently used is\n"
-            "                       evicted and later recomputed\n"
-            "  --prefill-chunk N    prompt positions per prefill frame (default 32)\n"
-            "  --timeout S          seconds to wait for a peer before failing the job (default 60)\n"
-            "  --local              single-process runner without MPI (reference path)\n"
-            "  --fault-inject SPEC  TESTING ONLY: kill-rank=R,after=T | stall-rank=R,after=T |\n"
-            "                       corrupt-frame=R,after=T | bad-directive=R,after=T\n"
-            "                       (also read from $STF_FAULT_INJECT; see docs/protocol.md)\n"
-            "  -h, --help           this text;  --version  the version\n");
+    fprintf(
+        f,
+        "usage: [mpirun -np N] sparsetf-dist --model FILE (--prompt TEXT | --prompt-tokens IDS |\n"
+        "                                    --prompts FILE) [options]\n"
+        "\n"
+        "Generates text with a sparse (or dense) Transformer LM. Under mpirun the layers are\n"
+        "split across ranks (pipeline stages); rank 0 tokenises, samples and prints.\n"
+        "\n"
+        "Input:\n"
+        "  --model FILE         sparsetf model file (see sparsetf-gen)\n"
+        "  --prompt TEXT        prompt text (the model must embed a tokenizer)\n"
+        "  --prompt-tokens IDS  prompt as token ids, e.g. \"1 345 78\"\n"
+        "  --prompts FILE       one text prompt per line, run as concurrent sessions\n"
+        "  --prompts-tokens FILE  one prompt of token ids per line, concurrent sessions\n"
+        "Generation:\n"
+        "  --max-tokens N       tokens to generate (default 64); stops early at end-of-text\n"
+        "  --temperature T      0 = greedy (default 0.8)\n"
+        "  --top-k K            keep the K most likely tokens, 0 = off (default 40)\n"
+        "  --top-p P            nucleus filter in (0, 1], 1 = off (default 0.95)\n"
+        "  --seed S             sampling seed (default 42); session i (0-based, input order)\n"
+        "                       samples with seed S + i\n"
+        "  --ctx N              KV cache positions (default: the model's max_seq_len)\n"
+        "Output:\n"
+        "  --print-tokens       print generated token ids (one line, space separated)\n"
+        "  --stats-json FILE    write latency, per-rank time and traffic as JSON\n"
+        "  --dump-logits FILE   write every computed logit row as raw little-endian f32\n"
+        "  --quiet              no summary on stderr\n"
+        "Engine:\n"
+        "  --threads N          OpenBLAS threads per rank (default 1)\n"
+        "  --kernels fast|ref   kernel implementation (default fast; ref is for checking)\n"
+        "  --verify             check every tensor checksum at load\n"
+        "  --plan               print the layer plan per rank and exit\n"
+        "  --ranks N            with --plan outside mpirun: plan for N ranks\n"
+        "Pipeline:\n"
+        "  --slots N            cache slots per rank (default: one per session, max 16);\n"
+        "                       when sessions outnumber slots, the least recently used is\n"
+        "                       evicted and later recomputed\n"
+        "  --prefill-chunk N    prompt positions per prefill frame (default 32)\n"
+        "  --timeout S          seconds to wait for a peer before failing the job (default 60)\n"
+        "  --local              single-process runner without MPI (reference path)\n"
+        "  --fault-inject SPEC  TESTING ONLY: kill-rank=R,after=T | stall-rank=R,after=T |\n"
+        "                       corrupt-frame=R,after=T | bad-directive=R,after=T\n"
+        "                       (also read from $STF_FAULT_INJECT; see docs/protocol.md)\n"
+        "  -h, --help           this text;  --version  the version\n");
 }
 
 static enum stf_status parse_u32(const char *opt, const char *s, uint32_t *out,
@@ -90,13 +91,35 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
     o->timeout = 60;
     o->fault_inject = getenv("STF_FAULT_INJECT");
     float timeout = 60;
-    o->sampling = (struct sampler_params){.temperature = 0.8f, .top_k = 40, .top_p = 0.95f,
-                                          .seed = 42};
+    o->sampling =
+        (struct sampler_params){.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .seed = 42};
     enum {
-        OPT_MODEL = 256, OPT_PROMPT, OPT_PROMPT_TOKENS, OPT_PROMPTS, OPT_MAX_TOKENS, OPT_TEMP,
-        OPT_TOPK, OPT_TOPP, OPT_SEED, OPT_CTX, OPT_PRINT_TOKENS, OPT_STATS, OPT_DUMP, OPT_QUIET,
-        OPT_THREADS, OPT_KERNELS, OPT_VERIFY, OPT_PLAN, OPT_VERSION, OPT_PROMPTS_TOKENS,
-        OPT_LOCAL, OPT_RANKS, OPT_SLOTS, OPT_CHUNK, OPT_TIMEOUT, OPT_FAULT
+        OPT_MODEL = 256,
+        OPT_PROMPT,
+        OPT_PROMPT_TOKENS,
+        OPT_PROMPTS,
+        OPT_MAX_TOKENS,
+        OPT_TEMP,
+        OPT_TOPK,
+        OPT_TOPP,
+        OPT_SEED,
+        OPT_CTX,
+        OPT_PRINT_TOKENS,
+        OPT_STATS,
+        OPT_DUMP,
+        OPT_QUIET,
+        OPT_THREADS,
+        OPT_KERNELS,
+        OPT_VERIFY,
+        OPT_PLAN,
+        OPT_VERSION,
+        OPT_PROMPTS_TOKENS,
+        OPT_LOCAL,
+        OPT_RANKS,
+        OPT_SLOTS,
+        OPT_CHUNK,
+        OPT_TIMEOUT,
+        OPT_FAULT
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, OPT_MODEL},
@@ -134,23 +157,49 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
     uint32_t u = 0;
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1 && !st) {
         switch (ch) {
-        case OPT_MODEL: o->model_path = optarg; break;
-        case OPT_PROMPT: o->prompt = optarg; break;
-        case OPT_PROMPT_TOKENS: o->prompt_tokens = optarg; break;
-        case OPT_PROMPTS: o->prompts_file = optarg; break;
-        case OPT_MAX_TOKENS: st = parse_u32("--max-tokens", optarg, &o->max_tokens, err); break;
-        case OPT_TEMP: st = parse_float("--temperature", optarg, &o->sampling.temperature, err); break;
-        case OPT_TOPK: st = parse_u32("--top-k", optarg, &o->sampling.top_k, err); break;
-        case OPT_TOPP: st = parse_float("--top-p", optarg, &o->sampling.top_p, err); break;
+        case OPT_MODEL:
+            o->model_path = optarg;
+            break;
+        case OPT_PROMPT:
+            o->prompt = optarg;
+            break;
+        case OPT_PROMPT_TOKENS:
+            o->prompt_tokens = optarg;
+            break;
+        case OPT_PROMPTS:
+            o->prompts_file = optarg;
+            break;
+        case OPT_MAX_TOKENS:
+            st = parse_u32("--max-tokens", optarg, &o->max_tokens, err);
+            break;
+        case OPT_TEMP:
+            st = parse_float("--temperature", optarg, &o->sampling.temperature, err);
+            break;
+        case OPT_TOPK:
+            st = parse_u32("--top-k", optarg, &o->sampling.top_k, err);
+            break;
+        case OPT_TOPP:
+            st = parse_float("--top-p", optarg, &o->sampling.top_p, err);
+            break;
         case OPT_SEED:
             st = parse_u32("--seed", optarg, &u, err);
             o->sampling.seed = u;
             break;
-        case OPT_CTX: st = parse_u32("--ctx", optarg, &o->ctx, err); break;
-        case OPT_PRINT_TOKENS: o->print_tokens = true; break;
-        case OPT_STATS: o->stats_json = optarg; break;
-        case OPT_DUMP: o->dump_logits = optarg; break;
-        case OPT_QUIET: o->quiet = true; break;
+        case OPT_CTX:
+            st = parse_u32("--ctx", optarg, &o->ctx, err);
+            break;
+        case OPT_PRINT_TOKENS:
+            o->print_tokens = true;
+            break;
+        case OPT_STATS:
+            o->stats_json = optarg;
+            break;
+        case OPT_DUMP:
+            o->dump_logits = optarg;
+            break;
+        case OPT_QUIET:
+            o->quiet = true;
+            break;
         case OPT_THREADS:
             st = parse_u32("--threads", optarg, &u, err);
             if (!st && (u < 1 || u > 256))
@@ -163,10 +212,18 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
                               optarg);
             o->kernels = optarg;
             break;
-        case OPT_VERIFY: o->verify = true; break;
-        case OPT_PLAN: o->plan_only = true; break;
-        case OPT_PROMPTS_TOKENS: o->prompts_tokens_file = optarg; break;
-        case OPT_LOCAL: o->local = true; break;
+        case OPT_VERIFY:
+            o->verify = true;
+            break;
+        case OPT_PLAN:
+            o->plan_only = true;
+            break;
+        case OPT_PROMPTS_TOKENS:
+            o->prompts_tokens_file = optarg;
+            break;
+        case OPT_LOCAL:
+            o->local = true;
+            break;
         case OPT_RANKS:
             st = parse_u32("--ranks", optarg, &o->plan_ranks, err);
             if (!st && o->plan_ranks < 1)
@@ -189,34 +246,31 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
                 st = stf_fail(err, STF_ERR_ARG, "--timeout must be positive, got %s", optarg);
             o->timeout = timeout;
             break;
-        case OPT_FAULT: o->fault_inject = optarg; break;
+        case OPT_FAULT:
+            o->fault_inject = optarg;
+            break;
         case OPT_VERSION:
-            if (print)
-                printf("sparsetf-dist %s\n", PROJECT_VERSION);
+            if (print) printf("sparsetf-dist %s\n", PROJECT_VERSION);
             *exit_now = true;
             return STF_OK;
         case 'h':
-            if (print)
-                dist_options_usage(stdout);
+            if (print) dist_options_usage(stdout);
             *exit_now = true;
             return STF_OK;
         case ':':
             return stf_fail(err, STF_ERR_ARG, "option `%s` needs a value", argv[optind - 1]);
         default:
-            return stf_fail(err, STF_ERR_ARG, "unknown option `%s` (see --help)",
-                            argv[optind - 1]);
+            return stf_fail(err, STF_ERR_ARG, "unknown option `%s` (see --help)", argv[optind - 1]);
         }
     }
-    if (st)
-        return st;
+    if (st) return st;
     if (optind < argc)
         return stf_fail(err, STF_ERR_ARG, "unexpected argument `%s` (see --help)", argv[optind]);
-    if (!o->model_path)
-        return stf_fail(err, STF_ERR_ARG, "--model FILE is required (see --help)");
-    int n_inputs =
-        !!o->prompt + !!o->prompt_tokens + !!o->prompts_file + !!o->prompts_tokens_file;
+    if (!o->model_path) return stf_fail(err, STF_ERR_ARG, "--model FILE is required (see --help)");
+    int n_inputs = !!o->prompt + !!o->prompt_tokens + !!o->prompts_file + !!o->prompts_tokens_file;
     if (!o->plan_only && n_inputs != 1)
-        return stf_fail(err, STF_ERR_ARG, "give exactly one of --prompt, --prompt-tokens, "
-                                          "--prompts or --prompts-tokens");
+        return stf_fail(err, STF_ERR_ARG,
+                        "give exactly one of --prompt, --prompt-tokens, "
+                        "--prompts or --prompts-tokens");
     return sampler_params_check(&o->sampling, err);
 }

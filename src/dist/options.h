@@ -14,25 +14,25 @@
 
 struct dist_options {
     const char *model_path;
-    const char *prompt;        /* --prompt TEXT (needs the model's tokenizer) */
-    const char *prompt_tokens; /* --prompt-tokens "i j k" */
-    const char *prompts_file;  /* --prompts FILE: one text prompt per line */
+    const char *prompt;              /* --prompt TEXT (needs the model's tokenizer) */
+    const char *prompt_tokens;       /* --prompt-tokens "i j k" */
+    const char *prompts_file;        /* --prompts FILE: one text prompt per line */
     const char *prompts_tokens_file; /* --prompts-tokens FILE: one line of token ids each */
     const char *stats_json;
     const char *dump_logits; /* raw f32 rows of logits for tests */
     const char *kernels;     /* "fast" or "ref" */
     uint32_t max_tokens;
-    uint32_t ctx;     /* KV cache capacity; 0 = the model's max_seq_len */
-    int threads;      /* OpenBLAS threads per rank */
+    uint32_t ctx; /* KV cache capacity; 0 = the model's max_seq_len */
+    int threads;  /* OpenBLAS threads per rank */
     bool print_tokens;
     bool verify;
     bool plan_only;
     bool quiet;
-    bool local;          /* --local: the single-process runner (dist/local.c), no MPI */
-    uint32_t plan_ranks; /* --ranks N: plan for N ranks (--plan outside mpirun) */
-    uint32_t slots;      /* cache slots per rank; 0 = one per session, at most 16 */
-    uint32_t prefill_chunk; /* prompt positions per prefill frame */
-    double timeout;      /* seconds a rank waits for a peer before failing the job */
+    bool local;               /* --local: the single-process runner (dist/local.c), no MPI */
+    uint32_t plan_ranks;      /* --ranks N: plan for N ranks (--plan outside mpirun) */
+    uint32_t slots;           /* cache slots per rank; 0 = one per session, at most 16 */
+    uint32_t prefill_chunk;   /* prompt positions per prefill frame */
+    double timeout;           /* seconds a rank waits for a peer before failing the job */
     const char *fault_inject; /* testing hook, see dist/fault.h */
     struct sampler_params sampling;
 };

@@ -20,12 +20,10 @@ enum stf_status pipe_open(struct pipe *p, const struct dist_options *o, struct t
     p->stats.rank = p->rank;
     snprintf(p->stats.host, sizeof p->stats.host, "%s", transport_host());
     enum stf_status st = fault_parse(o->fault_inject, &p->fault, err);
-    if (st)
-        return st;
+    if (st) return st;
 
     struct model_config cfg;
-    if ((st = model_read_config(o->model_path, &cfg, err)))
-        return st;
+    if ((st = model_read_config(o->model_path, &cfg, err))) return st;
     uint32_t capacity = o->ctx ? o->ctx : cfg.max_seq_len;
     if (capacity > cfg.max_seq_len)
         return stf_fail(err, STF_ERR_ARG, "--ctx %u exceeds the model's max_seq_len %u", capacity,
@@ -50,8 +48,8 @@ enum stf_status pipe_open(struct pipe *p, const struct dist_options *o, struct t
 
     const struct kernels *k = kernels_by_name(o->kernels);
     kernels_set_threads(o->threads);
-    if ((st = slots_create(p->cfg, p->rank, mine->layer_begin, mine->layer_end, n_slots,
-                           capacity, &p->slots, err)) ||
+    if ((st = slots_create(p->cfg, p->rank, mine->layer_begin, mine->layer_end, n_slots, capacity,
+                           &p->slots, err)) ||
         (st = workspace_create(p->cfg, capacity, k, &p->ws, err)))
         return st;
     p->lim = (struct frame_limits){.width = p->cfg->d_model,
@@ -59,8 +57,7 @@ enum stf_status pipe_open(struct pipe *p, const struct dist_options *o, struct t
                                    .max_rows = max_rows,
                                    .n_slots = n_slots,
                                    .capacity = capacity};
-    if ((st = frame_decoder_create(&p->lim, &p->dec, err)))
-        return st;
+    if ((st = frame_decoder_create(&p->lim, &p->dec, err))) return st;
     p->max_frame = frame_max_packed_size(&p->lim);
     p->rbuf = stf_alloc(p->max_frame);
     p->rows = stf_alloc((size_t)max_rows * p->cfg->d_model * sizeof(float));
@@ -88,11 +85,9 @@ enum stf_status pipe_decode(struct pipe *p, size_t len, int from, int in_link, s
     double t0 = stf_now();
     enum stf_status st = frame_decode(p->dec, p->rbuf, len, from, f, err);
     p->stats.wire_s += stf_now() - t0;
-    if (st)
-        return stf_wrap(err, "rank %d", p->rank);
+    if (st) return stf_wrap(err, "rank %d", p->rank);
     p->stats.frames_recv++;
-    if (f->kind == FRAME_ERROR)
-        return STF_OK;
+    if (f->kind == FRAME_ERROR) return STF_OK;
     if (from != in_link)
         return stf_fail(err, STF_ERR_PROTOCOL,
                         "rank %d: unexpected %s frame from rank %d (this rank only receives "
@@ -114,27 +109,21 @@ enum stf_status pipe_recv(struct pipe *p, int source, int in_link, double timeou
 {
     struct transport_msg msg;
     enum stf_status st = transport_probe(p->t, source, timeout, waiting_for, &msg, err);
-    if (!st)
-        st = transport_recv(p->t, &msg, p->rbuf, p->max_frame, err);
-    if (st)
-        return st;
+    if (!st) st = transport_recv(p->t, &msg, p->rbuf, p->max_frame, err);
+    if (st) return st;
     *from = msg.source;
     return pipe_decode(p, msg.len, msg.source, in_link, f, err);
 }
 
-enum stf_status pipe_compute(struct pipe *p, const struct frame *f, int from,
-                             struct stf_error *err)
+enum stf_status pipe_compute(struct pipe *p, const struct frame *f, int from, struct stf_error *err)
 {
-    if (frame_kind_has_rows(f->kind))
-        fault_on_handle(&p->fault, p->rank);
+    if (frame_kind_has_rows(f->kind)) fault_on_handle(&p->fault, p->rank);
     struct slot *s;
     enum stf_status st = slots_apply(p->slots, f, from, &s, err);
-    if (st || !s)
-        return st;
+    if (st || !s) return st;
     double t0 = stf_now();
     const uint32_t d = p->cfg->d_model;
-    if (f->data != p->rows)
-        memcpy(p->rows, f->data, f->data_len);
+    if (f->data != p->rows) memcpy(p->rows, f->data, f->data_len);
     if (s->state)
         for (uint32_t r = 0; r < f->rows; r++)
             forward_layers(p->m, s->state, p->ws, f->position + r, p->rows + (size_t)r * d);
@@ -152,14 +141,12 @@ enum stf_status pipe_pack(struct pipe *p, struct frame *f, unsigned char *buf, s
     f->origin_rank = p->rank;
     f->sequence = ++p->seq_out;
     bool rows = frame_kind_has_rows(f->kind);
-    if (rows && fault_on_send(&p->fault, p->rank, FAULT_BAD_DIRECTIVE))
-        f->cache.fill += 1;
+    if (rows && fault_on_send(&p->fault, p->rank, FAULT_BAD_DIRECTIVE)) f->cache.fill += 1;
     enum stf_status st = frame_pack(f, buf, cap, len, err);
     if (!st && rows && *len > 32 && fault_on_send(&p->fault, p->rank, FAULT_CORRUPT))
         buf[*len - 16] ^= 0x5a; /* inside the data field, which precedes the short trailer */
     p->stats.wire_s += stf_now() - t0;
-    if (!st)
-        p->stats.frames_sent++;
+    if (!st) p->stats.frames_sent++;
     return st;
 }
 
@@ -175,8 +162,11 @@ _Noreturn void pipe_fail(struct pipe *p, const struct stf_error *err)
         size_t n = strnlen(err->msg, sizeof text - 1);
         memcpy(text, err->msg, n);
         text[n] = 0;
-        struct frame f = {.version = FRAME_VERSION, .kind = FRAME_ERROR, .origin_rank = p->rank,
-                          .error = text, .sequence = p->seq_out + 1};
+        struct frame f = {.version = FRAME_VERSION,
+                          .kind = FRAME_ERROR,
+                          .origin_rank = p->rank,
+                          .error = text,
+                          .sequence = p->seq_out + 1};
         size_t len;
         struct stf_error ignored;
         if (!frame_pack(&f, buf, sizeof buf, &len, &ignored) &&

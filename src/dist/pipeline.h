@@ -36,7 +36,7 @@ struct pipe_stats {
     double wait_s;    /* waiting for peers (probe/send loops and rank 0's idle polling) */
     double load_s;
     uint64_t bytes_sent, frames_sent, frames_recv;
-    uint64_t positions; /* activation rows processed */
+    uint64_t positions;    /* activation rows processed */
     uint64_t weight_bytes; /* mapped tensors (the rank's share of the model) */
     uint64_t rss_after_load, rss_end, peak_rss;
 };

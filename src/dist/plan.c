@@ -8,15 +8,13 @@
 
 /* Bytes per group from the model's own tensor table: embed (with positions), each layer,
  * head. layer_bytes has cfg->n_layers entries. */
-static enum stf_status count_bytes(const struct model_config *cfg, uint64_t *embed,
-                                   uint64_t *head, uint64_t *layer_bytes, struct stf_error *err)
+static enum stf_status count_bytes(const struct model_config *cfg, uint64_t *embed, uint64_t *head,
+                                   uint64_t *layer_bytes, struct stf_error *err)
 {
     int n = model_tensor_list(cfg, NULL, NULL, 0);
-    if (n <= 0)
-        return stf_fail(err, STF_ERR_FORMAT, "plan: the config lists no tensors");
+    if (n <= 0) return stf_fail(err, STF_ERR_FORMAT, "plan: the config lists no tensors");
     struct tensor_desc *t = calloc((size_t)n, sizeof *t);
-    if (!t)
-        return stf_fail(err, STF_ERR_NOMEM, "plan: out of memory");
+    if (!t) return stf_fail(err, STF_ERR_NOMEM, "plan: out of memory");
     model_tensor_list(cfg, NULL, t, n);
     *embed = *head = 0;
     memset(layer_bytes, 0, cfg->n_layers * sizeof *layer_bytes);
@@ -66,22 +64,19 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
         st = stf_fail(err, STF_ERR_NOMEM, "plan: out of memory");
         goto fail;
     }
-    if ((st = count_bytes(cfg, &embed, &head, lb, err)))
-        goto fail;
+    if ((st = count_bytes(cfg, &embed, &head, lb, err))) goto fail;
     for (uint32_t i = 0; i < L; i++) {
         prefix[i + 1] = prefix[i] + lb[i];
-        if (lb[i] > out->layer_bytes_max)
-            out->layer_bytes_max = lb[i];
+        if (lb[i] > out->layer_bytes_max) out->layer_bytes_max = lb[i];
     }
     const uint64_t INF = UINT64_MAX;
     const uint32_t R = n_ranks;
-#define BEST(r, j) best[(size_t)(r) * (L + 1) + (j)]
-#define CUT(r, j) cut[(size_t)(r) * (L + 1) + (j)]
+#define BEST(r, j)   best[(size_t)(r) * (L + 1) + (j)]
+#define CUT(r, j)    cut[(size_t)(r) * (L + 1) + (j)]
 #define SPREAD(r, j) spread[(size_t)(r) * (L + 1) + (j)]
     for (uint32_t j = 0; j <= L; j++) {
         BEST(R - 1, j) = (R - 1 == 0 || j < L) ? prefix[L] - prefix[j] : INF;
-        if (R - 1 == 0)
-            BEST(R - 1, j) += embed + head;
+        if (R - 1 == 0) BEST(R - 1, j) += embed + head;
         SPREAD(R - 1, j) = (double)BEST(R - 1, j) * (double)BEST(R - 1, j);
     }
     for (uint32_t j = 0; j <= L; j++)
@@ -91,12 +86,10 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
         for (uint32_t j = 0; j <= L; j++) {
             BEST(r, j) = INF;
             SPREAD(r, j) = 0;
-            if (r > 0 && j >= L)
-                continue;
+            if (r > 0 && j >= L) continue;
             uint64_t fixed = r == 0 ? embed + head : 0;
             for (uint32_t e = (r == 0 ? j : j + 1); e + rest <= L; e++) {
-                if (BEST(r + 1, e) == INF)
-                    continue;
+                if (BEST(r + 1, e) == INF) continue;
                 uint64_t own = fixed + prefix[e] - prefix[j];
                 uint64_t m = own > BEST(r + 1, e) ? own : BEST(r + 1, e);
                 double sq = (double)own * (double)own + SPREAD(r + 1, e);
@@ -107,8 +100,7 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
                     CUT(r, j) = e;
                 }
             }
-            if (r == 0)
-                break; /* rank 0 always starts at layer 0 */
+            if (r == 0) break; /* rank 0 always starts at layer 0 */
         }
     }
     out->n_ranks = R;
@@ -130,8 +122,8 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
         pr->embed = pr->head = r == 0;
         pr->weight_bytes = prefix[e] - prefix[j] + (r == 0 ? embed + head : 0);
         pr->cache_bytes = per_layer_cache * (e - j);
-        pr->buffer_bytes = ws + frame * (r == 0 ? 8 : 5) +
-                           (r == 0 ? 4ull * cfg->vocab_size * 3 : 0);
+        pr->buffer_bytes =
+            ws + frame * (r == 0 ? 8 : 5) + (r == 0 ? 4ull * cfg->vocab_size * 3 : 0);
         j = e;
     }
 #undef BEST
@@ -171,9 +163,9 @@ uint64_t plan_rank_expected_bytes(const struct dist_plan *p, uint32_t r)
 
 void plan_print(FILE *f, const struct dist_plan *p, const char *model_path)
 {
-    fprintf(f, "plan: %s on %u rank%s; %u cache slot%s x %u positions; model %.1f MB\n",
-            model_path, p->n_ranks, p->n_ranks == 1 ? "" : "s", p->n_slots,
-            p->n_slots == 1 ? "" : "s", p->capacity, (double)p->model_bytes / 1e6);
+    fprintf(f, "plan: %s on %u rank%s; %u cache slot%s x %u positions; model %.1f MB\n", model_path,
+            p->n_ranks, p->n_ranks == 1 ? "" : "s", p->n_slots, p->n_slots == 1 ? "" : "s",
+            p->capacity, (double)p->model_bytes / 1e6);
     fprintf(f, "%5s  %-12s %7s  %-12s %12s %12s %12s\n", "rank", "layers", "count", "also",
             "weights MB", "caches MB", "expected MB");
     for (uint32_t r = 0; r < p->n_ranks; r++) {

@@ -28,9 +28,9 @@ struct plan_rank {
 struct dist_plan {
     uint32_t n_ranks;
     uint32_t n_slots, capacity, max_rows;
-    uint64_t model_bytes;            /* all tensors */
-    uint64_t layer_bytes_max;        /* the heaviest single layer */
-    struct plan_rank *ranks;         /* n_ranks entries, owned */
+    uint64_t model_bytes;     /* all tensors */
+    uint64_t layer_bytes_max; /* the heaviest single layer */
+    struct plan_rank *ranks;  /* n_ranks entries, owned */
 };
 
 /* Plans n_ranks ranks for cfg; n_slots sessions of capacity positions per rank, prefill

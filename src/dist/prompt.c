@@ -13,14 +13,12 @@ enum stf_status prompt_parse_ids(const char *text, uint32_t vocab, uint32_t **id
     *n = 0;
     uint32_t cap = 16, count = 0;
     uint32_t *out = malloc(cap * sizeof *out);
-    if (!out)
-        return stf_fail(err, STF_ERR_NOMEM, "out of memory for the prompt");
+    if (!out) return stf_fail(err, STF_ERR_NOMEM, "out of memory for the prompt");
     const char *p = text;
     for (;;) {
         while (*p == ' ' || *p == '\t' || *p == ',' || *p == '\n' || *p == '\r')
             p++;
-        if (!*p)
-            break;
+        if (!*p) break;
         if (!isdigit((unsigned char)*p)) {
             free(out);
             return stf_fail(err, STF_ERR_ARG, "prompt tokens: `%.20s` is not a token id", p);
@@ -57,8 +55,7 @@ enum stf_status prompt_parse_ids(const char *text, uint32_t vocab, uint32_t **id
 
 void prompt_lines_free(char **lines, uint32_t n)
 {
-    if (!lines)
-        return;
+    if (!lines) return;
     for (uint32_t i = 0; i < n; i++)
         free(lines[i]);
     free(lines);
@@ -70,8 +67,7 @@ enum stf_status prompt_read_lines(const char *path, char ***lines, uint32_t *n,
     *lines = NULL;
     *n = 0;
     FILE *f = fopen(path, "r");
-    if (!f)
-        return stf_fail(err, STF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return stf_fail(err, STF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     char *line = NULL, **out = NULL;
     size_t line_cap = 0;
     uint32_t count = 0, cap = 0;
@@ -80,8 +76,7 @@ enum stf_status prompt_read_lines(const char *path, char ***lines, uint32_t *n,
     while ((got = getline(&line, &line_cap, f)) >= 0) {
         while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
             line[--got] = 0;
-        if (strspn(line, " \t") == (size_t)got)
-            continue;
+        if (strspn(line, " \t") == (size_t)got) continue;
         if (count == cap) {
             cap = cap ? 2 * cap : 16;
             char **grown = realloc(out, cap * sizeof *grown);

@@ -15,13 +15,11 @@ static enum stf_status print_plan(const struct dist_options *o, uint32_t n_ranks
     struct model_config cfg;
     struct dist_plan plan;
     enum stf_status st = model_read_config(o->model_path, &cfg, err);
-    if (st)
-        return st;
+    if (st) return st;
     uint32_t cap = o->ctx ? o->ctx : cfg.max_seq_len;
     uint32_t slots = o->slots ? o->slots : 1;
     uint32_t rows = o->prefill_chunk < cap ? o->prefill_chunk : cap;
-    if ((st = plan_make(&cfg, n_ranks, slots, cap, rows, &plan, err)))
-        return st;
+    if ((st = plan_make(&cfg, n_ranks, slots, cap, rows, &plan, err))) return st;
     plan_print(stdout, &plan, o->model_path);
     plan_free(&plan);
     return STF_OK;
@@ -33,12 +31,10 @@ static enum stf_status count_sessions(const struct dist_options *o, uint32_t *n,
 {
     *n = 1;
     const char *path = o->prompts_file ? o->prompts_file : o->prompts_tokens_file;
-    if (!path)
-        return STF_OK;
+    if (!path) return STF_OK;
     char **lines;
     enum stf_status st = prompt_read_lines(path, &lines, n, err);
-    if (!st)
-        prompt_lines_free(lines, *n);
+    if (!st) prompt_lines_free(lines, *n);
     return st;
 }
 
@@ -46,18 +42,15 @@ enum stf_status dist_run(const struct dist_options *o, int *argc, char ***argv,
                          struct stf_error *err)
 {
     if (o->local) {
-        if (o->plan_only)
-            return print_plan(o, 1, err);
+        if (o->plan_only) return print_plan(o, 1, err);
         return dist_run_local(o, err);
     }
     struct transport *t = NULL;
     enum stf_status st = transport_mpi_init(argc, argv, &t, err);
-    if (st)
-        return st;
+    if (st) return st;
     int rank = transport_rank(t), size = transport_size(t);
     if (o->plan_only) {
-        if (rank == 0)
-            st = print_plan(o, o->plan_ranks ? o->plan_ranks : (uint32_t)size, err);
+        if (rank == 0) st = print_plan(o, o->plan_ranks ? o->plan_ranks : (uint32_t)size, err);
         transport_close(t);
         transport_mpi_finalize();
         return rank == 0 ? st : STF_OK;
@@ -70,8 +63,7 @@ enum stf_status dist_run(const struct dist_options *o, int *argc, char ***argv,
         header[1] = st == STF_OK;
     }
     struct stf_error bcast_err;
-    if (transport_bcast(t, 0, header, sizeof header, &bcast_err))
-        pipe_fail(&p, &bcast_err);
+    if (transport_bcast(t, 0, header, sizeof header, &bcast_err)) pipe_fail(&p, &bcast_err);
     if (!header[1]) {
         /* every rank stops; rank 0 returns its message */
         transport_close(t);
@@ -79,11 +71,9 @@ enum stf_status dist_run(const struct dist_options *o, int *argc, char ***argv,
         return rank == 0 ? st : STF_ERR_ARG;
     }
     uint32_t slots = o->slots ? o->slots : (header[0] < 16 ? header[0] : 16);
-    if ((st = pipe_open(&p, o, t, slots, err)))
-        pipe_fail(&p, err);
+    if ((st = pipe_open(&p, o, t, slots, err))) pipe_fail(&p, err);
     st = rank == 0 ? coordinator_run(&p, err) : stage_run(&p, err);
-    if (st)
-        pipe_fail(&p, err);
+    if (st) pipe_fail(&p, err);
     pipe_close(&p);
     transport_close(t);
     transport_mpi_finalize();

@@ -6,8 +6,8 @@
 
 enum stf_status sessions_create(struct session_table *t, uint32_t n, uint32_t **prompts,
                                 const uint32_t *prompt_len, uint32_t max_tokens,
-                                const struct sampler_params *sp, uint32_t vocab,
-                                uint32_t n_slots, struct stf_error *err)
+                                const struct sampler_params *sp, uint32_t vocab, uint32_t n_slots,
+                                struct stf_error *err)
 {
     memset(t, 0, sizeof *t);
     enum stf_status st = STF_OK;
@@ -80,8 +80,7 @@ static uint32_t queue_pop(struct session_table *t)
 static int free_slot(const struct session_table *t)
 {
     for (uint32_t i = 0; i < t->n_slots; i++)
-        if (t->slot_owner[i] < 0)
-            return (int)i;
+        if (t->slot_owner[i] < 0) return (int)i;
     return -1;
 }
 
@@ -103,8 +102,7 @@ void sessions_admit(struct session_table *t, FILE *log)
         int slot = free_slot(t);
         if (slot < 0) {
             struct session *v = eviction_victim(t);
-            if (!v)
-                return;
+            if (!v) return;
             slot = v->slot;
             if (log)
                 fprintf(log,
@@ -131,8 +129,7 @@ void sessions_admit(struct session_table *t, FILE *log)
 
 void sessions_release(struct session_table *t, struct session *s)
 {
-    if (s->slot >= 0)
-        t->slot_owner[s->slot] = -1;
+    if (s->slot >= 0) t->slot_owner[s->slot] = -1;
     s->slot = -1;
 }
 
@@ -141,8 +138,7 @@ struct session *sessions_next_ready(struct session_table *t)
     struct session *best = NULL;
     for (uint32_t i = 0; i < t->n; i++) {
         struct session *s = &t->s[i];
-        if (s->phase == SESSION_READY && (!best || s->last_used < best->last_used))
-            best = s;
+        if (s->phase == SESSION_READY && (!best || s->last_used < best->last_used)) best = s;
     }
     return best;
 }
@@ -150,7 +146,6 @@ struct session *sessions_next_ready(struct session_table *t)
 bool sessions_all_done(const struct session_table *t)
 {
     for (uint32_t i = 0; i < t->n; i++)
-        if (t->s[i].phase != SESSION_DONE)
-            return false;
+        if (t->s[i].phase != SESSION_DONE) return false;
     return true;
 }

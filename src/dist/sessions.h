@@ -33,10 +33,10 @@ struct session {
     uint64_t id;      /* on the wire: index + 1 */
     uint32_t *tokens; /* prompt then generated ids; capacity n_prompt + max_tokens */
     uint32_t n_prompt, n_tokens;
-    uint32_t fill;    /* positions of tokens[] cached in the slot */
-    int slot;         /* -1 when waiting or done */
-    bool need_reset;  /* the next frame resets the slot */
-    uint32_t dumped;  /* positions whose logits were written to the dump */
+    uint32_t fill;   /* positions of tokens[] cached in the slot */
+    int slot;        /* -1 when waiting or done */
+    bool need_reset; /* the next frame resets the slot */
+    uint32_t dumped; /* positions whose logits were written to the dump */
     uint32_t since_admit;
     uint64_t last_used;
     uint32_t in_flight_rows;
@@ -61,8 +61,8 @@ struct session_table {
  * caller still frees the entries that are not NULL. */
 enum stf_status sessions_create(struct session_table *t, uint32_t n, uint32_t **prompts,
                                 const uint32_t *prompt_len, uint32_t max_tokens,
-                                const struct sampler_params *sp, uint32_t vocab,
-                                uint32_t n_slots, struct stf_error *err);
+                                const struct sampler_params *sp, uint32_t vocab, uint32_t n_slots,
+                                struct stf_error *err);
 void sessions_free(struct session_table *t);
 
 /* Admits waiting sessions into free slots, evicting as described above. */

@@ -18,8 +18,8 @@ enum stf_status slots_create(const struct model_config *cfg, int rank, uint32_t 
     t->capacity = capacity;
     if (layer_end > layer_begin)
         for (uint32_t i = 0; i < n; i++) {
-            enum stf_status st = seq_state_create(cfg, layer_begin, layer_end, capacity,
-                                                  &t->slots[i].state, err);
+            enum stf_status st =
+                seq_state_create(cfg, layer_begin, layer_end, capacity, &t->slots[i].state, err);
             if (st) {
                 slots_free(t);
                 return stf_wrap(err, "rank %d: cache slot %u", rank, i);
@@ -31,8 +31,7 @@ enum stf_status slots_create(const struct model_config *cfg, int rank, uint32_t 
 
 void slots_free(struct slot_table *t)
 {
-    if (!t)
-        return;
+    if (!t) return;
     for (uint32_t i = 0; t->slots && i < t->n; i++)
         seq_state_free(t->slots[i].state);
     free(t->slots);
@@ -41,8 +40,7 @@ void slots_free(struct slot_table *t)
 
 static void slot_reset(struct slot *s, uint64_t session)
 {
-    if (s->state)
-        seq_state_reset(s->state);
+    if (s->state) seq_state_reset(s->state);
     s->owned = true;
     s->session = session;
     s->fill = 0;
@@ -63,17 +61,14 @@ enum stf_status slots_apply(struct slot_table *t, const struct frame *f, int fro
         slot_reset(s, f->session);
         return STF_OK;
     case FRAME_CLOSE:
-        if (!s->owned || s->session != f->session)
-            goto disagree;
+        if (!s->owned || s->session != f->session) goto disagree;
         s->owned = false;
         s->fill = 0;
         return STF_OK;
     case FRAME_PREFILL:
     case FRAME_DECODE:
-        if (c->reset)
-            slot_reset(s, f->session);
-        if (!s->owned || s->session != f->session || s->fill != c->fill ||
-            f->position != s->fill)
+        if (c->reset) slot_reset(s, f->session);
+        if (!s->owned || s->session != f->session || s->fill != c->fill || f->position != s->fill)
             goto disagree;
         if ((uint64_t)s->fill + f->rows > t->capacity)
             return stf_fail(err, STF_ERR_PROTOCOL,

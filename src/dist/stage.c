@@ -27,24 +27,17 @@ enum stf_status stage_run(struct pipe *p, struct stf_error *err)
             st = stf_fail(err, STF_ERR_PROTOCOL, "rank %d reported: %s", f.origin_rank, f.error);
             break;
         }
-        if (f.kind != FRAME_SHUTDOWN && (st = pipe_compute(p, &f, from, err)))
-            break;
+        if (f.kind != FRAME_SHUTDOWN && (st = pipe_compute(p, &f, from, err))) break;
         /* the last rank returns activations and the shutdown acknowledgement; cache
          * bookkeeping frames (reset, close) end their journey there */
-        if (last && !frame_kind_has_rows(f.kind) && f.kind != FRAME_SHUTDOWN)
-            continue;
-        if (frame_kind_has_rows(f.kind))
-            f.data = p->rows;
+        if (last && !frame_kind_has_rows(f.kind) && f.kind != FRAME_SHUTDOWN) continue;
+        if (frame_kind_has_rows(f.kind)) f.data = p->rows;
         size_t len;
-        if ((st = pipe_pack(p, &f, sbuf, p->max_frame, &len, err)))
-            break;
-        if ((st = transport_send(p->t, next, PIPE_TAG, sbuf, len, p->o->timeout, err)))
-            break;
-        if (f.kind == FRAME_SHUTDOWN)
-            break;
+        if ((st = pipe_pack(p, &f, sbuf, p->max_frame, &len, err))) break;
+        if ((st = transport_send(p->t, next, PIPE_TAG, sbuf, len, p->o->timeout, err))) break;
+        if (f.kind == FRAME_SHUTDOWN) break;
     }
     stf_free(sbuf);
-    if (!st)
-        st = pipe_gather_stats(p, NULL, err);
+    if (!st) st = pipe_gather_stats(p, NULL, err);
     return st;
 }

@@ -14,8 +14,7 @@ struct dist_text {
     uint32_t cap;
 };
 
-enum stf_status dist_text_open(const struct model *m, struct dist_text **out,
-                               struct stf_error *err)
+enum stf_status dist_text_open(const struct model *m, struct dist_text **out, struct stf_error *err)
 {
     *out = NULL;
     if (!m->tokenizer || !m->tokenizer_len)
@@ -24,8 +23,7 @@ enum stf_status dist_text_open(const struct model *m, struct dist_text **out,
                         "regenerate it with sparsetf-gen --tokenizer FILE",
                         m->path);
     struct dist_text *t = calloc(1, sizeof *t);
-    if (!t)
-        return stf_fail(err, STF_ERR_NOMEM, "out of memory for the tokenizer");
+    if (!t) return stf_fail(err, STF_ERR_NOMEM, "out of memory for the tokenizer");
     char what[300];
     snprintf(what, sizeof what, "%s: tokenizer", m->path);
     enum stf_status st = tokenizer_open_bytes(m->tokenizer, m->tokenizer_len, what, &t->tok, err);
@@ -39,16 +37,14 @@ enum stf_status dist_text_open(const struct model *m, struct dist_text **out,
 
 void dist_text_close(struct dist_text *t)
 {
-    if (!t)
-        return;
+    if (!t) return;
     tokenizer_close(t->tok);
     free(t->ids);
     free(t);
 }
 
 enum stf_status dist_text_encode(struct dist_text *t, const char *text, uint32_t bos,
-                                 uint32_t vocab, uint32_t **ids, uint32_t *n,
-                                 struct stf_error *err)
+                                 uint32_t vocab, uint32_t **ids, uint32_t *n, struct stf_error *err)
 {
     *ids = NULL;
     *n = 0;
@@ -61,8 +57,7 @@ enum stf_status dist_text_encode(struct dist_text *t, const char *text, uint32_t
         st = stf_fail(err, STF_ERR_NOMEM, "out of memory for the prompt");
         goto done;
     }
-    if ((st = tokenizer_encode(t->tok, text, len, raw, max, &got, err)))
-        goto done;
+    if ((st = tokenizer_encode(t->tok, text, len, raw, max, &got, err))) goto done;
     out[0] = bos;
     for (int i = 0; i < got; i++) {
         if (raw[i] < 0 || (uint32_t)raw[i] >= vocab) {
@@ -87,8 +82,7 @@ enum stf_status dist_text_decode(struct dist_text *t, const uint32_t *ids, uint3
 {
     if (n > t->cap) {
         int32_t *grown = realloc(t->ids, (size_t)n * sizeof *grown);
-        if (!grown)
-            return stf_fail(err, STF_ERR_NOMEM, "out of memory decoding text");
+        if (!grown) return stf_fail(err, STF_ERR_NOMEM, "out of memory decoding text");
         t->ids = grown;
         t->cap = n;
     }
@@ -100,8 +94,7 @@ enum stf_status dist_text_decode(struct dist_text *t, const uint32_t *ids, uint3
 
 #else /* no tokenizer library in this build */
 
-enum stf_status dist_text_open(const struct model *m, struct dist_text **out,
-                               struct stf_error *err)
+enum stf_status dist_text_open(const struct model *m, struct dist_text **out, struct stf_error *err)
 {
     *out = NULL;
     return stf_fail(err, STF_ERR_UNSUPPORTED,
@@ -110,11 +103,13 @@ enum stf_status dist_text_open(const struct model *m, struct dist_text **out,
                     m->path);
 }
 
-void dist_text_close(struct dist_text *t) { (void)t; }
+void dist_text_close(struct dist_text *t)
+{
+    (void)t;
+}
 
 enum stf_status dist_text_encode(struct dist_text *t, const char *text, uint32_t bos,
-                                 uint32_t vocab, uint32_t **ids, uint32_t *n,
-                                 struct stf_error *err)
+                                 uint32_t vocab, uint32_t **ids, uint32_t *n, struct stf_error *err)
 {
     (void)t, (void)text, (void)bos, (void)vocab, (void)ids, (void)n;
     return stf_fail(err, STF_ERR_UNSUPPORTED, "no tokenizer in this build");

@@ -15,8 +15,7 @@
 static int first_rank(void)
 {
     const char *r = getenv("OMPI_COMM_WORLD_RANK");
-    if (!r)
-        r = getenv("PMI_RANK");
+    if (!r) r = getenv("PMI_RANK");
     return !r || strcmp(r, "0") == 0;
 }
 
@@ -26,12 +25,10 @@ int main(int argc, char **argv)
     struct stf_error err = {0};
     bool exit_now;
     if (dist_options_parse(&o, argc, argv, &exit_now, true, &err)) {
-        if (first_rank())
-            fprintf(stderr, "sparsetf-dist: %s\n", err.msg);
+        if (first_rank()) fprintf(stderr, "sparsetf-dist: %s\n", err.msg);
         return 2;
     }
-    if (exit_now)
-        return 0;
+    if (exit_now) return 0;
     if (dist_run(&o, &argc, &argv, &err)) {
         fprintf(stderr, "sparsetf-dist: error: %s\n", err.msg);
         return 1;

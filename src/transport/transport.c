@@ -10,9 +10,18 @@
 
 #include "util/timer.h"
 
-int transport_rank(const struct transport *t) { return t->rank; }
-int transport_size(const struct transport *t) { return t->size; }
-const char *transport_kind(const struct transport *t) { return t->ops->kind; }
+int transport_rank(const struct transport *t)
+{
+    return t->rank;
+}
+int transport_size(const struct transport *t)
+{
+    return t->size;
+}
+const char *transport_kind(const struct transport *t)
+{
+    return t->ops->kind;
+}
 
 const struct transport_counters *transport_counters(const struct transport *t)
 {
@@ -39,25 +48,22 @@ enum stf_status transport_split(struct transport *t, int color, int key, struct 
 
 void transport_close(struct transport *t)
 {
-    if (t)
-        t->ops->close(t);
+    if (t) t->ops->close(t);
 }
 
 static enum stf_status check_peer(const struct transport *t, int peer, bool any_ok,
                                   const char *what, struct stf_error *err)
 {
-    if ((any_ok && peer == TRANSPORT_ANY_SOURCE) || (peer >= 0 && peer < t->size))
-        return STF_OK;
+    if ((any_ok && peer == TRANSPORT_ANY_SOURCE) || (peer >= 0 && peer < t->size)) return STF_OK;
     return stf_fail(err, STF_ERR_ARG, "rank %d: %s rank %d outside 0..%d", t->rank, what, peer,
                     t->size - 1);
 }
 
-enum stf_status transport_isend(struct transport *t, int dest, int tag, const void *buf,
-                                size_t len, int *req, struct stf_error *err)
+enum stf_status transport_isend(struct transport *t, int dest, int tag, const void *buf, size_t len,
+                                int *req, struct stf_error *err)
 {
     enum stf_status st = check_peer(t, dest, false, "send to", err);
-    if (st)
-        return st;
+    if (st) return st;
     if (len > (size_t)0x7fffffff)
         return stf_fail(err, STF_ERR_ARG, "rank %d: message of %zu bytes is too large", t->rank,
                         len);
@@ -89,8 +95,7 @@ static void backoff_pause(const struct backoff *b, double now)
 
 void transport_pause(double waited)
 {
-    if (waited < 50e-6)
-        return;
+    if (waited < 50e-6) return;
     if (waited < 2e-3) {
         sched_yield();
         return;
@@ -99,8 +104,7 @@ void transport_pause(double waited)
     nanosleep(&ts, NULL);
 }
 
-enum stf_status transport_wait(struct transport *t, int req, double timeout,
-                               struct stf_error *err)
+enum stf_status transport_wait(struct transport *t, int req, double timeout, struct stf_error *err)
 {
     struct backoff b = {stf_now()};
     for (;;) {
@@ -122,16 +126,14 @@ enum stf_status transport_wait(struct transport *t, int req, double timeout,
     }
 }
 
-enum stf_status transport_send(struct transport *t, int dest, int tag, const void *buf,
-                               size_t len, double timeout, struct stf_error *err)
+enum stf_status transport_send(struct transport *t, int dest, int tag, const void *buf, size_t len,
+                               double timeout, struct stf_error *err)
 {
     int req;
     enum stf_status st = transport_isend(t, dest, tag, buf, len, &req, err);
-    if (st)
-        return st;
+    if (st) return st;
     st = transport_wait(t, req, timeout, err);
-    if (st)
-        stf_wrap(err, "sending %zu bytes to rank %d", len, dest);
+    if (st) stf_wrap(err, "sending %zu bytes to rank %d", len, dest);
     return st;
 }
 
@@ -140,8 +142,7 @@ enum stf_status transport_iprobe(struct transport *t, int source, bool *found,
 {
     *found = false;
     enum stf_status st = check_peer(t, source, true, "probe of", err);
-    if (st)
-        return st;
+    if (st) return st;
     return t->ops->iprobe(t, source, found, msg, err);
 }
 
@@ -166,9 +167,8 @@ enum stf_status transport_probe(struct transport *t, int source, double timeout,
             else
                 snprintf(who, sizeof who, "rank %d", source);
             return stf_fail(err, STF_ERR_TRANSPORT,
-                            "rank %d: timed out after %.0f s waiting for %s%s%s", t->rank,
-                            timeout, who, waiting_for ? " to send " : "",
-                            waiting_for ? waiting_for : "");
+                            "rank %d: timed out after %.0f s waiting for %s%s%s", t->rank, timeout,
+                            who, waiting_for ? " to send " : "", waiting_for ? waiting_for : "");
         }
         backoff_pause(&b, now);
     }
@@ -178,8 +178,7 @@ enum stf_status transport_recv(struct transport *t, const struct transport_msg *
                                size_t cap, struct stf_error *err)
 {
     enum stf_status st = check_peer(t, msg->source, false, "receive from", err);
-    if (st)
-        return st;
+    if (st) return st;
     if (msg->len > cap)
         return stf_fail(err, STF_ERR_PROTOCOL,
                         "rank %d: message of %zu bytes from rank %d exceeds the largest valid "
@@ -197,8 +196,7 @@ enum stf_status transport_gather(struct transport *t, int root, const void *send
                                  void *recv, struct stf_error *err)
 {
     enum stf_status st = check_peer(t, root, false, "gather at", err);
-    if (st)
-        return st;
+    if (st) return st;
     return t->ops->gather(t, root, send, len, recv, err);
 }
 
@@ -206,8 +204,7 @@ enum stf_status transport_bcast(struct transport *t, int root, void *buf, size_t
                                 struct stf_error *err)
 {
     enum stf_status st = check_peer(t, root, false, "broadcast from", err);
-    if (st)
-        return st;
+    if (st) return st;
     return t->ops->bcast(t, root, buf, len, err);
 }
 

@@ -26,7 +26,7 @@
 
 #include "util/status.h"
 
-#define TRANSPORT_ANY_SOURCE (-1)
+#define TRANSPORT_ANY_SOURCE   (-1)
 #define TRANSPORT_MAX_REQUESTS 8 /* outstanding isends per endpoint */
 
 struct transport;
@@ -67,16 +67,15 @@ enum stf_status transport_split(struct transport *t, int color, int key, struct 
 void transport_close(struct transport *t);
 
 /* Starts sending len bytes to dest; *req identifies the request. */
-enum stf_status transport_isend(struct transport *t, int dest, int tag, const void *buf,
-                                size_t len, int *req, struct stf_error *err);
+enum stf_status transport_isend(struct transport *t, int dest, int tag, const void *buf, size_t len,
+                                int *req, struct stf_error *err);
 /* Sets *done when request req has completed (then req is free again). */
 enum stf_status transport_test(struct transport *t, int req, bool *done, struct stf_error *err);
 /* Waits for req for at most timeout seconds. */
-enum stf_status transport_wait(struct transport *t, int req, double timeout,
-                               struct stf_error *err);
+enum stf_status transport_wait(struct transport *t, int req, double timeout, struct stf_error *err);
 /* isend + wait. */
-enum stf_status transport_send(struct transport *t, int dest, int tag, const void *buf,
-                               size_t len, double timeout, struct stf_error *err);
+enum stf_status transport_send(struct transport *t, int dest, int tag, const void *buf, size_t len,
+                               double timeout, struct stf_error *err);
 
 /* Non-blocking: *found tells whether a message from source (or TRANSPORT_ANY_SOURCE) waits. */
 enum stf_status transport_iprobe(struct transport *t, int source, bool *found,

@@ -10,8 +10,8 @@ struct transport_ops {
     enum stf_status (*split)(struct transport *t, int color, int key, struct transport **out,
                              struct stf_error *err);
     void (*close)(struct transport *t);
-    enum stf_status (*isend)(struct transport *t, int dest, int tag, const void *buf,
-                             size_t len, int *req, struct stf_error *err);
+    enum stf_status (*isend)(struct transport *t, int dest, int tag, const void *buf, size_t len,
+                             int *req, struct stf_error *err);
     enum stf_status (*test)(struct transport *t, int req, bool *done, struct stf_error *err);
     enum stf_status (*iprobe)(struct transport *t, int source, bool *found,
                               struct transport_msg *msg, struct stf_error *err);

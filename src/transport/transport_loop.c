@@ -32,8 +32,7 @@ static const struct transport_ops loop_ops;
 enum stf_status transport_loopback_create(int n, struct transport **endpoints,
                                           struct stf_error *err)
 {
-    if (n < 1)
-        return stf_fail(err, STF_ERR_ARG, "loopback needs at least one endpoint, got %d", n);
+    if (n < 1) return stf_fail(err, STF_ERR_ARG, "loopback needs at least one endpoint, got %d", n);
     struct loop_hub *hub = calloc(1, sizeof *hub);
     if (!hub || !(hub->queues = calloc((size_t)n, sizeof *hub->queues)) ||
         !(hub->gathered = calloc((size_t)n, sizeof *hub->gathered)))
@@ -47,8 +46,7 @@ enum stf_status transport_loopback_create(int n, struct transport **endpoints,
             free(li);
             for (int j = 0; j < i; j++)
                 transport_close(endpoints[j]);
-            if (i == 0)
-                goto fail;
+            if (i == 0) goto fail;
             return stf_fail(err, STF_ERR_NOMEM, "out of memory for loopback endpoints");
         }
         li->hub = hub;
@@ -102,8 +100,7 @@ static enum stf_status loop_isend(struct transport *t, int dest, int tag, const 
         free(m);
         return stf_fail(err, STF_ERR_NOMEM, "loopback: out of memory for a message");
     }
-    if (len)
-        memcpy(m->bytes, buf, len);
+    if (len) memcpy(m->bytes, buf, len);
     m->source = t->rank;
     m->tag = tag;
     m->len = len;
@@ -138,8 +135,7 @@ static enum stf_status loop_iprobe(struct transport *t, int source, bool *found,
     (void)err;
     struct loop_msg **m = find(t, source, -1);
     *found = m != NULL;
-    if (m)
-        *msg = (struct transport_msg){(*m)->source, (*m)->tag, (*m)->len};
+    if (m) *msg = (struct transport_msg){(*m)->source, (*m)->tag, (*m)->len};
     return STF_OK;
 }
 
@@ -154,8 +150,7 @@ static enum stf_status loop_recv(struct transport *t, const struct transport_msg
     if (m->len != msg->len)
         return stf_fail(err, STF_ERR_TRANSPORT, "loopback rank %d: message length changed",
                         t->rank);
-    if (m->len)
-        memcpy(buf, m->bytes, m->len);
+    if (m->len) memcpy(buf, m->bytes, m->len);
     *at = m->next;
     free(m->bytes);
     free(m);

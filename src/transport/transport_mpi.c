@@ -55,8 +55,7 @@ enum stf_status transport_mpi_init(int *argc, char ***argv, struct transport **w
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm dup;
     int rc = MPI_Comm_dup(MPI_COMM_WORLD, &dup);
-    if (rc != MPI_SUCCESS)
-        return mpi_fail(err, 0, rc, "MPI_Comm_dup");
+    if (rc != MPI_SUCCESS) return mpi_fail(err, 0, rc, "MPI_Comm_dup");
     MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
     return endpoint_wrap(dup, world, err);
 }
@@ -66,8 +65,7 @@ void transport_mpi_finalize(void)
     int inited = 0, finalized = 0;
     MPI_Initialized(&inited);
     MPI_Finalized(&finalized);
-    if (inited && !finalized)
-        MPI_Finalize();
+    if (inited && !finalized) MPI_Finalize();
 }
 
 static enum stf_status mpi_split(struct transport *t, int color, int key, struct transport **out,
@@ -76,8 +74,7 @@ static enum stf_status mpi_split(struct transport *t, int color, int key, struct
     struct mpi_impl *m = t->impl;
     MPI_Comm sub;
     int rc = MPI_Comm_split(m->comm, color, key, &sub);
-    if (rc != MPI_SUCCESS)
-        return mpi_fail(err, t->rank, rc, "MPI_Comm_split");
+    if (rc != MPI_SUCCESS) return mpi_fail(err, t->rank, rc, "MPI_Comm_split");
     MPI_Comm_set_errhandler(sub, MPI_ERRORS_RETURN);
     return endpoint_wrap(sub, out, err);
 }
@@ -92,8 +89,7 @@ static void mpi_close(struct transport *t)
         }
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (!finalized)
-        MPI_Comm_free(&m->comm);
+    if (!finalized) MPI_Comm_free(&m->comm);
     free(m);
     free(t);
 }
@@ -104,14 +100,12 @@ static enum stf_status mpi_isend(struct transport *t, int dest, int tag, const v
     struct mpi_impl *m = t->impl;
     int slot = -1;
     for (int i = 0; i < TRANSPORT_MAX_REQUESTS && slot < 0; i++)
-        if (!m->used[i])
-            slot = i;
+        if (!m->used[i]) slot = i;
     if (slot < 0)
         return stf_fail(err, STF_ERR_TRANSPORT, "rank %d: more than %d sends in flight", t->rank,
                         TRANSPORT_MAX_REQUESTS);
     int rc = MPI_Isend(buf, (int)len, MPI_BYTE, dest, tag, m->comm, &m->reqs[slot]);
-    if (rc != MPI_SUCCESS)
-        return mpi_fail(err, t->rank, rc, "MPI_Isend");
+    if (rc != MPI_SUCCESS) return mpi_fail(err, t->rank, rc, "MPI_Isend");
     m->used[slot] = true;
     *req = slot;
     return STF_OK;
@@ -131,8 +125,7 @@ static enum stf_status mpi_test(struct transport *t, int req, bool *done, struct
         return mpi_fail(err, t->rank, rc, "MPI_Test");
     }
     *done = flag != 0;
-    if (flag)
-        m->used[req] = false;
+    if (flag) m->used[req] = false;
     return STF_OK;
 }
 
@@ -144,11 +137,9 @@ static enum stf_status mpi_iprobe(struct transport *t, int source, bool *found,
     MPI_Status status;
     int rc = MPI_Iprobe(source == TRANSPORT_ANY_SOURCE ? MPI_ANY_SOURCE : source, MPI_ANY_TAG,
                         m->comm, &flag, &status);
-    if (rc != MPI_SUCCESS)
-        return mpi_fail(err, t->rank, rc, "MPI_Iprobe");
+    if (rc != MPI_SUCCESS) return mpi_fail(err, t->rank, rc, "MPI_Iprobe");
     *found = flag != 0;
-    if (!flag)
-        return STF_OK;
+    if (!flag) return STF_OK;
     rc = MPI_Get_count(&status, MPI_BYTE, &count);
     if (rc != MPI_SUCCESS || count == MPI_UNDEFINED)
         return mpi_fail(err, t->rank, rc, "MPI_Get_count");
@@ -162,10 +153,9 @@ static enum stf_status mpi_recv(struct transport *t, const struct transport_msg 
                                 struct stf_error *err)
 {
     struct mpi_impl *m = t->impl;
-    int rc = MPI_Recv(buf, (int)msg->len, MPI_BYTE, msg->source, msg->tag, m->comm,
-                      MPI_STATUS_IGNORE);
-    if (rc != MPI_SUCCESS)
-        return mpi_fail(err, t->rank, rc, "MPI_Recv");
+    int rc =
+        MPI_Recv(buf, (int)msg->len, MPI_BYTE, msg->source, msg->tag, m->comm, MPI_STATUS_IGNORE);
+    if (rc != MPI_SUCCESS) return mpi_fail(err, t->rank, rc, "MPI_Recv");
     return STF_OK;
 }
 
@@ -174,8 +164,7 @@ static enum stf_status mpi_gather(struct transport *t, int root, const void *sen
 {
     struct mpi_impl *m = t->impl;
     int rc = MPI_Gather(send, (int)len, MPI_BYTE, recv, (int)len, MPI_BYTE, root, m->comm);
-    if (rc != MPI_SUCCESS)
-        return mpi_fail(err, t->rank, rc, "MPI_Gather");
+    if (rc != MPI_SUCCESS) return mpi_fail(err, t->rank, rc, "MPI_Gather");
     return STF_OK;
 }
 
@@ -184,8 +173,7 @@ static enum stf_status mpi_bcast(struct transport *t, int root, void *buf, size_
 {
     struct mpi_impl *m = t->impl;
     int rc = MPI_Bcast(buf, (int)len, MPI_BYTE, root, m->comm);
-    if (rc != MPI_SUCCESS)
-        return mpi_fail(err, t->rank, rc, "MPI_Bcast");
+    if (rc != MPI_SUCCESS) return mpi_fail(err, t->rank, rc, "MPI_Bcast");
     return STF_OK;
 }
 
@@ -193,8 +181,7 @@ static enum stf_status mpi_barrier(struct transport *t, struct stf_error *err)
 {
     struct mpi_impl *m = t->impl;
     int rc = MPI_Barrier(m->comm);
-    if (rc != MPI_SUCCESS)
-        return mpi_fail(err, t->rank, rc, "MPI_Barrier");
+    if (rc != MPI_SUCCESS) return mpi_fail(err, t->rank, rc, "MPI_Barrier");
     return STF_OK;
 }
 

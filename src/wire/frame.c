@@ -25,12 +25,18 @@ _Static_assert((int)SPARSETF__WIRE__DTYPE__DTYPE_I8 == FRAME_I8, "dtype ids");
 const char *frame_kind_name(enum frame_kind k)
 {
     switch (k) {
-    case FRAME_PREFILL: return "prefill";
-    case FRAME_DECODE: return "decode";
-    case FRAME_RESET: return "reset";
-    case FRAME_CLOSE: return "close";
-    case FRAME_SHUTDOWN: return "shutdown";
-    case FRAME_ERROR: return "error";
+    case FRAME_PREFILL:
+        return "prefill";
+    case FRAME_DECODE:
+        return "decode";
+    case FRAME_RESET:
+        return "reset";
+    case FRAME_CLOSE:
+        return "close";
+    case FRAME_SHUTDOWN:
+        return "shutdown";
+    case FRAME_ERROR:
+        return "error";
     }
     return "unknown";
 }
@@ -84,10 +90,8 @@ uint32_t frame_checksum(const struct frame *f)
     p = put_u64(p, f->sequence);
     p = put_u32(p, (uint32_t)err_len);
     uint32_t crc = crc32c_update(0, hdr, (size_t)(p - hdr));
-    if (err_len)
-        crc = crc32c_update(crc, f->error, err_len);
-    if (f->data_len)
-        crc = crc32c_update(crc, f->data, f->data_len);
+    if (err_len) crc = crc32c_update(crc, f->error, err_len);
+    if (f->data_len) crc = crc32c_update(crc, f->data, f->data_len);
     return crc;
 }
 
@@ -194,8 +198,7 @@ enum stf_status frame_decoder_create(const struct frame_limits *lim, struct fram
 {
     *out = NULL;
     struct frame_decoder *d = calloc(1, sizeof *d);
-    if (!d)
-        return stf_fail(err, STF_ERR_NOMEM, "out of memory for a frame decoder");
+    if (!d) return stf_fail(err, STF_ERR_NOMEM, "out of memory for a frame decoder");
     d->lim = *lim;
     d->max_len = frame_max_packed_size(lim);
     /* the message structs, the copied data and error, and slack for unknown fields that a
@@ -214,8 +217,7 @@ enum stf_status frame_decoder_create(const struct frame_limits *lim, struct fram
 
 void frame_decoder_free(struct frame_decoder *d)
 {
-    if (!d)
-        return;
+    if (!d) return;
     free(d->arena);
     free(d);
 }
@@ -238,14 +240,12 @@ static enum stf_status check_rows(const struct frame_limits *lim, const struct f
     const char *kn = frame_kind_name(f->kind);
     if (f->dtype == FRAME_I8)
         return bad(err, from, "%s: dtype int8 is reserved and not supported by this build", kn);
-    if (f->dtype != FRAME_F32)
-        return bad(err, from, "%s: unknown dtype %d", kn, (int)f->dtype);
+    if (f->dtype != FRAME_F32) return bad(err, from, "%s: unknown dtype %d", kn, (int)f->dtype);
     if (f->streams != lim->streams)
         return bad(err, from, "%s: %u streams, this model has %u", kn, f->streams, lim->streams);
     if (f->width != lim->width)
         return bad(err, from, "%s: width %u, expected d_model %u", kn, f->width, lim->width);
-    if (f->rows == 0)
-        return bad(err, from, "%s: no rows", kn);
+    if (f->rows == 0) return bad(err, from, "%s: no rows", kn);
     if (f->kind == FRAME_DECODE && f->rows != 1)
         return bad(err, from, "decode: %u rows, a decode frame carries exactly 1", f->rows);
     if (f->rows > lim->max_rows)
@@ -253,8 +253,8 @@ static enum stf_status check_rows(const struct frame_limits *lim, const struct f
     uint64_t want = (uint64_t)f->rows * f->streams * f->width * sizeof(float);
     if ((uint64_t)f->data_len != want)
         return bad(err, from,
-                   "%s: data is %zu bytes, but rows %u x streams %u x width %u x 4 = %llu",
-                   kn, f->data_len, f->rows, f->streams, f->width, (unsigned long long)want);
+                   "%s: data is %zu bytes, but rows %u x streams %u x width %u x 4 = %llu", kn,
+                   f->data_len, f->rows, f->streams, f->width, (unsigned long long)want);
     if (f->cache.slot >= lim->n_slots)
         return bad(err, from, "%s: cache slot %u, the job has %u slots", kn, f->cache.slot,
                    lim->n_slots);
@@ -265,8 +265,8 @@ static enum stf_status check_rows(const struct frame_limits *lim, const struct f
         return bad(err, from, "%s: fill %u + %u rows exceeds the slot capacity %u", kn,
                    f->cache.fill, f->rows, lim->capacity);
     if ((uint64_t)f->position + f->rows > lim->capacity)
-        return bad(err, from, "%s: position %u + %u rows exceeds the context of %u", kn, f->position,
-                   f->rows, lim->capacity);
+        return bad(err, from, "%s: position %u + %u rows exceeds the context of %u", kn,
+                   f->position, f->rows, lim->capacity);
     return STF_OK;
 }
 
@@ -274,14 +274,12 @@ enum stf_status frame_decode(struct frame_decoder *d, const void *buf, size_t le
                              struct frame *out, struct stf_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (len == 0)
-        return bad(err, from, "empty message");
+    if (len == 0) return bad(err, from, "empty message");
     if (len > d->max_len)
         return bad(err, from, "%zu bytes, larger than any valid frame (%zu)", len, d->max_len);
     d->used = 0;
     pb_frame *m = sparsetf__wire__frame__unpack(&d->alloc, len, buf);
-    if (!m)
-        return bad(err, from, "cannot unpack %zu bytes (truncated or not a frame)", len);
+    if (!m) return bad(err, from, "cannot unpack %zu bytes (truncated or not a frame)", len);
     out->version = m->version;
     out->kind = (enum frame_kind)m->kind;
     out->session = m->session;
@@ -320,27 +318,24 @@ enum stf_status frame_decode(struct frame_decoder *d, const void *buf, size_t le
     if (out->kind < FRAME_PREFILL || out->kind > FRAME_ERROR)
         return bad(err, from, "unknown kind %d", (int)out->kind);
     const char *kn = frame_kind_name(out->kind);
-    if (out->sequence == 0)
-        return bad(err, from, "%s: sequence number 0 (links count from 1)", kn);
-    if (out->origin_rank < 0)
-        return bad(err, from, "%s: origin rank %d", kn, out->origin_rank);
+    if (out->sequence == 0) return bad(err, from, "%s: sequence number 0 (links count from 1)", kn);
+    if (out->origin_rank < 0) return bad(err, from, "%s: origin rank %d", kn, out->origin_rank);
     if (out->cache.n_drops || out->cache.rotation_seed)
-        return bad(err, from, "%s: LSH cache events (drops/rotation seed) are reserved and not "
-                         "supported by this build", kn);
+        return bad(err, from,
+                   "%s: LSH cache events (drops/rotation seed) are reserved and not "
+                   "supported by this build",
+                   kn);
     if (out->kind != FRAME_ERROR && out->error)
         return bad(err, from, "%s frame carries an error message", kn);
-    if (frame_kind_has_rows(out->kind))
-        return check_rows(&d->lim, out, from, err);
+    if (frame_kind_has_rows(out->kind)) return check_rows(&d->lim, out, from, err);
     if (out->rows || out->data_len)
         return bad(err, from, "%s: carries %u rows / %zu data bytes, expected none", kn, out->rows,
                    out->data_len);
-    if ((out->kind == FRAME_RESET || out->kind == FRAME_CLOSE) &&
-        out->cache.slot >= d->lim.n_slots)
+    if ((out->kind == FRAME_RESET || out->kind == FRAME_CLOSE) && out->cache.slot >= d->lim.n_slots)
         return bad(err, from, "%s: cache slot %u, the job has %u slots", kn, out->cache.slot,
                    d->lim.n_slots);
     if (out->kind == FRAME_ERROR) {
-        if (!out->error)
-            return bad(err, from, "error frame without a message");
+        if (!out->error) return bad(err, from, "error frame without a message");
         if (strlen(out->error) >= FRAME_ERROR_LEN)
             return bad(err, from, "error message of %zu bytes (limit %u)", strlen(out->error),
                        FRAME_ERROR_LEN - 1);

@@ -22,10 +22,10 @@
 
 #include "util/status.h"
 
-#define FRAME_VERSION 1u
-#define FRAME_MAX_STREAMS 2u    /* Scaling Transformer 1, Terraformer 2 (SPEC §3) */
-#define FRAME_MAX_DROPS 8u      /* LSH drop events per frame (reserved) */
-#define FRAME_ERROR_LEN 512u    /* longest error message carried */
+#define FRAME_VERSION     1u
+#define FRAME_MAX_STREAMS 2u   /* Scaling Transformer 1, Terraformer 2 (SPEC §3) */
+#define FRAME_MAX_DROPS   8u   /* LSH drop events per frame (reserved) */
+#define FRAME_ERROR_LEN   512u /* longest error message carried */
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "frame data is little-endian f32 copied as is: port frame.c to big-endian hosts");
@@ -48,7 +48,7 @@ struct frame_lsh_drop {
 /* Rank 0's cache directive: which slot, how full rank 0 believes it is, reset first. */
 struct frame_cache {
     uint32_t slot;
-    uint32_t fill;  /* entries the slot holds before this frame */
+    uint32_t fill; /* entries the slot holds before this frame */
     bool reset;
     uint64_t rotation_seed;                       /* reserved (LSH) */
     uint32_t n_drops;                             /* reserved (LSH), <= FRAME_MAX_DROPS */

@@ -15,8 +15,7 @@ static struct model_config preset(const char *name, uint32_t layers)
     struct model_config c = {0};
     struct stf_error err;
     assert_int_equal(model_config_parse(&c, model_preset_text(name), name, &err), STF_OK);
-    if (layers)
-        c.n_layers = layers;
+    if (layers) c.n_layers = layers;
     assert_int_equal(model_config_validate(&c, &err), STF_OK);
     return c;
 }
@@ -33,13 +32,11 @@ static void check_plan(const struct model_config *c, uint32_t R)
         const struct plan_rank *pr = &p.ranks[r];
         assert_int_equal(pr->layer_begin, next);
         assert_true(pr->layer_end >= pr->layer_begin);
-        if (r > 0)
-            assert_true(pr->layer_end > pr->layer_begin);
+        if (r > 0) assert_true(pr->layer_end > pr->layer_begin);
         assert_int_equal(pr->embed, r == 0);
         assert_int_equal(pr->head, r == 0);
         next = pr->layer_end;
-        if (pr->weight_bytes > max_load)
-            max_load = pr->weight_bytes;
+        if (pr->weight_bytes > max_load) max_load = pr->weight_bytes;
         sum += pr->weight_bytes;
         assert_true(plan_rank_expected_bytes(&p, r) >= pr->weight_bytes + pr->cache_bytes);
     }
@@ -48,12 +45,11 @@ static void check_plan(const struct model_config *c, uint32_t R)
     /* balanced: no rank exceeds the ideal share by more than one layer, unless rank 0's
      * fixed embed+head alone is larger than the ideal share */
     uint64_t ideal = p.model_bytes / R;
-    uint64_t rank0_fixed = p.ranks[0].weight_bytes -
-                           (uint64_t)(p.ranks[0].layer_end - p.ranks[0].layer_begin) *
-                               p.layer_bytes_max;
+    uint64_t rank0_fixed =
+        p.ranks[0].weight_bytes -
+        (uint64_t)(p.ranks[0].layer_end - p.ranks[0].layer_begin) * p.layer_bytes_max;
     uint64_t bound = ideal + p.layer_bytes_max;
-    if (rank0_fixed > bound)
-        bound = rank0_fixed;
+    if (rank0_fixed > bound) bound = rank0_fixed;
     assert_true(max_load <= bound);
     /* layers of one config weigh the same, so ranks 1.. differ by at most one layer */
     uint32_t lo = UINT32_MAX, hi = 0;

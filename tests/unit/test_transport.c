@@ -22,8 +22,7 @@ static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
     struct stf_error err;
-    if (!fx || transport_loopback_create(3, fx->ep, &err))
-        return -1;
+    if (!fx || transport_loopback_create(3, fx->ep, &err)) return -1;
     *state = fx;
     return 0;
 }
@@ -87,8 +86,7 @@ static void test_transport_recv_too_large(void **state)
     assert_int_equal(transport_send(fx->ep[2], 1, 0, big, sizeof big, 1.0, &err), STF_OK);
     struct transport_msg msg;
     assert_int_equal(transport_probe(fx->ep[1], 2, 1.0, NULL, &msg, &err), STF_OK);
-    assert_int_equal(transport_recv(fx->ep[1], &msg, small, sizeof small, &err),
-                     STF_ERR_PROTOCOL);
+    assert_int_equal(transport_recv(fx->ep[1], &msg, small, sizeof small, &err), STF_ERR_PROTOCOL);
     assert_non_null(strstr(err.msg, "64 bytes from rank 2"));
 }
 
@@ -129,13 +127,22 @@ static void test_transport_frame_through_loopback(void **state)
 {
     struct fixture *fx = *state;
     struct stf_error err;
-    const struct frame_limits lim = {.width = 4, .streams = 1, .max_rows = 2, .n_slots = 1,
-                                     .capacity = 8};
+    const struct frame_limits lim = {
+        .width = 4, .streams = 1, .max_rows = 2, .n_slots = 1, .capacity = 8};
     float x[4] = {1, -2, 3.5f, 0};
-    struct frame f = {.version = FRAME_VERSION, .kind = FRAME_DECODE, .session = 1,
-                      .position = 3, .rows = 1, .streams = 1, .width = 4, .dtype = FRAME_F32,
-                      .cache = {.slot = 0, .fill = 3}, .data = x, .data_len = sizeof x,
-                      .origin_rank = 1, .sequence = 1};
+    struct frame f = {.version = FRAME_VERSION,
+                      .kind = FRAME_DECODE,
+                      .session = 1,
+                      .position = 3,
+                      .rows = 1,
+                      .streams = 1,
+                      .width = 4,
+                      .dtype = FRAME_F32,
+                      .cache = {.slot = 0, .fill = 3},
+                      .data = x,
+                      .data_len = sizeof x,
+                      .origin_rank = 1,
+                      .sequence = 1};
     unsigned char out[512], in[512];
     size_t len;
     assert_int_equal(frame_pack(&f, out, sizeof out, &len, &err), STF_OK);

@@ -12,7 +12,7 @@
 #include "wire/frame.h"
 
 #define WIDTH 8u
-#define FROM 3
+#define FROM  3
 
 static const struct frame_limits lim = {
     .width = WIDTH, .streams = 1, .max_rows = 4, .n_slots = 2, .capacity = 16};
@@ -28,8 +28,7 @@ static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
     struct stf_error err;
-    if (!fx || frame_decoder_create(&lim, &fx->dec, &err))
-        return -1;
+    if (!fx || frame_decoder_create(&lim, &fx->dec, &err)) return -1;
     for (unsigned i = 0; i < 8 * WIDTH; i++)
         fx->rows[i] = 0.25f * (float)i - 3.0f;
     *state = fx;
@@ -47,12 +46,19 @@ static int teardown(void **state)
 /* A valid prefill of `rows` rows for session 7, slot 1, at position 2. */
 static struct frame good_frame(struct fixture *fx, uint32_t rows)
 {
-    return (struct frame){.version = FRAME_VERSION, .kind = FRAME_PREFILL, .session = 7,
-                          .position = 2, .rows = rows, .streams = 1, .width = WIDTH,
+    return (struct frame){.version = FRAME_VERSION,
+                          .kind = FRAME_PREFILL,
+                          .session = 7,
+                          .position = 2,
+                          .rows = rows,
+                          .streams = 1,
+                          .width = WIDTH,
                           .dtype = FRAME_F32,
                           .cache = {.slot = 1, .fill = 2},
-                          .data = fx->rows, .data_len = rows * WIDTH * sizeof(float),
-                          .origin_rank = 2, .sequence = 5};
+                          .data = fx->rows,
+                          .data_len = rows * WIDTH * sizeof(float),
+                          .origin_rank = 2,
+                          .sequence = 5};
 }
 
 static void pack(struct fixture *fx, const struct frame *f)
@@ -98,14 +104,20 @@ static void test_wire_roundtrip_control_and_error(void **state)
     struct fixture *fx = *state;
     struct stf_error err;
     struct frame out;
-    struct frame c = {.version = FRAME_VERSION, .kind = FRAME_CLOSE, .session = 9,
-                      .cache = {.slot = 0}, .sequence = 1};
+    struct frame c = {.version = FRAME_VERSION,
+                      .kind = FRAME_CLOSE,
+                      .session = 9,
+                      .cache = {.slot = 0},
+                      .sequence = 1};
     pack(fx, &c);
     assert_int_equal(frame_decode(fx->dec, fx->buf, fx->len, FROM, &out, &err), STF_OK);
     assert_int_equal(out.kind, FRAME_CLOSE);
     assert_int_equal(out.session, 9);
-    struct frame e = {.version = FRAME_VERSION, .kind = FRAME_ERROR, .origin_rank = 4,
-                      .error = "rank 4: out of memory", .sequence = 3};
+    struct frame e = {.version = FRAME_VERSION,
+                      .kind = FRAME_ERROR,
+                      .origin_rank = 4,
+                      .error = "rank 4: out of memory",
+                      .sequence = 3};
     pack(fx, &e);
     assert_int_equal(frame_decode(fx->dec, fx->buf, fx->len, FROM, &out, &err), STF_OK);
     assert_string_equal(out.error, "rank 4: out of memory");
@@ -155,10 +167,22 @@ struct bad_case {
     const char *needle;
 };
 
-static void bad_version(struct frame *f) { f->version = 2; }
-static void zero_version(struct frame *f) { f->version = 0; }
-static void unknown_kind(struct frame *f) { f->kind = (enum frame_kind)9; }
-static void zero_kind(struct frame *f) { f->kind = (enum frame_kind)0; }
+static void bad_version(struct frame *f)
+{
+    f->version = 2;
+}
+static void zero_version(struct frame *f)
+{
+    f->version = 0;
+}
+static void unknown_kind(struct frame *f)
+{
+    f->kind = (enum frame_kind)9;
+}
+static void zero_kind(struct frame *f)
+{
+    f->kind = (enum frame_kind)0;
+}
 static void wrong_width(struct frame *f)
 {
     f->width = WIDTH / 2;
@@ -171,8 +195,14 @@ static void wrong_streams(struct frame *f)
     f->rows = 1;
     f->data_len = 2 * WIDTH * sizeof(float);
 }
-static void short_data(struct frame *f) { f->data_len -= 4; }
-static void long_data(struct frame *f) { f->rows = 1; }
+static void short_data(struct frame *f)
+{
+    f->data_len -= 4;
+}
+static void long_data(struct frame *f)
+{
+    f->rows = 1;
+}
 static void no_rows(struct frame *f)
 {
     f->rows = 0;
@@ -183,29 +213,65 @@ static void too_many_rows(struct frame *f)
     f->rows = 5;
     f->data_len = 5 * WIDTH * sizeof(float);
 }
-static void decode_two_rows(struct frame *f) { f->kind = FRAME_DECODE; }
-static void int8_dtype(struct frame *f) { f->dtype = FRAME_I8; }
-static void bad_dtype(struct frame *f) { f->dtype = (enum frame_dtype)7; }
-static void bad_slot(struct frame *f) { f->cache.slot = 2; }
-static void reset_with_fill(struct frame *f) { f->cache.reset = true; }
-static void past_capacity(struct frame *f) { f->cache.fill = 15; }
-static void position_past_capacity(struct frame *f) { f->position = 15; }
-static void zero_sequence(struct frame *f) { f->sequence = 0; }
-static void negative_origin(struct frame *f) { f->origin_rank = -1; }
+static void decode_two_rows(struct frame *f)
+{
+    f->kind = FRAME_DECODE;
+}
+static void int8_dtype(struct frame *f)
+{
+    f->dtype = FRAME_I8;
+}
+static void bad_dtype(struct frame *f)
+{
+    f->dtype = (enum frame_dtype)7;
+}
+static void bad_slot(struct frame *f)
+{
+    f->cache.slot = 2;
+}
+static void reset_with_fill(struct frame *f)
+{
+    f->cache.reset = true;
+}
+static void past_capacity(struct frame *f)
+{
+    f->cache.fill = 15;
+}
+static void position_past_capacity(struct frame *f)
+{
+    f->position = 15;
+}
+static void zero_sequence(struct frame *f)
+{
+    f->sequence = 0;
+}
+static void negative_origin(struct frame *f)
+{
+    f->origin_rank = -1;
+}
 static void lsh_drop(struct frame *f)
 {
     f->cache.n_drops = 1;
     f->cache.drops[0] = (struct frame_lsh_drop){.layer = 0, .count = 4};
 }
-static void rotation_seed(struct frame *f) { f->cache.rotation_seed = 99; }
-static void close_with_rows(struct frame *f) { f->kind = FRAME_CLOSE; }
+static void rotation_seed(struct frame *f)
+{
+    f->cache.rotation_seed = 99;
+}
+static void close_with_rows(struct frame *f)
+{
+    f->kind = FRAME_CLOSE;
+}
 static void error_without_text(struct frame *f)
 {
     f->kind = FRAME_ERROR;
     f->rows = 0;
     f->data_len = 0;
 }
-static void text_on_prefill(struct frame *f) { f->error = "surprise"; }
+static void text_on_prefill(struct frame *f)
+{
+    f->error = "surprise";
+}
 static void close_bad_slot(struct frame *f)
 {
     f->kind = FRAME_CLOSE;
@@ -252,8 +318,7 @@ static void test_wire_reject_table(void **state)
         struct frame out;
         struct stf_error err = {0};
         enum stf_status st = frame_decode(fx->dec, fx->buf, fx->len, FROM, &out, &err);
-        if (st != STF_ERR_PROTOCOL)
-            fail_msg("case `%s` was accepted", bad_cases[i].name);
+        if (st != STF_ERR_PROTOCOL) fail_msg("case `%s` was accepted", bad_cases[i].name);
         if (!strstr(err.msg, "frame from rank 3: ") || !strstr(err.msg, bad_cases[i].needle))
             fail_msg("case `%s`: message `%s` lacks `%s`", bad_cases[i].name, err.msg,
                      bad_cases[i].needle);
