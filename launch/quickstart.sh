@@ -17,6 +17,12 @@ if [ -z "$model" ]; then
     "$build/src/tools/sparsetf-gen" --preset small-sparse --seed 1 --out "$model"
   fi
 fi
+# a pipeline needs a layer per stage: use up to RANKS ranks, at most layers + 1
+layers=$("$build/src/tools/sparsetf-dist" --model "$model" --plan --local | awk '$1 == "0" && $3 ~ /^[0-9]+$/ {print $3}')
+if [ -n "$layers" ] && [ "$ranks" -gt $((layers + 1)) ]; then
+  echo "quickstart: $model has $layers layers; running $((layers + 1)) ranks instead of $ranks" >&2
+  ranks=$((layers + 1))
+fi
 prompt_args=(--prompt-tokens "1 415 2093 7 88 1024 5")
 if [ -n "${PROMPT:-}" ]; then prompt_args=(--prompt "$PROMPT"); fi
 exec bash "$here/launch/local.sh" -n "$ranks" -- --model "$model" "${prompt_args[@]}" \

@@ -9,20 +9,35 @@
 #include "dist/prompt.h"
 #include "model/model_file.h"
 
-static enum stf_status print_plan(const struct dist_options *o, uint32_t n_ranks,
-                                  struct stf_error *err)
+/* The plan for n_ranks, from the model's header alone (no weights are mapped). */
+static enum stf_status make_plan(const struct dist_options *o, uint32_t n_ranks, uint32_t slots,
+                                 struct dist_plan *plan, struct stf_error *err)
 {
     struct model_config cfg;
-    struct dist_plan plan;
     enum stf_status st = model_read_config(o->model_path, &cfg, err);
     if (st) return st;
     uint32_t cap = o->ctx ? o->ctx : cfg.max_seq_len;
-    uint32_t slots = o->slots ? o->slots : 1;
+    if (cap > cfg.max_seq_len)
+        return stf_fail(err, STF_ERR_ARG, "--ctx %u exceeds the model's max_seq_len %u", cap,
+                        cfg.max_seq_len);
     uint32_t rows = o->prefill_chunk < cap ? o->prefill_chunk : cap;
-    if ((st = plan_make(&cfg, n_ranks, slots, cap, rows, &plan, err))) return st;
+    return plan_make(&cfg, n_ranks, slots, cap, rows, plan, err);
+}
+
+static enum stf_status print_plan(const struct dist_options *o, uint32_t n_ranks,
+                                  struct stf_error *err)
+{
+    struct dist_plan plan;
+    enum stf_status st = make_plan(o, n_ranks, o->slots ? o->slots : 1, &plan, err);
+    if (st) return st;
     plan_print(stdout, &plan, o->model_path);
     plan_free(&plan);
     return STF_OK;
+}
+
+static uint32_t slots_for(const struct dist_options *o, uint32_t sessions)
+{
+    return o->slots ? o->slots : (sessions < 16 ? sessions : 16);
 }
 
 /* Rank 0 counts the sessions (every rank needs the same slot count). */
@@ -59,7 +74,12 @@ enum stf_status dist_run(const struct dist_options *o, int *argc, char ***argv,
     /* the job header: the session count, from rank 0 */
     uint32_t header[2] = {0, 0};
     if (rank == 0) {
+        /* errors every rank would hit alike (prompts, model header, plan) are found here
+         * once, so they are printed once */
+        struct dist_plan plan;
         st = count_sessions(o, &header[0], err);
+        if (!st && !(st = make_plan(o, (uint32_t)size, slots_for(o, header[0]), &plan, err)))
+            plan_free(&plan);
         header[1] = st == STF_OK;
     }
     struct stf_error bcast_err;
@@ -70,8 +90,7 @@ enum stf_status dist_run(const struct dist_options *o, int *argc, char ***argv,
         transport_mpi_finalize();
         return rank == 0 ? st : STF_ERR_ARG;
     }
-    uint32_t slots = o->slots ? o->slots : (header[0] < 16 ? header[0] : 16);
-    if ((st = pipe_open(&p, o, t, slots, err))) pipe_fail(&p, err);
+    if ((st = pipe_open(&p, o, t, slots_for(o, header[0]), err))) pipe_fail(&p, err);
     st = rank == 0 ? coordinator_run(&p, err) : stage_run(&p, err);
     if (st) pipe_fail(&p, err);
     pipe_close(&p);

@@ -30,7 +30,8 @@ int main(int argc, char **argv)
     }
     if (exit_now) return 0;
     if (dist_run(&o, &argc, &argv, &err)) {
-        fprintf(stderr, "sparsetf-dist: error: %s\n", err.msg);
+        /* ranks other than 0 stop silently on errors rank 0 reports for the job */
+        if (err.msg[0]) fprintf(stderr, "sparsetf-dist: error: %s\n", err.msg);
         return 1;
     }
     return 0;
