@@ -5,17 +5,25 @@
 
 /*
  * Construction follows darts: sort the keys, then place the children of each node
- * (a contiguous range of sorted keys sharing a prefix of `depth` bytes) at the first
- * base where every child slot is free. A byte map of used slots and a moving
- * "first free slot" keep the search short.
+ * (a contiguous range of sorted keys sharing a prefix of `depth` bytes) at a base
+ * where every child slot is free. Candidate bases come from a linked list of free
+ * slots (the first child's slot), and a free slot that has been rejected many times
+ * is dropped from the list, which keeps construction near-linear even for vocabularies
+ * of hundreds of thousands of pieces at the cost of a few unused slots.
  */
+
+#define TRIE_MAX_REJECTS 8 /* a free slot is no longer offered after this many misses */
 
 struct trie_builder {
     struct piece_trie_unit *units;
     uint8_t *used_base; /* (cap): 1 when some node already uses this base value */
+    int32_t *next_free; /* (cap): free-slot list, -1 ends it */
+    int32_t *prev_free;
+    uint8_t *rejects; /* (cap): misses of this free slot; TRIE_MAX_REJECTS: off the list */
     uint32_t cap;
-    uint32_t size;       /* one past the highest slot in use */
-    uint32_t first_free; /* every slot below this is taken */
+    uint32_t size; /* one past the highest slot in use */
+    int32_t head;  /* first free slot on the list, or -1 */
+    int32_t tail;
 };
 
 static int compare_keys(const void *pa, const void *pb)
@@ -25,32 +33,105 @@ static int compare_keys(const void *pa, const void *pb)
     const int c = memcmp(a->bytes, b->bytes, n);
     if (c) return c;
     if (a->len != b->len) return a->len < b->len ? -1 : 1;
-    /* equal keys: the smaller value (the earlier id) first, so it wins */
+    /* equal keys: the smaller value (the earlier id) first */
     return (a->value > b->value) - (a->value < b->value);
 }
 
+static int grow(void **p, size_t n, size_t elem)
+{
+    void *q = realloc(*p, n * elem);
+    if (!q) return -1;
+    *p = q;
+    return 0;
+}
+
+/* Makes slots [0, need) exist; new slots are free and appended to the free list. */
 static int builder_reserve(struct trie_builder *b, uint32_t need)
 {
     if (need <= b->cap) return 0;
     uint32_t cap = b->cap ? b->cap : 1024;
     while (cap < need) {
-        if (cap > (UINT32_MAX >> 2)) return -1;
+        if (cap > (UINT32_MAX >> 3)) return -1;
         cap *= 2;
     }
-    struct piece_trie_unit *units = realloc(b->units, (size_t)cap * sizeof *units);
-    if (!units) return -1;
-    b->units = units;
-    uint8_t *used = realloc(b->used_base, cap);
-    if (!used) return -1;
-    b->used_base = used;
+    if (grow((void **)&b->units, cap, sizeof *b->units) != 0 ||
+        grow((void **)&b->used_base, cap, 1) != 0 ||
+        grow((void **)&b->next_free, cap, sizeof *b->next_free) != 0 ||
+        grow((void **)&b->prev_free, cap, sizeof *b->prev_free) != 0 ||
+        grow((void **)&b->rejects, cap, 1) != 0)
+        return -1;
     for (uint32_t i = b->cap; i < cap; ++i) {
-        units[i].base = 0;
-        units[i].check = -1;
-        units[i].value = -1;
-        used[i] = 0;
+        b->units[i].base = 0;
+        b->units[i].check = -1;
+        b->units[i].value = -1;
+        b->used_base[i] = 0;
+        b->rejects[i] = 0;
+        b->prev_free[i] = b->tail;
+        b->next_free[i] = -1;
+        if (b->tail >= 0)
+            b->next_free[b->tail] = (int32_t)i;
+        else
+            b->head = (int32_t)i;
+        b->tail = (int32_t)i;
     }
     b->cap = cap;
     return 0;
+}
+
+static void free_list_remove(struct trie_builder *b, uint32_t slot)
+{
+    if (b->rejects[slot] >= TRIE_MAX_REJECTS) return; /* already off the list */
+    const int32_t prev = b->prev_free[slot], next = b->next_free[slot];
+    if (prev >= 0)
+        b->next_free[prev] = next;
+    else
+        b->head = next;
+    if (next >= 0)
+        b->prev_free[next] = prev;
+    else
+        b->tail = prev;
+    b->rejects[slot] = TRIE_MAX_REJECTS;
+}
+
+/* Marks slot as a child of parent. */
+static void builder_take(struct trie_builder *b, uint32_t slot, int32_t parent)
+{
+    free_list_remove(b, slot);
+    b->units[slot].check = parent;
+    if (slot + 1 > b->size) b->size = slot + 1;
+}
+
+/* A base >= 1 at which every label's slot is free and that no other node uses. */
+static int builder_find_base(struct trie_builder *b, const uint8_t *labels, int n_labels,
+                             uint32_t *base_out)
+{
+    int32_t pos = b->head;
+    for (;;) {
+        if (pos < 0) { /* list exhausted: new slots join the list */
+            const uint32_t old_cap = b->cap;
+            if (builder_reserve(b, b->cap + 1) != 0) return -1;
+            pos = (int32_t)old_cap;
+            continue;
+        }
+        const uint32_t slot = (uint32_t)pos;
+        if (slot > labels[0]) {
+            const uint32_t base = slot - labels[0];
+            if (builder_reserve(b, base + 256 + 1) != 0) return -1;
+            int ok = !b->used_base[base];
+            for (int k = 1; ok && k < n_labels; ++k)
+                ok = b->units[base + labels[k]].check == -1;
+            if (ok) {
+                *base_out = base;
+                return 0;
+            }
+        }
+        const int32_t next = b->next_free[slot];
+        if (++b->rejects[slot] >= TRIE_MAX_REJECTS) {
+            b->rejects[slot] = TRIE_MAX_REJECTS - 1;
+            free_list_remove(b, slot);
+        }
+        pos = next;
+    }
 }
 
 struct trie_task {
@@ -82,29 +163,12 @@ static int builder_place(struct trie_builder *b, const struct piece_trie_key *ke
         if (n_labels == 0 || labels[n_labels - 1] != c) labels[n_labels++] = c;
     }
 
-    /* first base >= 1 such that all base + label slots are free */
-    uint32_t base = b->first_free > labels[0] ? b->first_free - labels[0] : 1;
-    for (;; ++base) {
-        if (builder_reserve(b, base + 256 + 1) != 0) return -1;
-        if (b->used_base[base]) continue;
-        int ok = 1;
-        for (int k = 0; k < n_labels; ++k) {
-            if (b->units[base + labels[k]].check != -1) {
-                ok = 0;
-                break;
-            }
-        }
-        if (ok) break;
-    }
+    uint32_t base;
+    if (builder_find_base(b, labels, n_labels, &base) != 0) return -1;
     b->used_base[base] = 1;
     b->units[node].base = (int32_t)base;
-    for (int k = 0; k < n_labels; ++k) {
-        const uint32_t t = base + labels[k];
-        b->units[t].check = node;
-        if (t + 1 > b->size) b->size = t + 1;
-    }
-    while (b->first_free < b->cap && b->units[b->first_free].check != -1)
-        ++b->first_free;
+    for (int k = 0; k < n_labels; ++k)
+        builder_take(b, base + labels[k], node);
 
     int start = lo;
     for (int k = 0; k < n_labels; ++k) {
@@ -118,10 +182,19 @@ static int builder_place(struct trie_builder *b, const struct piece_trie_key *ke
     return 0;
 }
 
+static void builder_free_lists(struct trie_builder *b)
+{
+    free(b->used_base);
+    free(b->next_free);
+    free(b->prev_free);
+    free(b->rejects);
+}
+
 enum stf_status piece_trie_build(struct piece_trie *trie, struct piece_trie_key *keys, int n,
                                  const char *what, struct stf_error *err)
 {
     struct trie_builder b = {0};
+    b.head = b.tail = -1;
     struct trie_task *stack = NULL;
     memset(trie, 0, sizeof *trie);
 
@@ -141,9 +214,9 @@ enum stf_status piece_trie_build(struct piece_trie *trie, struct piece_trie_key 
     }
 
     if (builder_reserve(&b, 512) != 0) goto nomem;
+    free_list_remove(&b, 0);
     b.units[0].check = -2; /* the root is never free and never a child */
     b.size = 1;
-    b.first_free = 1;
     /* every task covers a distinct non-empty key range below a distinct node, and
      * the stack holds at most one task per key plus the root */
     stack = malloc(((size_t)m + 1) * sizeof *stack);
@@ -163,14 +236,14 @@ enum stf_status piece_trie_build(struct piece_trie *trie, struct piece_trie_key 
         trie->units = b.units;
         b.units = NULL;
     }
-    free(b.used_base);
+    builder_free_lists(&b);
     trie->n_keys = m;
     return STF_OK;
 
 nomem:
     free(stack);
     free(b.units);
-    free(b.used_base);
+    builder_free_lists(&b);
     return stf_fail(err, STF_ERR_NOMEM, "%s: out of memory building a trie of %d pieces", what, n);
 }
 
