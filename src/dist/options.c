@@ -23,6 +23,8 @@ void dist_options_usage(FILE *f)
         "  --prompt-tokens IDS  prompt as token ids, e.g. \"1 345 78\"\n"
         "  --prompts FILE       one text prompt per line, run as concurrent sessions\n"
         "  --prompts-tokens FILE  one prompt of token ids per line, concurrent sessions\n"
+        "  --eval FILE          instead of generating: log-perplexity of a UTF-8 text file,\n"
+        "                       one paragraph per line (JSON on stdout; one process)\n"
         "Generation:\n"
         "  --max-tokens N       tokens to generate (default 64); stops early at end-of-text\n"
         "  --temperature T      0 = greedy (default 0.8)\n"
@@ -42,6 +44,8 @@ void dist_options_usage(FILE *f)
         "  --verify             check every tensor checksum at load\n"
         "  --plan               print the layer plan per rank and exit\n"
         "  --ranks N            with --plan outside mpirun: plan for N ranks\n"
+        "  --balance memory|time  split layers for equal weight bytes per rank (default) or\n"
+        "                       equal estimated time per token (throughput)\n"
         "Pipeline:\n"
         "  --slots N            cache slots per rank (default: one per session, max 16);\n"
         "                       when sessions outnumber slots, the least recently used is\n"
@@ -119,7 +123,9 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         OPT_SLOTS,
         OPT_CHUNK,
         OPT_TIMEOUT,
-        OPT_FAULT
+        OPT_FAULT,
+        OPT_BALANCE,
+        OPT_EVAL
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, OPT_MODEL},
@@ -148,6 +154,8 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         {"prefill-chunk", required_argument, 0, OPT_CHUNK},
         {"timeout", required_argument, 0, OPT_TIMEOUT},
         {"fault-inject", required_argument, 0, OPT_FAULT},
+        {"balance", required_argument, 0, OPT_BALANCE},
+        {"eval", required_argument, 0, OPT_EVAL},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     optind = 1;
@@ -224,6 +232,16 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         case OPT_LOCAL:
             o->local = true;
             break;
+        case OPT_BALANCE:
+            if (strcmp(optarg, "memory") == 0)
+                o->balance = PLAN_BALANCE_MEMORY;
+            else if (strcmp(optarg, "time") == 0)
+                o->balance = PLAN_BALANCE_TIME;
+            else
+                st = stf_fail(err, STF_ERR_ARG, "--balance must be `memory` or `time`, got `%s`",
+                              optarg);
+            break;
+        case OPT_EVAL: o->eval_file = optarg; break;
         case OPT_RANKS:
             st = parse_u32("--ranks", optarg, &o->plan_ranks, err);
             if (!st && o->plan_ranks < 1)
@@ -268,7 +286,9 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         return stf_fail(err, STF_ERR_ARG, "unexpected argument `%s` (see --help)", argv[optind]);
     if (!o->model_path) return stf_fail(err, STF_ERR_ARG, "--model FILE is required (see --help)");
     int n_inputs = !!o->prompt + !!o->prompt_tokens + !!o->prompts_file + !!o->prompts_tokens_file;
-    if (!o->plan_only && n_inputs != 1)
+    if (o->eval_file && n_inputs)
+        return stf_fail(err, STF_ERR_ARG, "--eval FILE takes no prompt options");
+    if (!o->plan_only && !o->eval_file && n_inputs != 1)
         return stf_fail(err, STF_ERR_ARG,
                         "give exactly one of --prompt, --prompt-tokens, "
                         "--prompts or --prompts-tokens");

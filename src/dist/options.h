@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdint.h>
 
+#include "dist/plan.h"
 #include "kernels/sampler.h"
 #include "util/status.h"
 
@@ -34,6 +35,8 @@ struct dist_options {
     uint32_t prefill_chunk;   /* prompt positions per prefill frame */
     double timeout;           /* seconds a rank waits for a peer before failing the job */
     const char *fault_inject; /* testing hook, see dist/fault.h */
+    const char *eval_file;    /* --eval FILE: log-perplexity of a text file */
+    enum plan_balance balance; /* --balance memory|time */
     struct sampler_params sampling;
 };
 

@@ -29,7 +29,8 @@ enum stf_status pipe_open(struct pipe *p, const struct dist_options *o, struct t
         return stf_fail(err, STF_ERR_ARG, "--ctx %u exceeds the model's max_seq_len %u", capacity,
                         cfg.max_seq_len);
     uint32_t max_rows = o->prefill_chunk < capacity ? o->prefill_chunk : capacity;
-    if ((st = plan_make(&cfg, (uint32_t)p->size, n_slots, capacity, max_rows, &p->plan, err)))
+    if ((st = plan_make(&cfg, (uint32_t)p->size, n_slots, capacity, max_rows, o->balance, &p->plan,
+                         err)))
         return st;
     const struct plan_rank *mine = &p->plan.ranks[p->rank];
     p->stats.layer_begin = mine->layer_begin;

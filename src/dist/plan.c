@@ -1,4 +1,4 @@
-/* plan: contiguous layer ranges balanced by weight bytes (see plan.h). */
+/* plan: contiguous layer ranges balanced by weight bytes or estimated time (see plan.h). */
 #include "dist/plan.h"
 
 #include <stdlib.h>
@@ -31,6 +31,15 @@ static enum stf_status count_bytes(const struct model_config *cfg, uint64_t *emb
     return STF_OK;
 }
 
+/* The per-token time model of PLAN_BALANCE_TIME, in picoseconds (integers keep the
+ * dynamic programme below exact and identical on every rank). */
+#define PLAN_BYTES_PER_S 20e9
+#define PLAN_MACS_PER_S 25e9
+static uint64_t est_ps(uint64_t bytes, uint64_t macs)
+{
+    return (uint64_t)(1e12 * ((double)bytes / PLAN_BYTES_PER_S + (double)macs / PLAN_MACS_PER_S));
+}
+
 /* Per slot and layer: K and V (capacity x d each), two rows of convolution history, the
  * SRU state (forward.h, struct seq_state). */
 static uint64_t cache_bytes_per_layer(const struct model_config *cfg, uint32_t capacity)
@@ -40,8 +49,8 @@ static uint64_t cache_bytes_per_layer(const struct model_config *cfg, uint32_t c
 }
 
 enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint32_t n_slots,
-                          uint32_t capacity, uint32_t max_rows, struct dist_plan *out,
-                          struct stf_error *err)
+                          uint32_t capacity, uint32_t max_rows, enum plan_balance balance,
+                          struct dist_plan *out, struct stf_error *err)
 {
     memset(out, 0, sizeof *out);
     const uint32_t L = cfg->n_layers;
@@ -53,6 +62,7 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
     enum stf_status st = STF_OK;
     uint64_t embed = 0, head = 0;
     uint64_t *lb = calloc(L, sizeof *lb), *prefix = calloc(L + 1, sizeof *prefix);
+    uint64_t *weight_prefix = NULL;
     /* best[r * (L + 1) + j]: the smallest possible maximum load of ranks r..R-1 covering
      * layers j..L-1 (rank r >= 1 takes at least one layer); cut[]: where rank r stops. */
     uint64_t *best = calloc((size_t)n_ranks * (L + 1), sizeof *best);
@@ -65,8 +75,18 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
         goto fail;
     }
     if ((st = count_bytes(cfg, &embed, &head, lb, err))) goto fail;
+    /* load[]: what is balanced per layer; fixed0: rank 0's extra load */
+    const uint64_t layer_ps = est_ps(model_config_layer_read_bytes(cfg), model_config_layer_macs(cfg));
+    const uint64_t head_ps = est_ps(model_config_head_read_bytes(cfg), model_config_head_macs(cfg));
+    uint64_t fixed0 = balance == PLAN_BALANCE_TIME ? head_ps : embed + head;
+    weight_prefix = calloc(L + 1, sizeof *weight_prefix);
+    if (!weight_prefix) {
+        st = stf_fail(err, STF_ERR_NOMEM, "plan: out of memory");
+        goto fail;
+    }
     for (uint32_t i = 0; i < L; i++) {
-        prefix[i + 1] = prefix[i] + lb[i];
+        weight_prefix[i + 1] = weight_prefix[i] + lb[i];
+        prefix[i + 1] = prefix[i] + (balance == PLAN_BALANCE_TIME ? layer_ps : lb[i]);
         if (lb[i] > out->layer_bytes_max) out->layer_bytes_max = lb[i];
     }
     const uint64_t INF = UINT64_MAX;
@@ -76,7 +96,7 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
 #define SPREAD(r, j) spread[(size_t)(r) * (L + 1) + (j)]
     for (uint32_t j = 0; j <= L; j++) {
         BEST(R - 1, j) = (R - 1 == 0 || j < L) ? prefix[L] - prefix[j] : INF;
-        if (R - 1 == 0) BEST(R - 1, j) += embed + head;
+        if (R - 1 == 0) BEST(R - 1, j) += fixed0;
         SPREAD(R - 1, j) = (double)BEST(R - 1, j) * (double)BEST(R - 1, j);
     }
     for (uint32_t j = 0; j <= L; j++)
@@ -87,7 +107,7 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
             BEST(r, j) = INF;
             SPREAD(r, j) = 0;
             if (r > 0 && j >= L) continue;
-            uint64_t fixed = r == 0 ? embed + head : 0;
+            uint64_t fixed = r == 0 ? fixed0 : 0;
             for (uint32_t e = (r == 0 ? j : j + 1); e + rest <= L; e++) {
                 if (BEST(r + 1, e) == INF) continue;
                 uint64_t own = fixed + prefix[e] - prefix[j];
@@ -107,7 +127,8 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
     out->n_slots = n_slots;
     out->capacity = capacity;
     out->max_rows = max_rows;
-    out->model_bytes = embed + head + prefix[L];
+    out->model_bytes = embed + head + weight_prefix[L];
+    out->balance = balance;
     uint64_t per_layer_cache = cache_bytes_per_layer(cfg, capacity) * n_slots;
     /* frames: a receive buffer, a decoder arena (2x) and send buffers (rank 0 keeps 4) */
     uint64_t frame = (uint64_t)max_rows * cfg->d_model * 4 + 4096;
@@ -120,7 +141,8 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
         pr->layer_begin = j;
         pr->layer_end = e;
         pr->embed = pr->head = r == 0;
-        pr->weight_bytes = prefix[e] - prefix[j] + (r == 0 ? embed + head : 0);
+        pr->weight_bytes = weight_prefix[e] - weight_prefix[j] + (r == 0 ? embed + head : 0);
+        pr->est_token_s = 1e-12 * (double)((e - j) * layer_ps + (r == 0 ? head_ps : 0));
         pr->cache_bytes = per_layer_cache * (e - j);
         pr->buffer_bytes =
             ws + frame * (r == 0 ? 8 : 5) + (r == 0 ? 4ull * cfg->vocab_size * 3 : 0);
@@ -133,6 +155,7 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
         st = stf_fail(err, STF_ERR_ARG, "plan: internal error, layers %u..%u unassigned", j, L);
         goto fail;
     }
+    free(weight_prefix);
     free(lb);
     free(prefix);
     free(best);
@@ -140,6 +163,7 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
     free(cut);
     return STF_OK;
 fail:
+    free(weight_prefix);
     free(lb);
     free(prefix);
     free(best);
@@ -163,11 +187,12 @@ uint64_t plan_rank_expected_bytes(const struct dist_plan *p, uint32_t r)
 
 void plan_print(FILE *f, const struct dist_plan *p, const char *model_path)
 {
-    fprintf(f, "plan: %s on %u rank%s; %u cache slot%s x %u positions; model %.1f MB\n", model_path,
-            p->n_ranks, p->n_ranks == 1 ? "" : "s", p->n_slots, p->n_slots == 1 ? "" : "s",
-            p->capacity, (double)p->model_bytes / 1e6);
-    fprintf(f, "%5s  %-12s %7s  %-12s %12s %12s %12s\n", "rank", "layers", "count", "also",
-            "weights MB", "caches MB", "expected MB");
+    fprintf(f, "plan: %s on %u rank%s; %u cache slot%s x %u positions; model %.1f MB; balanced by %s\n",
+            model_path, p->n_ranks, p->n_ranks == 1 ? "" : "s", p->n_slots,
+            p->n_slots == 1 ? "" : "s", p->capacity, (double)p->model_bytes / 1e6,
+            p->balance == PLAN_BALANCE_TIME ? "estimated time" : "weight bytes");
+    fprintf(f, "%5s  %-12s %7s  %-12s %12s %12s %12s %12s\n", "rank", "layers", "count", "also",
+            "weights MB", "caches MB", "expected MB", "est ms/tok");
     for (uint32_t r = 0; r < p->n_ranks; r++) {
         const struct plan_rank *pr = &p->ranks[r];
         char range[32];
@@ -175,11 +200,12 @@ void plan_print(FILE *f, const struct dist_plan *p, const char *model_path)
             snprintf(range, sizeof range, "%u..%u", pr->layer_begin, pr->layer_end - 1);
         else
             snprintf(range, sizeof range, "-");
-        fprintf(f, "%5u  %-12s %7u  %-12s %12.2f %12.2f %12.2f\n", r, range,
+        fprintf(f, "%5u  %-12s %7u  %-12s %12.2f %12.2f %12.2f %12.3f\n", r, range,
                 pr->layer_end - pr->layer_begin, pr->embed ? "embed+head" : "",
                 (double)pr->weight_bytes / 1e6, (double)pr->cache_bytes / 1e6,
-                (double)plan_rank_expected_bytes(p, r) / 1e6);
+                (double)plan_rank_expected_bytes(p, r) / 1e6, 1e3 * pr->est_token_s);
     }
     fprintf(f, "expected MB = weights + caches + buffers; each rank also carries the MPI "
-               "runtime (~20-40 MB)\n");
+               "runtime (~20-40 MB)\nest ms/tok = read bytes / 20 GB/s + multiply-adds / 25 G/s "
+               "(a model, not a measurement)\n");
 }

@@ -2,8 +2,10 @@
 #include "dist/run.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "dist/eval.h"
 #include "dist/local.h"
 #include "dist/pipeline.h"
 #include "dist/prompt.h"
@@ -21,7 +23,7 @@ static enum stf_status make_plan(const struct dist_options *o, uint32_t n_ranks,
         return stf_fail(err, STF_ERR_ARG, "--ctx %u exceeds the model's max_seq_len %u", cap,
                         cfg.max_seq_len);
     uint32_t rows = o->prefill_chunk < cap ? o->prefill_chunk : cap;
-    return plan_make(&cfg, n_ranks, slots, cap, rows, plan, err);
+    return plan_make(&cfg, n_ranks, slots, cap, rows, o->balance, plan, err);
 }
 
 static enum stf_status print_plan(const struct dist_options *o, uint32_t n_ranks,
@@ -56,8 +58,16 @@ static enum stf_status count_sessions(const struct dist_options *o, uint32_t *n,
 enum stf_status dist_run(const struct dist_options *o, int *argc, char ***argv,
                          struct stf_error *err)
 {
+    if (o->eval_file) {
+        /* one process: the launcher's environment tells whether mpirun started several */
+        const char *size = getenv("OMPI_COMM_WORLD_SIZE");
+        if (size && atoi(size) > 1)
+            return stf_fail(err, STF_ERR_ARG, "--eval runs on one process; start it without "
+                                              "mpirun (or with -np 1)");
+        return dist_eval(o, err);
+    }
     if (o->local) {
-        if (o->plan_only) return print_plan(o, 1, err);
+        if (o->plan_only) return print_plan(o, o->plan_ranks ? o->plan_ranks : 1, err);
         return dist_run_local(o, err);
     }
     struct transport *t = NULL;

@@ -200,6 +200,40 @@ uint64_t model_config_layer_read_bytes(const struct model_config *c)
     return 4 * n;
 }
 
+uint64_t model_config_layer_macs(const struct model_config *c)
+{
+    uint64_t d = c->d_model, F = c->d_ff, n = 0;
+    if (c->attn == ATTN_DENSE) {
+        n += 4 * d * d;
+    } else {
+        uint64_t M = d / c->qkv_modules;
+        n += d * d;                  /* multiplicative layer: S x (d x M) */
+        n += d * M * (9 + 9 + 3);    /* convolutions: S x (Kt Km M) x M each */
+    }
+    if (c->ff == FF_DENSE)
+        n += 2 * d * F;
+    else
+        n += d * c->ff_rank + (uint64_t)c->ff_rank * F + 2 * (F / c->ff_block) * d;
+    if (c->sru_units) {
+        uint64_t u = c->sru_units;
+        n += 2 * d * u + 3 * u * u;
+    }
+    return n;
+}
+
+uint64_t model_config_head_macs(const struct model_config *c)
+{
+    return (uint64_t)c->d_model * c->vocab_size; /* dense, or S_out x (d x V/S_out) */
+}
+
+uint64_t model_config_head_read_bytes(const struct model_config *c)
+{
+    uint64_t d = c->d_model, V = c->vocab_size;
+    if (c->out == OUT_DENSE)
+        return 4 * (d * V + V + 2 * d);
+    return 4 * (c->out_modules * d + d * (V / c->out_modules) + V + 2 * d);
+}
+
 struct preset {
     const char *name;
     const char *description;

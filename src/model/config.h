@@ -58,6 +58,13 @@ const char *model_preset_name(int i, const char **description);
  * all weights of the attention and FF sub-layers that one token touches. */
 uint64_t model_config_layer_read_bytes(const struct model_config *cfg);
 
+/* Multiply-adds per token of one layer (attention over the cache not counted), of the output
+ * layer, and the weight bytes the output layer reads per token. With the read bytes these
+ * give a per-token time estimate: bytes / bandwidth + 2 * macs / flops. */
+uint64_t model_config_layer_macs(const struct model_config *cfg);
+uint64_t model_config_head_macs(const struct model_config *cfg);
+uint64_t model_config_head_read_bytes(const struct model_config *cfg);
+
 static inline uint32_t model_head_dim(const struct model_config *c)
 {
     return c->d_model / c->n_heads;

@@ -111,13 +111,6 @@ static struct model_config variant_config(const char *size, const struct variant
     return c;
 }
 
-static uint64_t head_read_bytes(const struct model_config *c)
-{
-    uint64_t d = c->d_model, V = c->vocab_size;
-    if (c->out == OUT_DENSE) return 4 * (d * V + V + 2 * d);
-    return 4 * (c->out_modules * d + d * (V / c->out_modules) + V + 2 * d);
-}
-
 struct row {
     char size[8];
     const struct variant *v;
@@ -199,7 +192,7 @@ static void run_variant(const char *size, const struct variant *v, const struct 
     row->head_ms = 1e3 * stf_median(th, n_meas);
     row->token_ms = full_layers * row->block_ms + row->head_ms;
     row->bytes_block = (double)model_config_layer_read_bytes(&c);
-    row->bytes_head = (double)head_read_bytes(&c);
+    row->bytes_head = (double)model_config_head_read_bytes(&c);
     row->gbs_block = row->bytes_block / (row->block_ms * 1e-3) / 1e9;
     (void)stream_gbs;
     free(tb), free(th);

@@ -24,7 +24,7 @@ static void check_plan(const struct model_config *c, uint32_t R)
 {
     struct dist_plan p;
     struct stf_error err = {0};
-    assert_int_equal(plan_make(c, R, 2, 64, 8, &p, &err), STF_OK);
+    assert_int_equal(plan_make(c, R, 2, 64, 8, PLAN_BALANCE_MEMORY, &p, &err), STF_OK);
     assert_int_equal(p.n_ranks, R);
     uint32_t next = 0;
     uint64_t max_load = 0, sum = 0;
@@ -84,11 +84,43 @@ static void test_plan_rank0_takes_fewer_layers(void **state)
     struct model_config c = preset("800m-sparse", 0);
     struct dist_plan p;
     struct stf_error err;
-    assert_int_equal(plan_make(&c, 4, 1, 1024, 32, &p, &err), STF_OK);
+    assert_int_equal(plan_make(&c, 4, 1, 1024, 32, PLAN_BALANCE_MEMORY, &p, &err), STF_OK);
     uint32_t n0 = p.ranks[0].layer_end - p.ranks[0].layer_begin;
     for (uint32_t r = 1; r < 4; r++)
         assert_true(n0 < p.ranks[r].layer_end - p.ranks[r].layer_begin);
     plan_free(&p);
+}
+
+/* Balancing by estimated time never gives a slower bottleneck rank than balancing by
+ * weight bytes, and still covers the layers contiguously with a layer on every stage. */
+static void test_plan_time_balance(void **state)
+{
+    (void)state;
+    const char *names[] = {"800m-sparse", "17b-sparse", "small-sparse", "800m-dense"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        struct model_config c = preset(names[i], 0);
+        for (uint32_t R = 1; R <= c.n_layers + 1; R++) {
+            struct dist_plan pm, pt;
+            struct stf_error err = {0};
+            assert_int_equal(plan_make(&c, R, 1, 256, 8, PLAN_BALANCE_MEMORY, &pm, &err), STF_OK);
+            assert_int_equal(plan_make(&c, R, 1, 256, 8, PLAN_BALANCE_TIME, &pt, &err), STF_OK);
+            double max_m = 0, max_t = 0;
+            uint32_t next = 0;
+            for (uint32_t r = 0; r < R; r++) {
+                max_m = pm.ranks[r].est_token_s > max_m ? pm.ranks[r].est_token_s : max_m;
+                max_t = pt.ranks[r].est_token_s > max_t ? pt.ranks[r].est_token_s : max_t;
+                assert_int_equal(pt.ranks[r].layer_begin, next);
+                if (r > 0) assert_true(pt.ranks[r].layer_end > pt.ranks[r].layer_begin);
+                next = pt.ranks[r].layer_end;
+            }
+            assert_int_equal(next, c.n_layers);
+            if (max_t > max_m * (1 + 1e-9))
+                fail_msg("%s on %u ranks: time plan bottleneck %.3g s > memory plan %.3g s",
+                         names[i], R, max_t, max_m);
+            plan_free(&pm);
+            plan_free(&pt);
+        }
+    }
 }
 
 static void test_plan_single_rank_holds_all(void **state)
@@ -97,7 +129,7 @@ static void test_plan_single_rank_holds_all(void **state)
     struct model_config c = preset("small-sparse", 0);
     struct dist_plan p;
     struct stf_error err;
-    assert_int_equal(plan_make(&c, 1, 1, 512, 32, &p, &err), STF_OK);
+    assert_int_equal(plan_make(&c, 1, 1, 512, 32, PLAN_BALANCE_MEMORY, &p, &err), STF_OK);
     assert_int_equal(p.ranks[0].layer_begin, 0);
     assert_int_equal(p.ranks[0].layer_end, c.n_layers);
     assert_int_equal(p.ranks[0].weight_bytes, p.model_bytes);
@@ -110,8 +142,8 @@ static void test_plan_rejects_bad_counts(void **state)
     struct model_config c = preset("tiny-sparse", 0);
     struct dist_plan p;
     struct stf_error err = {0};
-    assert_int_equal(plan_make(&c, 0, 1, 64, 8, &p, &err), STF_ERR_ARG);
-    assert_int_equal(plan_make(&c, c.n_layers + 2, 1, 64, 8, &p, &err), STF_ERR_ARG);
+    assert_int_equal(plan_make(&c, 0, 1, 64, 8, PLAN_BALANCE_MEMORY, &p, &err), STF_ERR_ARG);
+    assert_int_equal(plan_make(&c, c.n_layers + 2, 1, 64, 8, PLAN_BALANCE_MEMORY, &p, &err), STF_ERR_ARG);
     assert_non_null(strstr(err.msg, "use 1 to 3 ranks"));
 }
 
@@ -120,6 +152,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_every_count),
         cmocka_unit_test(test_plan_rank0_takes_fewer_layers),
+        cmocka_unit_test(test_plan_time_balance),
         cmocka_unit_test(test_plan_single_rank_holds_all),
         cmocka_unit_test(test_plan_rejects_bad_counts),
     };
