@@ -151,17 +151,8 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
 #undef BEST
 #undef CUT
 #undef SPREAD
-    if (j != L) {
+    if (j != L)
         st = stf_fail(err, STF_ERR_ARG, "plan: internal error, layers %u..%u unassigned", j, L);
-        goto fail;
-    }
-    free(weight_prefix);
-    free(lb);
-    free(prefix);
-    free(best);
-    free(spread);
-    free(cut);
-    return STF_OK;
 fail:
     free(weight_prefix);
     free(lb);
@@ -169,7 +160,7 @@ fail:
     free(best);
     free(spread);
     free(cut);
-    plan_free(out);
+    if (st) plan_free(out);
     return st;
 }
 
