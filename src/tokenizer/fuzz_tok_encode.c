@@ -13,9 +13,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const model_names[] = {
-    "unigram_nfkc",  "unigram_nfkc_bytes", "unigram_identity", "unigram_identity_bytes",
-    "bpe_nfkc",      "bpe_nfkc_bytes",     "bpe_identity",     "bpe_identity_bytes",
-    "char_identity", "word_identity",
+    "unigram_nfkc",  "unigram_nfkc_bytes", "unigram_identity",     "unigram_identity_bytes",
+    "bpe_nfkc",      "bpe_nfkc_bytes",     "bpe_identity",         "bpe_identity_bytes",
+    "char_identity", "word_identity",      "unigram_custom_rules",
 };
 #define N_MODELS (sizeof model_names / sizeof model_names[0])
 

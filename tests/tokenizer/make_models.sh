@@ -5,14 +5,17 @@
 # by exactly this script; the tests never retrain, they compare sparsetf-tok against
 # /usr/bin/python3's sentencepiece on these files.
 #
-# usage: tests/tokenizer/make_models.sh   (from anywhere; writes next to this script)
+# usage: tests/tokenizer/make_models.sh [NAME...]
+#   (from anywhere; writes next to this script; with NAMEs, only those models)
 set -eu
 cd "$(dirname "$0")"
 [ -f corpus.txt ] || /usr/bin/python3 make_corpus.py corpus.txt
 
+only="$*"
 train() {
     name=$1
     shift
+    case " ${only:-$name} " in *" $name "*) ;; *) return 0 ;; esac
     spm_train --input=corpus.txt --model_prefix="$name" --num_threads=2 --random_seed=17 \
         --minloglevel=2 --character_coverage=0.98 "$@"
     rm -f "$name.vocab"
@@ -43,4 +46,10 @@ train bpe_identity_bytes --model_type=bpe --vocab_size=1500 --normalization_rule
 train char_identity --model_type=char --normalization_rule_name=identity --use_all_vocab=true \
     --vocab_size=4000 --hard_vocab_limit=false
 train word_identity --model_type=word --normalization_rule_name=identity --vocab_size=2000
+# custom normalisation and denormalisation rules (TSV of hex code points), which
+# exercises charsmaps built from user rules and the decode-time denormalizer
+printf '61\t41\n30A2\t3042\n2581\t5F\n' > custom_norm.tsv
+printf '41\t61\n3042\t30A2\n66 69\t46 49\n' > custom_denorm.tsv
+train unigram_custom_rules --model_type=unigram --vocab_size=2000 \
+    --normalization_rule_tsv=custom_norm.tsv --denormalization_rule_tsv=custom_denorm.tsv
 ls -l ./*.model

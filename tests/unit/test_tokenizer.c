@@ -23,7 +23,7 @@
 /* ---- a minimal protobuf writer ---- */
 
 struct pb {
-    uint8_t data[1 << 16];
+    uint8_t data[1 << 22]; /* never on the stack */
     size_t len;
 };
 
@@ -80,7 +80,7 @@ static const struct test_model plain_unigram = {UNIGRAM, 0, 0, 1, 1, 0};
 static void pb_model(struct pb *out, const struct test_piece *pieces, int n,
                      const struct test_model *m)
 {
-    struct pb sub;
+    static struct pb sub;
     out->len = 0;
     for (int i = 0; i < n; ++i) {
         sub.len = 0;
@@ -322,7 +322,8 @@ static void test_tokenizer_parser_semantic_errors(void **state)
 
     /* a charsmap whose trie size points past its end */
     pb_model(b, ok, 2, &plain_unigram);
-    struct pb spec = {.len = 0};
+    static struct pb spec;
+    spec.len = 0;
     const uint8_t charsmap[] = {0xff, 0xff, 0, 0, 1, 2, 3, 4};
     pb_bytes(&spec, 2, charsmap, sizeof charsmap);
     pb_bytes(b, 3, spec.data, spec.len); /* a second normalizer_spec merges into the first */
@@ -513,6 +514,39 @@ static void test_tokenizer_bpe_unused_pieces_split_back(void **state)
     tokenizer_close(tok);
 }
 
+static void test_tokenizer_large_vocabulary_lookup(void **state)
+{
+    (void)state;
+    /* 60,000 distinct pseudo-random pieces (with shared prefixes and multi-byte
+     * characters) must all be found by the double-array trie */
+    enum { N = 60000 };
+    static char names[N][24];
+    static struct test_piece pieces[N];
+    static const char *const alphabet[] = {
+        "a", "b", "c", "d", "e", "é", "ü", "日", "本", "\xe2\x96\x81", "z", "q"};
+    uint32_t seed = 7;
+    pieces[0] = (struct test_piece){"<unk>", 0, UNKNOWN};
+    for (int i = 1; i < N; ++i) {
+        snprintf(names[i], sizeof names[i], "%d", i); /* unique suffix */
+        char prefix[24] = "";
+        seed = seed * 1664525u + 1013904223u;
+        for (uint32_t k = 0; k < (seed >> 28) % 4; ++k) {
+            seed = seed * 1664525u + 1013904223u;
+            strcat(prefix, alphabet[(seed >> 16) % 12]);
+        }
+        char full[48];
+        snprintf(full, sizeof full, "%s%s", prefix, names[i]);
+        snprintf(names[i], sizeof names[i], "%.23s", full);
+        pieces[i] = (struct test_piece){names[i], -(float)(i % 97), NORMAL};
+    }
+    struct tokenizer *tok = open_model(pieces, N, &plain_unigram);
+    assert_int_equal(tokenizer_piece_count(tok), N);
+    for (int i = 0; i < N; ++i)
+        assert_int_equal(tokenizer_piece_to_id(tok, names[i], strlen(names[i])), i ? i : 0);
+    assert_int_equal(tokenizer_piece_to_id(tok, "not a piece", 11), 0);
+    tokenizer_close(tok);
+}
+
 /* ---- decode and API details ---- */
 
 static void test_tokenizer_decode_rules(void **state)
@@ -583,6 +617,7 @@ int main(void)
         cmocka_unit_test(test_tokenizer_bpe_merges_by_score),
         cmocka_unit_test(test_tokenizer_bpe_ties_merge_leftmost),
         cmocka_unit_test(test_tokenizer_bpe_unused_pieces_split_back),
+        cmocka_unit_test(test_tokenizer_large_vocabulary_lookup),
         cmocka_unit_test(test_tokenizer_decode_rules),
         cmocka_unit_test(test_tokenizer_encode_small_output),
     };
