@@ -63,7 +63,7 @@ static int encode_line(struct tokenizer *tok, struct id_buffer *buf, const char 
 }
 
 /* Parses a line of space-separated ids; returns 0 or -1 with a message in err. */
-static int parse_ids(char *line, struct id_buffer *buf, int *n, long lineno, struct stf_error *err)
+static int parse_ids(char *line, struct id_buffer *buf, int *n, struct stf_error *err)
 {
     *n = 0;
     char *p = line;
@@ -76,7 +76,7 @@ static int parse_ids(char *line, struct id_buffer *buf, int *n, long lineno, str
         const long v = strtol(p, &end, 10);
         if (end == p || errno || v < INT32_MIN || v > INT32_MAX ||
             !(*end == '\0' || *end == ' ' || *end == '\t' || *end == '\r')) {
-            stf_fail(err, STF_ERR_ARG, "stdin line %ld: \"%.40s\" is not an integer id", lineno, p);
+            stf_fail(err, STF_ERR_ARG, "\"%.40s\" is not an integer id", p);
             return -1;
         }
         if (grow_ids(buf, *n + 1) != 0) {
@@ -190,7 +190,7 @@ int main(int argc, char **argv)
         } else if (cmd == CMD_DECODE) {
             const char *text;
             size_t text_len;
-            if (parse_ids(line, &buf, &n, lineno, &err) != 0 ||
+            if (parse_ids(line, &buf, &n, &err) != 0 ||
                 tokenizer_decode(tok, buf.ids, n, &text, &text_len, &err) != STF_OK) {
                 fprintf(stderr, "sparsetf-tok: stdin line %ld: %s\n", lineno, err.msg);
                 rc = 1;
