@@ -18,6 +18,7 @@ struct bpe_symbol {
     uint32_t begin;
     uint32_t len; /* 0 once merged into its left neighbour */
     int32_t frozen;
+    int32_t node; /* trie node spelling this symbol, -1 if no piece starts with it */
 };
 
 struct bpe_pair {
@@ -25,6 +26,7 @@ struct bpe_pair {
     int32_t left;
     int32_t right;
     uint32_t len; /* bytes of the merged piece when the pair was offered */
+    int32_t node; /* trie node of the merged piece */
 };
 
 /* How a merged UNUSED piece splits back: the last merge that produced it. */
@@ -91,10 +93,17 @@ static int offer_pair(struct bpe_state *st, int32_t left, int32_t right)
 {
     if (left < 0 || right < 0 || st->sym[left].frozen || st->sym[right].frozen) return 0;
     const struct bpe_symbol *l = &st->sym[left];
-    const uint32_t len = l->len + st->sym[right].len;
-    const int32_t id = piece_trie_find(&st->tok->normal_trie, st->s + l->begin, len);
+    const struct bpe_symbol *r = &st->sym[right];
+    /* continue the trie walk of the left symbol over the right one's bytes */
+    const struct piece_trie *trie = &st->tok->normal_trie;
+    int32_t node = l->node;
+    for (uint32_t k = 0; node >= 0 && k < r->len; ++k)
+        node = piece_trie_next(trie, node, st->s[r->begin + k]);
+    if (node < 0) return 0;
+    const int32_t id = trie->units[node].value;
     if (id < 0) return 0;
-    const struct bpe_pair p = {st->tok->piece_score[id], left, right, len};
+    const uint32_t len = l->len + r->len;
+    const struct bpe_pair p = {st->tok->piece_score[id], left, right, len, node};
     if (heap_push(st->heap, p) != 0) return -1;
     if (st->tok->piece_type[id] == SPM_PIECE_UNUSED) {
         const struct bpe_unmerge u = {id, l->begin, l->len, st->sym[right].len};
@@ -172,6 +181,9 @@ enum stf_status bpe_segment(struct tokenizer *tok, const uint8_t *s, size_t n,
         }
         sym->begin = (uint32_t)pos;
         sym->len = (uint32_t)len;
+        sym->node = 0;
+        for (size_t k = 0; sym->node >= 0 && k < len; ++k)
+            sym->node = piece_trie_next(&tok->normal_trie, sym->node, s[pos + k]);
         sym->prev = n_sym - 1;
         pos += len;
         sym->next = pos < n ? n_sym + 1 : -1;
@@ -188,6 +200,7 @@ enum stf_status bpe_segment(struct tokenizer *tok, const uint8_t *s, size_t n,
         /* stale: one side was merged away or grew since the pair was offered */
         if (l->len == 0 || r->len == 0 || l->len + r->len != top.len) continue;
         l->len += r->len;
+        l->node = top.node;
         l->next = r->next;
         if (r->next >= 0) st.sym[r->next].prev = top.left;
         r->len = 0;
