@@ -112,7 +112,9 @@ size_t normalizer_prefix(const struct normalizer *nz, const uint8_t *s, size_t l
                          const uint8_t **rep, size_t *rep_len)
 {
     /* user-defined symbols are never normalised */
-    if (nz->user_symbols && nz->user_symbols->n_keys > 0) {
+    /* (the inline first step rejects most positions without a call) */
+    if (nz->user_symbols && nz->user_symbols->n_keys > 0 &&
+        piece_trie_next(nz->user_symbols, 0, s[0]) >= 0) {
         int32_t id;
         const size_t n = piece_trie_longest_prefix(nz->user_symbols, s, len, &id);
         if (n > 0) {
