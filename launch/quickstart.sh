@@ -9,8 +9,12 @@ ranks=${RANKS:-8}
 bash "$here/launch/setup.sh"
 
 model=${MODEL:-}
-if [ -z "$model" ]; then
-  # until a trained model is bundled: the small-sparse preset with deterministic weights
+if [ -z "$model" ] && [ -f "$here/src/train/models/default-sparse.stf" ]; then
+  # the bundled model: trained on Jane Austen and State of the Union addresses (src/train/)
+  model=$here/src/train/models/default-sparse.stf
+  PROMPT=${PROMPT:-It is a truth universally acknowledged, that}
+elif [ -z "$model" ]; then
+  # no bundled model: the small-sparse preset with deterministic random weights
   model=$build/models/small-sparse.stf
   if [ ! -f "$model" ]; then
     mkdir -p "$build/models"
@@ -25,5 +29,7 @@ if [ -n "$layers" ] && [ "$ranks" -gt $((layers + 1)) ]; then
 fi
 prompt_args=(--prompt-tokens "1 415 2093 7 88 1024 5")
 if [ -n "${PROMPT:-}" ]; then prompt_args=(--prompt "$PROMPT"); fi
+print=(--print-tokens)
+[ -n "${PROMPT:-}" ] && print=()
 exec bash "$here/launch/local.sh" -n "$ranks" -- --model "$model" "${prompt_args[@]}" \
-  --max-tokens 32 --print-tokens "$@"
+  --max-tokens 48 "${print[@]}" "$@"
