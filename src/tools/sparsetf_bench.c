@@ -111,95 +111,170 @@ static struct model_config variant_config(const char *size, const struct variant
     return c;
 }
 
+static int variant_listed(const char *list, const char *name);
+
+/* One variant's slice, built in memory, with its state, ready to time a token. */
+struct bench_model {
+    const struct variant *v;
+    struct model_config cfg;
+    uint32_t slice;       /* layers built (enough to exceed the cache, see below) */
+    uint32_t full_layers; /* layers of the whole model, for the per-token estimate */
+    struct model *m;
+    struct seq_state *s;
+    struct workspace *ws;
+    float *x, *logits;
+    uint32_t pos;
+    struct rng rng;
+};
+
+static void die(const struct stf_error *err)
+{
+    fprintf(stderr, "sparsetf-bench: %s\n", err->msg);
+    exit(1);
+}
+
+static void bench_model_build(struct bench_model *b, const char *size, const struct variant *v,
+                              const struct bench_opts *o)
+{
+    memset(b, 0, sizeof *b);
+    struct stf_error err = {0};
+    char dense_name[32];
+    snprintf(dense_name, sizeof dense_name, "%s-dense", size);
+    struct model_config dn = {0};
+    if (model_config_parse(&dn, model_preset_text(dense_name), dense_name, &err)) die(&err);
+    /* the slice must be much larger than the last-level cache or the weights stay cached */
+    struct model_config one = variant_config(size, v, 1);
+    uint64_t layer_bytes = 0;
+    int n = model_tensor_list(&one, NULL, NULL, 0);
+    struct tensor_desc *d = calloc((size_t)n, sizeof *d);
+    model_tensor_list(&one, NULL, d, n);
+    for (int i = 0; i < n; i++)
+        if (d[i].group == GROUP_LAYER) layer_bytes += tensor_desc_elements(&d[i]) * 4;
+    free(d);
+    b->slice = 1;
+    while ((uint64_t)b->slice * layer_bytes < (uint64_t)(o->stream_mb * 1e6) && b->slice < 8)
+        b->slice++;
+    b->v = v;
+    b->cfg = variant_config(size, v, b->slice);
+    /* the sparse presets have 14 layers at 17b where the dense have 15: per-token time uses
+     * the layer count of the model the variant belongs to */
+    b->full_layers =
+        (v->sparse_ff || v->sparse_qkv) ? (strcmp(size, "17b") ? 24u : 14u) : dn.n_layers;
+    struct model_select sel = {0, b->slice, false, true};
+    fprintf(stderr, "  %-4s %-17s building a %u-layer slice (%.2f GB)...\n", size, v->name,
+            b->slice, (double)(b->slice * layer_bytes) / 1e9);
+    if (model_create_random(&b->cfg, 1234, &sel, MODEL_RANDOM_FAST, &b->m, &err) ||
+        seq_state_create(&b->cfg, 0, b->slice, b->cfg.max_seq_len, &b->s, &err) ||
+        workspace_create(&b->cfg, b->cfg.max_seq_len, kernels_by_name(o->kernels), &b->ws, &err))
+        die(&err);
+    seq_state_reset(b->s);
+    b->x = stf_alloc(b->cfg.d_model * sizeof *b->x);
+    b->logits = stf_alloc(b->cfg.vocab_size * sizeof *b->logits);
+    rng_seed(&b->rng, 99);
+}
+
+/* Times one token through the slice and the output layer; a new random input each time, so
+ * the sparse layers pick other rows. */
+static void bench_model_token(struct bench_model *b, double *block_s, double *head_s)
+{
+    if (b->pos == b->cfg.max_seq_len) {
+        seq_state_reset(b->s);
+        b->pos = 0;
+    }
+    for (uint32_t i = 0; i < b->cfg.d_model; i++)
+        b->x[i] = rng_normal(&b->rng);
+    double t0 = stf_now();
+    forward_layers(b->m, b->s, b->ws, b->pos++, b->x);
+    double t1 = stf_now();
+    forward_head(b->m, b->ws, b->x, b->logits);
+    double t2 = stf_now();
+    *block_s = (t1 - t0) / b->slice;
+    *head_s = t2 - t1;
+}
+
+static void bench_model_free(struct bench_model *b)
+{
+    stf_free(b->x);
+    stf_free(b->logits);
+    workspace_free(b->ws);
+    seq_state_free(b->s);
+    model_close(b->m);
+}
+
 struct row {
     char size[8];
     const struct variant *v;
     uint32_t full_layers;
+    int n;
     double block_ms, block_lo, block_hi, head_ms, token_ms;
+    double block_x, token_x; /* medians of the per-pair ratios baseline / variant */
     double bytes_block, bytes_head, gbs_block;
 };
 
-static void run_variant(const char *size, const struct variant *v, const struct bench_opts *o,
-                        double stream_gbs, struct row *row)
+static void row_fill(struct row *r, const char *size, const struct bench_model *b, double *tb,
+                     double *th, int n)
 {
-    struct model_config full = variant_config(size, v, 1);
-    char dense_name[32];
-    snprintf(dense_name, sizeof dense_name, "%s-dense", size);
-    struct model_config dn = {0};
-    struct stf_error err = {0};
-    model_config_parse(&dn, model_preset_text(dense_name), dense_name, &err);
-    /* the slice must be much larger than the last-level cache or the weights stay cached */
-    uint64_t layer_bytes = 0;
-    {
-        int n = model_tensor_list(&full, NULL, NULL, 0);
-        struct tensor_desc *d = calloc((size_t)n, sizeof *d);
-        model_tensor_list(&full, NULL, d, n);
-        for (int i = 0; i < n; i++)
-            if (d[i].group == GROUP_LAYER) layer_bytes += tensor_desc_elements(&d[i]) * 4;
-        free(d);
+    memset(r, 0, sizeof *r);
+    snprintf(r->size, sizeof r->size, "%s", size);
+    r->v = b->v;
+    r->full_layers = b->full_layers;
+    r->n = n;
+    r->head_ms = 1e3 * stf_median(th, n);
+    r->block_ms = 1e3 * stf_median(tb, n); /* sorts tb */
+    r->block_lo = 1e3 * tb[0];
+    r->block_hi = 1e3 * tb[n - 1];
+    r->token_ms = r->full_layers * r->block_ms + r->head_ms;
+    r->bytes_block = (double)model_config_layer_read_bytes(&b->cfg);
+    r->bytes_head = (double)model_config_head_read_bytes(&b->cfg);
+    r->gbs_block = r->bytes_block / (r->block_ms * 1e-3) / 1e9;
+    r->block_x = r->token_x = 1.0;
+}
+
+/* Times every variant of one size against the baseline, token by token in turn (A B A B),
+ * so that each speedup is a median of ratios measured moments apart on a noisy machine. */
+static int run_size(const char *size, const struct bench_opts *o, struct row *rows)
+{
+    int nv = 0;
+    const struct variant *todo[8];
+    for (size_t v = 1; v < sizeof variants / sizeof variants[0]; v++)
+        if (!o->only || variant_listed(o->only, variants[v].name)) todo[nv++] = &variants[v];
+    struct bench_model base;
+    bench_model_build(&base, size, &variants[0], o);
+    int per = o->reps, total_base = per * (nv ? nv : 1);
+    double *btb = calloc((size_t)total_base, sizeof *btb);
+    double *bth = calloc((size_t)total_base, sizeof *bth);
+    double *tb = calloc((size_t)per, sizeof *tb), *th = calloc((size_t)per, sizeof *th);
+    double *rb = calloc((size_t)per, sizeof *rb), *rt = calloc((size_t)per, sizeof *rt);
+    int nb = 0;
+    double db, dh;
+    if (!nv) {
+        for (int i = 0; i < o->warmup; i++)
+            bench_model_token(&base, &db, &dh);
+        for (int i = 0; i < per; i++, nb++)
+            bench_model_token(&base, &btb[nb], &bth[nb]);
     }
-    uint32_t slice = 1;
-    while ((uint64_t)slice * layer_bytes < (uint64_t)(o->stream_mb * 1e6) && slice < 8)
-        slice++;
-    struct model_config c = variant_config(size, v, slice);
-    /* the sparse presets have 14 layers at 17b where the dense have 15: per-token time uses
-     * the layer count of the model the variant belongs to */
-    uint32_t full_layers =
-        (v->sparse_ff || v->sparse_qkv) ? (uint32_t)(strcmp(size, "17b") ? 24 : 14) : dn.n_layers;
-    struct model_select sel = {0, slice, false, true};
-    struct model *m = NULL;
-    fprintf(stderr, "  %-4s %-17s building %u-layer slice (%.2f GB)...\n", size, v->name, slice,
-            (double)(slice * layer_bytes) / 1e9);
-    if (model_create_random(&c, 1234, &sel, MODEL_RANDOM_FAST, &m, &err)) {
-        fprintf(stderr, "sparsetf-bench: %s\n", err.msg);
-        exit(1);
-    }
-    struct seq_state *s;
-    struct workspace *ws;
-    if (seq_state_create(&c, 0, slice, c.max_seq_len, &s, &err) ||
-        workspace_create(&c, c.max_seq_len, kernels_by_name(o->kernels), &ws, &err)) {
-        fprintf(stderr, "sparsetf-bench: %s\n", err.msg);
-        exit(1);
-    }
-    seq_state_reset(s);
-    int total = o->warmup + o->reps;
-    if ((uint32_t)total > c.max_seq_len) total = (int)c.max_seq_len;
-    float *x = stf_alloc(c.d_model * sizeof *x), *logits = stf_alloc(c.vocab_size * sizeof *logits);
-    double *tb = calloc((size_t)total, sizeof *tb), *th = calloc((size_t)total, sizeof *th);
-    struct rng r;
-    rng_seed(&r, 99);
-    int n_meas = 0;
-    for (int rep = 0; rep < total; rep++) {
-        for (uint32_t i = 0; i < c.d_model; i++)
-            x[i] = rng_normal(&r);
-        double t0 = stf_now();
-        forward_layers(m, s, ws, (uint32_t)rep, x);
-        double t1 = stf_now();
-        forward_head(m, ws, x, logits);
-        double t2 = stf_now();
-        if (rep >= o->warmup) {
-            tb[n_meas] = (t1 - t0) / slice;
-            th[n_meas] = t2 - t1;
-            n_meas++;
+    for (int k = 0; k < nv; k++) {
+        struct bench_model var;
+        bench_model_build(&var, size, todo[k], o);
+        for (int i = 0; i < o->warmup; i++) {
+            bench_model_token(&base, &db, &dh);
+            bench_model_token(&var, &db, &dh);
         }
+        for (int i = 0; i < per; i++, nb++) {
+            bench_model_token(&base, &btb[nb], &bth[nb]);
+            bench_model_token(&var, &tb[i], &th[i]);
+            rb[i] = btb[nb] / tb[i];
+            rt[i] = (base.full_layers * btb[nb] + bth[nb]) / (var.full_layers * tb[i] + th[i]);
+        }
+        row_fill(&rows[1 + k], size, &var, tb, th, per);
+        rows[1 + k].block_x = stf_median(rb, per);
+        rows[1 + k].token_x = stf_median(rt, per);
+        bench_model_free(&var);
     }
-    row->v = v;
-    snprintf(row->size, sizeof row->size, "%s", size);
-    row->full_layers = full_layers;
-    row->block_ms = 1e3 * stf_median(tb, n_meas);
-    row->block_lo = 1e3 * tb[0];
-    row->block_hi = 1e3 * tb[n_meas - 1];
-    row->head_ms = 1e3 * stf_median(th, n_meas);
-    row->token_ms = full_layers * row->block_ms + row->head_ms;
-    row->bytes_block = (double)model_config_layer_read_bytes(&c);
-    row->bytes_head = (double)model_config_head_read_bytes(&c);
-    row->gbs_block = row->bytes_block / (row->block_ms * 1e-3) / 1e9;
-    (void)stream_gbs;
-    free(tb), free(th);
-    stf_free(x), stf_free(logits);
-    workspace_free(ws);
-    seq_state_free(s);
-    model_close(m);
+    row_fill(&rows[0], size, &base, btb, bth, nb);
+    bench_model_free(&base);
+    free(btb), free(bth), free(tb), free(th), free(rb), free(rt);
+    return 1 + nv;
 }
 
 /* Is name one of the comma-separated names in list? (The baseline always runs: the
@@ -291,7 +366,7 @@ int main(int argc, char **argv)
 
     char sizes[64];
     snprintf(sizes, sizeof sizes, "%s", o.sizes);
-    struct row rows[16];
+    struct row rows[32];
     int nrows = 0;
     for (char *save = NULL, *size = strtok_r(sizes, ",", &save); size;
          size = strtok_r(NULL, ",", &save)) {
@@ -299,36 +374,31 @@ int main(int argc, char **argv)
             fprintf(stderr, "sparsetf-bench: unknown size `%s` (800m or 17b)\n", size);
             return 2;
         }
-        for (size_t v = 0; v < sizeof variants / sizeof variants[0] && nrows < 16; v++)
-            if (v == 0 || !o.only || variant_listed(o.only, variants[v].name))
-                run_variant(size, &variants[v], &o, stream, &rows[nrows++]);
+        if (nrows + 8 > 32) break;
+        nrows += run_size(size, &o, rows + nrows);
     }
     fprintf(stderr, "\n%-5s %-17s %10s %17s %9s %10s %8s %9s %8s %7s %7s\n", "size", "variant",
             "block ms", "(min..max)", "block x", "token ms", "token x", "MB/block", "GB/s",
             "%STREAM", "layers");
-    const struct row *base = NULL;
     for (int i = 0; i < nrows; i++) {
         const struct row *rw = &rows[i];
-        if (rw->v == &variants[0]) base = rw;
-        double bx = base->block_ms / rw->block_ms, tx = base->token_ms / rw->token_ms;
         fprintf(stderr,
                 "%-5s %-17s %10.3f %8.3f..%-8.3f %8.1fx %10.2f %7.1fx %9.2f %8.2f %6.0f%% %7u\n",
-                rw->size, rw->v->name, rw->block_ms, rw->block_lo, rw->block_hi, bx, rw->token_ms,
-                tx, rw->bytes_block / 1e6, rw->gbs_block, 100 * rw->gbs_block / stream,
-                rw->full_layers);
-        fprintf(
-            o.json,
-            "{\"kind\":\"block\",\"size\":\"%s\",\"variant\":\"%s\",\"block_ms_median\":%.4f,"
-            "\"block_ms_min\":%.4f,\"block_ms_max\":%.4f,\"head_ms_median\":%.4f,"
-            "\"token_ms\":%.3f,\"layers\":%u,\"block_speedup\":%.2f,\"token_speedup\":%.2f,"
-            "\"bytes_per_block\":%.0f,\"bytes_head\":%.0f,\"gbs\":%.3f,\"fraction_of_stream\":%.3f,"
-            "\"reps\":%d,\"threads\":%d,\"kernels\":\"%s\"}\n",
-            rw->size, rw->v->name, rw->block_ms, rw->block_lo, rw->block_hi, rw->head_ms,
-            rw->token_ms, rw->full_layers, bx, tx, rw->bytes_block, rw->bytes_head, rw->gbs_block,
-            rw->gbs_block / stream, o.reps, o.threads, o.kernels);
+                rw->size, rw->v->name, rw->block_ms, rw->block_lo, rw->block_hi, rw->block_x,
+                rw->token_ms, rw->token_x, rw->bytes_block / 1e6, rw->gbs_block,
+                100 * rw->gbs_block / stream, rw->full_layers);
+        fprintf(o.json,
+                "{\"kind\":\"block\",\"size\":\"%s\",\"variant\":\"%s\",\"block_ms_median\":%.4f,"
+                "\"block_ms_min\":%.4f,\"block_ms_max\":%.4f,\"head_ms_median\":%.4f,"
+                "\"token_ms\":%.3f,\"layers\":%u,\"block_speedup\":%.2f,\"token_speedup\":%.2f,"
+                "\"bytes_per_block\":%.0f,\"bytes_head\":%.0f,\"gbs\":%.3f,"
+                "\"fraction_of_stream\":%.3f,\"reps\":%d,\"threads\":%d,\"kernels\":\"%s\"}\n",
+                rw->size, rw->v->name, rw->block_ms, rw->block_lo, rw->block_hi, rw->head_ms,
+                rw->token_ms, rw->full_layers, rw->block_x, rw->token_x, rw->bytes_block,
+                rw->bytes_head, rw->gbs_block, rw->gbs_block / stream, rw->n, o.threads, o.kernels);
     }
-    fprintf(stderr,
-            "(token ms = layers x block + output layer; x = speedup over the baseline row)\n");
+    fprintf(stderr, "(token ms = layers x block + output layer; x = median of per-token ratios "
+                    "to the baseline, each pair timed in turn)\n");
     if (o.json != stdout) fclose(o.json);
     return 0;
 }
