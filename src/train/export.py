@@ -172,7 +172,7 @@ def main():
     tok = open(a.spm, "rb").read()
     args = ck.get("args", {})
     gen = "sparsetf src/train/train.py preset=%s seed=%s steps=%s batch=%s seq=%s lr=%s" % (
-        args.get("preset"), args.get("seed"), ck.get("step"), args.get("batch"),
+        args.get("preset"), args.get("seed"), ck.get("total_steps", ck.get("step")), args.get("batch"),
         args.get("seq"), args.get("lr"))
     n = write_model(a.out, c, arrays, tok, a.name, gen)
     print("%s: %d bytes, %d tensors + tokenizer" % (a.out, n, len(tensor_names(c))))

@@ -93,6 +93,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--log-every", type=int, default=20)
     ap.add_argument("--eval-every", type=int, default=200)
+    ap.add_argument("--init", help="start from this checkpoint's weights (a continuation run: "
+                    "fresh AdamW state and schedule, same preset)")
     ap.add_argument("--max-minutes", type=float, default=0,
                     help="stop early (keeping the schedule) after this many minutes; 0 = off")
     a = ap.parse_args()
@@ -105,6 +107,16 @@ def main():
     cfg = make_config(a.preset, sp.get_piece_size(), a.seq, sp.bos_id(), sp.eos_id())
     model = ScalingLM(cfg, temperature=0.1, quant_prob=a.quant_prob)
     nparams = count_params(model)
+    prev_steps = 0
+    if a.init:
+        ck = torch.load(a.init, map_location="cpu")
+        if ck["config"] != cfg.to_dict():
+            sys.exit("--init %s: config differs from preset %s" % (a.init, a.preset))
+        with torch.no_grad():
+            for n, p in model.named_tensors():
+                p.copy_(ck["state"][n])
+        prev_steps = ck.get("total_steps", ck["step"])
+        print("initialised from %s (%d steps)" % (a.init, prev_steps), flush=True)
     print("preset %s params %d" % (a.preset, nparams), flush=True)
 
     toks = np.load(a.data + ".tokens.npy")
@@ -161,8 +173,10 @@ def main():
             break
     elapsed = time.time() - t0
     torch.save({"config": cfg.to_dict(), "state": {n: p.detach().clone() for n, p in model.named_tensors()},
-                "args": vars(a), "step": step + 1}, os.path.join(a.out, "ckpt.pt"))
+                "args": vars(a), "step": step + 1, "total_steps": prev_steps + step + 1,
+                "init": a.init}, os.path.join(a.out, "ckpt.pt"))
     summary = {"preset": a.preset, "params": nparams, "steps": step + 1,
+               "total_steps_including_init": prev_steps + step + 1,
                "tokens_seen": (step + 1) * a.batch * a.seq, "train_seconds": elapsed,
                "final_loss_ema": ema, "args": vars(a), "config": cfg.to_dict(),
                "torch": torch.__version__}
