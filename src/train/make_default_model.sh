@@ -6,13 +6,13 @@
 #
 # usage: src/train/make_default_model.sh [STAGE...]
 #   stages (default: all, in this order): packages corpus tokenizer train export eval reference
+#   (and, not by default: bench — decode time of both models, needs $BUILD's sparsetf-dist)
 # env:   WORK   scratch dir (default build-train; the corpus is not committed)
-#        STEPS  training steps per model (default 500)
+#        STEPS  phase-1 training steps per model (default 500); STEPS2 phase 2 (600)
 #        BUILD  a build dir with sparsetf-dist (default build-train), for the checks only
 #
-# The committed files were made by exactly these commands (seed 1, torch 1.13 from Debian,
-# sentencepiece 0.1.97); training time is about 30 min (dense) and 40 min (sparse) on a shared
-# 2-core machine.
+# The committed files were made by exactly these commands (seeds 1 and 2, torch 1.13 from
+# Debian, sentencepiece 0.1.97); see docs/quality.md for times and results.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
@@ -20,6 +20,7 @@ PY=/usr/bin/python3              # Debian's python3-torch imports only here
 WORK="${WORK:-$ROOT/build-train}"
 BUILD="${BUILD:-$ROOT/build-train}"
 STEPS="${STEPS:-500}"
+STEPS2="${STEPS2:-600}"
 MODELS="$ROOT/src/train/models"
 TESTS="$ROOT/tests/model"
 C="$WORK/corpus"
@@ -60,13 +61,22 @@ if want tokenizer; then
 fi
 
 if want train; then
+    # phase 1: 500 steps from scratch (seed 1); phase 2: 600 more steps from phase 1's weights
+    # with a fresh AdamW and a second warm-up + cosine schedule (seed 2). Both models get the
+    # same steps, batch (8 x 256 tokens) and data order; they train in parallel, 1 thread each.
     mkdir -p "$WORK/runs"
+    train_phase() {  # $1 preset; rest: phase-specific arguments
+        local p=$1; shift
+        $PY src/train/train.py --preset "$p" --data "$C/train" --heldout "$C/heldout" \
+            --spm "$C/spm8k.model" --batch 8 --seq 256 --threads 1 --log-every 10 \
+            --eval-every 100 "$@"
+    }
     pids=()
     for p in dense sparse; do
-        $PY src/train/train.py --preset $p --data "$C/train" --heldout "$C/heldout" \
-            --spm "$C/spm8k.model" --out "$WORK/runs/$p" --steps "$STEPS" --batch 8 --seq 256 \
-            --lr 2e-3 --warmup 40 --seed 1 --threads 1 --log-every 10 --eval-every 100 \
-            --max-minutes 50 > "$WORK/runs/$p.log" 2>&1 &
+        ( train_phase $p --out "$WORK/runs/$p" --steps "$STEPS" --lr 2e-3 --warmup 40 --seed 1 \
+              --max-minutes 50 > "$WORK/runs/$p.log" 2>&1 &&
+          train_phase $p --init "$WORK/runs/$p/ckpt.pt" --out "$WORK/runs/$p-2" --steps "$STEPS2" \
+              --lr 1e-3 --warmup 20 --seed 2 --max-minutes 40 > "$WORK/runs/$p-2.log" 2>&1 ) &
         pids+=($!)
     done
     for pid in "${pids[@]}"; do wait "$pid"; done
@@ -75,10 +85,12 @@ fi
 if want export; then
     cp "$C/spm8k.model" "$MODELS/spm8k.model"
     for p in dense sparse; do
-        $PY src/train/export.py --ckpt "$WORK/runs/$p/ckpt.pt" --spm "$C/spm8k.model" \
+        $PY src/train/export.py --ckpt "$WORK/runs/$p-2/ckpt.pt" --spm "$C/spm8k.model" \
             --name "austen-sotu-$p-4.7m" --out "$MODELS/default-$p.stf"
-        cp "$WORK/runs/$p/train_summary.json" "$MODELS/default-$p.train.json"
-        cp "$WORK/runs/$p/train_log.jsonl" "$MODELS/default-$p.train_log.jsonl"
+        cp "$WORK/runs/$p/train_summary.json" "$MODELS/default-$p.train-phase1.json"
+        cp "$WORK/runs/$p/train_log.jsonl" "$MODELS/default-$p.train_log-phase1.jsonl"
+        cp "$WORK/runs/$p-2/train_summary.json" "$MODELS/default-$p.train-phase2.json"
+        cp "$WORK/runs/$p-2/train_log.jsonl" "$MODELS/default-$p.train_log-phase2.jsonl"
         if [ -x "$BUILD/src/tools/sparsetf-dist" ]; then
             "$BUILD/src/tools/sparsetf-dist" --model "$MODELS/default-$p.stf" --verify \
                 --prompt-tokens 1 --max-tokens 1 --temperature 0 --quiet >/dev/null
@@ -101,4 +113,9 @@ if want reference; then
             --spm "$MODELS/spm8k.model" --heldout "$TESTS/heldout.txt" \
             --out "$TESTS/reference-$p" --model-path-in-json "src/train/models/default-$p.stf"
     done
+fi
+
+if want bench; then
+    $PY src/train/bench_decode.py --dist "$BUILD/src/tools/sparsetf-dist" --rounds 5 \
+        --out "$MODELS/bench-decode.json"
 fi
