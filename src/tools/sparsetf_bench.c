@@ -51,6 +51,7 @@ static double stream_triad_gbs(size_t n, int reps, double *spread_lo, double *sp
     const float s = 3.0f;
     for (int r = -1; r < reps; r++) {
         double t = stf_now();
+#pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++)
             a[i] = b[i] + s * c[i];
         t = stf_now() - t;
@@ -298,6 +299,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    kernels_prepare_process(argv);
     struct bench_opts o = {.reps = 15,
                            .warmup = 3,
                            .threads = 1,
@@ -358,8 +360,9 @@ int main(int argc, char **argv)
     double slo, shi;
     size_t stream_n = (size_t)(o.stream_mb * 1e6 / sizeof(float));
     double stream = stream_triad_gbs(stream_n, 7, &slo, &shi);
-    fprintf(stderr, "STREAM triad (1 thread, 3 x %.0f MB): median %.2f GB/s (min %.2f, max %.2f)\n",
-            o.stream_mb, stream, slo, shi);
+    fprintf(stderr,
+            "STREAM triad (%d thread%s, 3 x %.0f MB): median %.2f GB/s (min %.2f, max %.2f)\n",
+            o.threads, o.threads == 1 ? "" : "s", o.stream_mb, stream, slo, shi);
     fprintf(o.json,
             "{\"kind\":\"stream_triad\",\"gbs\":%.3f,\"min\":%.3f,\"max\":%.3f,\"threads\":%d}\n",
             stream, slo, shi, o.threads);

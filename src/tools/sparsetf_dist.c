@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dist/options.h"
+#include "kernels/kernels.h"
 #include "dist/run.h"
 
 /* Before MPI is up, only the launcher's environment tells a rank apart: print argument
@@ -21,6 +22,7 @@ static int first_rank(void)
 
 int main(int argc, char **argv)
 {
+    kernels_prepare_process(argv);
     struct dist_options o;
     struct stf_error err = {0};
     bool exit_now;
