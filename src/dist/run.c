@@ -1,6 +1,7 @@
 /* run: see run.h. */
 #include "dist/run.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,16 @@
 #include "dist/pipeline.h"
 #include "dist/prompt.h"
 #include "model/model_file.h"
+
+/* Whether a launcher (Open MPI, MPICH/Hydra, Slurm PMI/PMIx) started this process. */
+static bool launched_by_mpi(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK",
+                                       "PMI_RANK", "MPI_LOCALNRANKS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (getenv(vars[i])) return true;
+    return false;
+}
 
 /* The plan for n_ranks, from the model's header alone (no weights are mapped). */
 static enum stf_status make_plan(const struct dist_options *o, uint32_t n_ranks, uint32_t slots,
@@ -70,14 +81,18 @@ enum stf_status dist_run(const struct dist_options *o, int *argc, char ***argv,
         if (o->plan_only) return print_plan(o, o->plan_ranks ? o->plan_ranks : 1, err);
         return dist_run_local(o, err);
     }
+    /* Started without mpirun/srun: one rank, and no MPI runtime to start (a singleton MPI
+     * start costs ~0.5 s and a daemon); the same pipeline code runs on a loopback endpoint. */
+    const bool mpi = launched_by_mpi();
     struct transport *t = NULL;
-    enum stf_status st = transport_mpi_init(argc, argv, &t, err);
+    enum stf_status st =
+        mpi ? transport_mpi_init(argc, argv, &t, err) : transport_loopback_create(1, &t, err);
     if (st) return st;
     int rank = transport_rank(t), size = transport_size(t);
     if (o->plan_only) {
         if (rank == 0) st = print_plan(o, o->plan_ranks ? o->plan_ranks : (uint32_t)size, err);
         transport_close(t);
-        transport_mpi_finalize();
+        if (mpi) transport_mpi_finalize();
         return rank == 0 ? st : STF_OK;
     }
     struct pipe p = {.t = t, .rank = rank, .size = size, .o = o};
@@ -97,7 +112,7 @@ enum stf_status dist_run(const struct dist_options *o, int *argc, char ***argv,
     if (!header[1]) {
         /* every rank stops; rank 0 returns its message */
         transport_close(t);
-        transport_mpi_finalize();
+        if (mpi) transport_mpi_finalize();
         return rank == 0 ? st : STF_ERR_ARG;
     }
     if ((st = pipe_open(&p, o, t, slots_for(o, header[0]), err))) pipe_fail(&p, err);
@@ -105,6 +120,6 @@ enum stf_status dist_run(const struct dist_options *o, int *argc, char ***argv,
     if (st) pipe_fail(&p, err);
     pipe_close(&p);
     transport_close(t);
-    transport_mpi_finalize();
+    if (mpi) transport_mpi_finalize();
     return STF_OK;
 }

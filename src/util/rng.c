@@ -20,6 +20,8 @@ uint64_t rng_hash_string(uint64_t seed, const char *s)
 
 void rng_seed(struct rng *r, uint64_t seed)
 {
+    r->has_spare = 0;
+    r->spare = 0.0f;
     for (int i = 0; i < 4; i++)
         r->s[i] = rng_splitmix64(&seed);
 }
@@ -50,7 +52,14 @@ float rng_uniform(struct rng *r)
 
 float rng_normal(struct rng *r)
 {
+    if (r->has_spare) {
+        r->has_spare = 0;
+        return r->spare;
+    }
     double u1 = ((double)(rng_next(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0); /* (0,1] */
     double u2 = (double)(rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    double radius = sqrt(-2.0 * log(u1)), angle = 6.283185307179586 * u2;
+    r->spare = (float)(radius * sin(angle));
+    r->has_spare = 1;
+    return (float)(radius * cos(angle));
 }

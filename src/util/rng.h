@@ -10,6 +10,8 @@
 
 struct rng {
     uint64_t s[4];
+    float spare; /* the second value of the last Box-Muller pair */
+    int has_spare;
 };
 
 uint64_t rng_splitmix64(uint64_t *state);
@@ -18,7 +20,7 @@ void rng_seed(struct rng *r, uint64_t seed);
 uint64_t rng_next(struct rng *r);
 /* Uniform in [0, 1) with 24 bits of precision (exactly representable as float). */
 float rng_uniform(struct rng *r);
-/* Standard normal (Box-Muller, double precision inside). */
+/* Standard normal (Box-Muller, double precision inside; each pair of uniforms gives two). */
 float rng_normal(struct rng *r);
 
 #endif
