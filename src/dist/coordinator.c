@@ -295,8 +295,10 @@ static enum stf_status print_outputs(struct coord *c, struct stf_error *err)
             printf("\n");
         }
         if (c->text_mode) {
+            /* the prompt and its continuation, decoded together so the join is spaced
+             * as SentencePiece spaces it (control pieces such as BOS decode to nothing) */
             const char *text;
-            enum stf_status st = dist_text_decode(c->text, gen, n, &text, err);
+            enum stf_status st = dist_text_decode(c->text, s->tokens, s->n_tokens, &text, err);
             if (st) return st;
             printf("%s\n", text);
         }

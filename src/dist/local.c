@@ -109,9 +109,18 @@ enum stf_status dist_run_local(const struct dist_options *o, struct stf_error *e
             printf("%s%u", i ? " " : "", generated[i]);
         printf("\n");
     }
-    if (text) {
+    if (text) { /* the prompt and its continuation, as the pipeline prints them */
         const char *out;
-        if ((st = dist_text_decode(text, generated, n_gen, &out, err))) goto done;
+        uint32_t *all = malloc(((size_t)n_prompt + n_gen) * sizeof *all);
+        if (!all) {
+            st = stf_fail(err, STF_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        memcpy(all, prompt, n_prompt * sizeof *all);
+        memcpy(all + n_prompt, generated, n_gen * sizeof *all);
+        st = dist_text_decode(text, all, n_prompt + n_gen, &out, err);
+        free(all);
+        if (st) goto done;
         printf("%s\n", out);
     }
     fflush(stdout);
