@@ -241,7 +241,9 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
                 st = stf_fail(err, STF_ERR_ARG, "--balance must be `memory` or `time`, got `%s`",
                               optarg);
             break;
-        case OPT_EVAL: o->eval_file = optarg; break;
+        case OPT_EVAL:
+            o->eval_file = optarg;
+            break;
         case OPT_RANKS:
             st = parse_u32("--ranks", optarg, &o->plan_ranks, err);
             if (!st && o->plan_ranks < 1)

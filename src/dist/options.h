@@ -29,13 +29,13 @@ struct dist_options {
     bool verify;
     bool plan_only;
     bool quiet;
-    bool local;               /* --local: the single-process runner (dist/local.c), no MPI */
-    uint32_t plan_ranks;      /* --ranks N: plan for N ranks (--plan outside mpirun) */
-    uint32_t slots;           /* cache slots per rank; 0 = one per session, at most 16 */
-    uint32_t prefill_chunk;   /* prompt positions per prefill frame */
-    double timeout;           /* seconds a rank waits for a peer before failing the job */
-    const char *fault_inject; /* testing hook, see dist/fault.h */
-    const char *eval_file;    /* --eval FILE: log-perplexity of a text file */
+    bool local;                /* --local: the single-process runner (dist/local.c), no MPI */
+    uint32_t plan_ranks;       /* --ranks N: plan for N ranks (--plan outside mpirun) */
+    uint32_t slots;            /* cache slots per rank; 0 = one per session, at most 16 */
+    uint32_t prefill_chunk;    /* prompt positions per prefill frame */
+    double timeout;            /* seconds a rank waits for a peer before failing the job */
+    const char *fault_inject;  /* testing hook, see dist/fault.h */
+    const char *eval_file;     /* --eval FILE: log-perplexity of a text file */
     enum plan_balance balance; /* --balance memory|time */
     struct sampler_params sampling;
 };

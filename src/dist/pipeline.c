@@ -30,7 +30,7 @@ enum stf_status pipe_open(struct pipe *p, const struct dist_options *o, struct t
                         cfg.max_seq_len);
     uint32_t max_rows = o->prefill_chunk < capacity ? o->prefill_chunk : capacity;
     if ((st = plan_make(&cfg, (uint32_t)p->size, n_slots, capacity, max_rows, o->balance, &p->plan,
-                         err)))
+                        err)))
         return st;
     const struct plan_rank *mine = &p->plan.ranks[p->rank];
     p->stats.layer_begin = mine->layer_begin;

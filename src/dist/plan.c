@@ -34,7 +34,7 @@ static enum stf_status count_bytes(const struct model_config *cfg, uint64_t *emb
 /* The per-token time model of PLAN_BALANCE_TIME, in picoseconds (integers keep the
  * dynamic programme below exact and identical on every rank). */
 #define PLAN_BYTES_PER_S 20e9
-#define PLAN_MACS_PER_S 25e9
+#define PLAN_MACS_PER_S  25e9
 static uint64_t est_ps(uint64_t bytes, uint64_t macs)
 {
     return (uint64_t)(1e12 * ((double)bytes / PLAN_BYTES_PER_S + (double)macs / PLAN_MACS_PER_S));
@@ -76,7 +76,8 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
     }
     if ((st = count_bytes(cfg, &embed, &head, lb, err))) goto fail;
     /* load[]: what is balanced per layer; fixed0: rank 0's extra load */
-    const uint64_t layer_ps = est_ps(model_config_layer_read_bytes(cfg), model_config_layer_macs(cfg));
+    const uint64_t layer_ps =
+        est_ps(model_config_layer_read_bytes(cfg), model_config_layer_macs(cfg));
     const uint64_t head_ps = est_ps(model_config_head_read_bytes(cfg), model_config_head_macs(cfg));
     uint64_t fixed0 = balance == PLAN_BALANCE_TIME ? head_ps : embed + head;
     weight_prefix = calloc(L + 1, sizeof *weight_prefix);
@@ -178,10 +179,11 @@ uint64_t plan_rank_expected_bytes(const struct dist_plan *p, uint32_t r)
 
 void plan_print(FILE *f, const struct dist_plan *p, const char *model_path)
 {
-    fprintf(f, "plan: %s on %u rank%s; %u cache slot%s x %u positions; model %.1f MB; balanced by %s\n",
-            model_path, p->n_ranks, p->n_ranks == 1 ? "" : "s", p->n_slots,
-            p->n_slots == 1 ? "" : "s", p->capacity, (double)p->model_bytes / 1e6,
-            p->balance == PLAN_BALANCE_TIME ? "estimated time" : "weight bytes");
+    fprintf(
+        f, "plan: %s on %u rank%s; %u cache slot%s x %u positions; model %.1f MB; balanced by %s\n",
+        model_path, p->n_ranks, p->n_ranks == 1 ? "" : "s", p->n_slots, p->n_slots == 1 ? "" : "s",
+        p->capacity, (double)p->model_bytes / 1e6,
+        p->balance == PLAN_BALANCE_TIME ? "estimated time" : "weight bytes");
     fprintf(f, "%5s  %-12s %7s  %-12s %12s %12s %12s %12s\n", "rank", "layers", "count", "also",
             "weights MB", "caches MB", "expected MB", "est ms/tok");
     for (uint32_t r = 0; r < p->n_ranks; r++) {

@@ -39,7 +39,7 @@ struct dist_plan {
     uint64_t model_bytes;     /* all tensors */
     uint64_t layer_bytes_max; /* the heaviest single layer */
     enum plan_balance balance;
-    struct plan_rank *ranks;  /* n_ranks entries, owned */
+    struct plan_rank *ranks; /* n_ranks entries, owned */
 };
 
 /* Plans n_ranks ranks for cfg; n_slots sessions of capacity positions per rank, prefill

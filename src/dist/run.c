@@ -15,8 +15,8 @@
 /* Whether a launcher (Open MPI, MPICH/Hydra, Slurm PMI/PMIx) started this process. */
 static bool launched_by_mpi(void)
 {
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK",
-                                       "PMI_RANK", "MPI_LOCALNRANKS"};
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK",
+                                       "MPI_LOCALNRANKS"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         if (getenv(vars[i])) return true;
     return false;
@@ -73,8 +73,9 @@ enum stf_status dist_run(const struct dist_options *o, int *argc, char ***argv,
         /* one process: the launcher's environment tells whether mpirun started several */
         const char *size = getenv("OMPI_COMM_WORLD_SIZE");
         if (size && atoi(size) > 1)
-            return stf_fail(err, STF_ERR_ARG, "--eval runs on one process; start it without "
-                                              "mpirun (or with -np 1)");
+            return stf_fail(err, STF_ERR_ARG,
+                            "--eval runs on one process; start it without "
+                            "mpirun (or with -np 1)");
         return dist_eval(o, err);
     }
     if (o->local) {

@@ -207,8 +207,8 @@ uint64_t model_config_layer_macs(const struct model_config *c)
         n += 4 * d * d;
     } else {
         uint64_t M = d / c->qkv_modules;
-        n += d * d;                  /* multiplicative layer: S x (d x M) */
-        n += d * M * (9 + 9 + 3);    /* convolutions: S x (Kt Km M) x M each */
+        n += d * d;               /* multiplicative layer: S x (d x M) */
+        n += d * M * (9 + 9 + 3); /* convolutions: S x (Kt Km M) x M each */
     }
     if (c->ff == FF_DENSE)
         n += 2 * d * F;
@@ -229,8 +229,7 @@ uint64_t model_config_head_macs(const struct model_config *c)
 uint64_t model_config_head_read_bytes(const struct model_config *c)
 {
     uint64_t d = c->d_model, V = c->vocab_size;
-    if (c->out == OUT_DENSE)
-        return 4 * (d * V + V + 2 * d);
+    if (c->out == OUT_DENSE) return 4 * (d * V + V + 2 * d);
     return 4 * (c->out_modules * d + d * (V / c->out_modules) + V + 2 * d);
 }
 

@@ -143,7 +143,8 @@ static void test_plan_rejects_bad_counts(void **state)
     struct dist_plan p;
     struct stf_error err = {0};
     assert_int_equal(plan_make(&c, 0, 1, 64, 8, PLAN_BALANCE_MEMORY, &p, &err), STF_ERR_ARG);
-    assert_int_equal(plan_make(&c, c.n_layers + 2, 1, 64, 8, PLAN_BALANCE_MEMORY, &p, &err), STF_ERR_ARG);
+    assert_int_equal(plan_make(&c, c.n_layers + 2, 1, 64, 8, PLAN_BALANCE_MEMORY, &p, &err),
+                     STF_ERR_ARG);
     assert_non_null(strstr(err.msg, "use 1 to 3 ranks"));
 }
 
