@@ -10,7 +10,7 @@ build=${BUILD_DIR:-$here/build}
 packages=(cmake gcc make pkg-config libc6-dev
           openmpi-bin libopenmpi-dev libopenblas-dev
           libprotobuf-c-dev protobuf-c-compiler libcmocka-dev
-          python3 python3-numpy python3-sentencepiece sentencepiece)
+          python3 python3-numpy python3-sentencepiece sentencepiece clang-format)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
