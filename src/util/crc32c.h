@@ -9,5 +9,7 @@
 #include <stdint.h>
 
 uint32_t crc32c_update(uint32_t crc, const void *data, size_t len);
+/* Table-driven, for any CPU; crc32c_update uses the SSE4.2 instruction where built for it. */
+uint32_t crc32c_update_portable(uint32_t crc, const void *data, size_t len);
 
 #endif
