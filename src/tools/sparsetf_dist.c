@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist/options.h"
+#include "pipeline/options.h"
 #include "kernels/kernels.h"
-#include "dist/run.h"
+#include "pipeline/run.h"
 
 /* Before MPI is up, only the launcher's environment tells a rank apart: print argument
  * errors once, from the first rank. */

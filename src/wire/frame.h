@@ -11,7 +11,7 @@
  *
  * frame_decode validates every field against struct frame_limits and names the sending
  * rank in its message; the meaning of a valid frame (which slot, which position) is checked
- * by the receiver's cache state (dist/slots.h).
+ * by the receiver's cache state (pipeline/slots.h).
  */
 #ifndef STF_WIRE_FRAME_H
 #define STF_WIRE_FRAME_H

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # dist_fault: a killed, stalled or misbehaving rank ends the whole job within seconds, with a
-# message naming the rank and the cause. Uses the --fault-inject testing hook (dist/fault.h).
+# message naming the rank and the cause. Uses the --fault-inject testing hook (pipeline/fault.h).
 #
 # usage: dist_fault.sh GEN DIST WORKDIR MPIEXEC NUMPROC_FLAG [PREFLAGS...]
 set -u

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "dist/plan.h"
+#include "pipeline/plan.h"
 
 static struct model_config preset(const char *name, uint32_t layers)
 {

@@ -1,4 +1,4 @@
-#include "dist/options.h"
+#include "pipeline/options.h"
 
 #include <errno.h>
 #include <getopt.h>

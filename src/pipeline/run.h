@@ -2,10 +2,10 @@
  * and runs rank 0's coordinator or a stage (or, with --local, the single-process runner).
  * Failures after the transport is up end the whole job (pipe_fail); it returns only on
  * success or on errors before the job started. */
-#ifndef STF_DIST_RUN_H
-#define STF_DIST_RUN_H
+#ifndef STF_PIPELINE_RUN_H
+#define STF_PIPELINE_RUN_H
 
-#include "dist/options.h"
+#include "pipeline/options.h"
 
 enum stf_status dist_run(const struct dist_options *o, int *argc, char ***argv,
                          struct stf_error *err);

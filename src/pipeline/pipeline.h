@@ -10,15 +10,15 @@
  *
  * Everything here is allocated in pipe_open; the per-frame path allocates nothing.
  */
-#ifndef STF_DIST_PIPELINE_H
-#define STF_DIST_PIPELINE_H
+#ifndef STF_PIPELINE_PIPELINE_H
+#define STF_PIPELINE_PIPELINE_H
 
 #include <stdint.h>
 
-#include "dist/fault.h"
-#include "dist/options.h"
-#include "dist/plan.h"
-#include "dist/slots.h"
+#include "pipeline/fault.h"
+#include "pipeline/options.h"
+#include "pipeline/plan.h"
+#include "pipeline/slots.h"
 #include "model/forward.h"
 #include "transport/transport.h"
 #include "wire/frame.h"

@@ -9,8 +9,8 @@
  * its admission is evicted (a message on stderr) and queued again: when readmitted, its
  * whole history is prefilled again into a reset slot, which reproduces its caches exactly.
  */
-#ifndef STF_DIST_SESSIONS_H
-#define STF_DIST_SESSIONS_H
+#ifndef STF_PIPELINE_SESSIONS_H
+#define STF_PIPELINE_SESSIONS_H
 
 #include <stdbool.h>
 #include <stdint.h>

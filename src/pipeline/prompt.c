@@ -1,4 +1,4 @@
-#include "dist/prompt.h"
+#include "pipeline/prompt.h"
 
 #include <ctype.h>
 #include <errno.h>

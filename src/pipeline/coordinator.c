@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist/pipeline.h"
-#include "dist/prompt.h"
-#include "dist/sessions.h"
-#include "dist/text.h"
+#include "pipeline/pipeline.h"
+#include "pipeline/prompt.h"
+#include "pipeline/sessions.h"
+#include "pipeline/text.h"
 #include "util/mem.h"
 #include "util/timer.h"
 

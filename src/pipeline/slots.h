@@ -7,8 +7,8 @@
  *
  * The seq_states are allocated once at create (none when the range is empty).
  */
-#ifndef STF_DIST_SLOTS_H
-#define STF_DIST_SLOTS_H
+#ifndef STF_PIPELINE_SLOTS_H
+#define STF_PIPELINE_SLOTS_H
 
 #include <stdbool.h>
 #include <stdint.h>

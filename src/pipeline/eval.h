@@ -7,10 +7,10 @@
  * (Unicode code points of the lines, without newlines), nats per token and bits per
  * character = total nats / ln 2 / characters.
  */
-#ifndef STF_DIST_EVAL_H
-#define STF_DIST_EVAL_H
+#ifndef STF_PIPELINE_EVAL_H
+#define STF_PIPELINE_EVAL_H
 
-#include "dist/options.h"
+#include "pipeline/options.h"
 
 enum stf_status dist_eval(const struct dist_options *o, struct stf_error *err);
 

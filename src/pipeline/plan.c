@@ -1,5 +1,5 @@
 /* plan: contiguous layer ranges balanced by weight bytes or estimated time (see plan.h). */
-#include "dist/plan.h"
+#include "pipeline/plan.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -8,8 +8,8 @@
  * The plan depends only on the config and the counts, so every rank computes the same one
  * without talking.
  */
-#ifndef STF_DIST_PLAN_H
-#define STF_DIST_PLAN_H
+#ifndef STF_PIPELINE_PLAN_H
+#define STF_PIPELINE_PLAN_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -2,7 +2,7 @@
  * run this rank's layers on its rows, pass it on. The last rank returns rows to rank 0. */
 #include <stdio.h>
 
-#include "dist/pipeline.h"
+#include "pipeline/pipeline.h"
 #include "util/mem.h"
 #include "util/timer.h"
 

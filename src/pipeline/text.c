@@ -1,5 +1,5 @@
 /* text: see text.h. */
-#include "dist/text.h"
+#include "pipeline/text.h"
 
 #include <stdio.h>
 #include <stdlib.h>

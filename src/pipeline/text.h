@@ -4,8 +4,8 @@
  * against src/tokenizer when that library is present (STF_HAVE_TOKENIZER); otherwise every
  * call fails with a message that says to use token ids.
  */
-#ifndef STF_DIST_TEXT_H
-#define STF_DIST_TEXT_H
+#ifndef STF_PIPELINE_TEXT_H
+#define STF_PIPELINE_TEXT_H
 
 #include <stdint.h>
 

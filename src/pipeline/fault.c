@@ -1,5 +1,5 @@
 /* fault: see fault.h (a testing hook). */
-#include "dist/fault.h"
+#include "pipeline/fault.h"
 
 #include <signal.h>
 #include <stdio.h>

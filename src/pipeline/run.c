@@ -1,15 +1,15 @@
 /* run: see run.h. */
-#include "dist/run.h"
+#include "pipeline/run.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist/eval.h"
-#include "dist/local.h"
-#include "dist/pipeline.h"
-#include "dist/prompt.h"
+#include "pipeline/eval.h"
+#include "pipeline/local.h"
+#include "pipeline/pipeline.h"
+#include "pipeline/prompt.h"
 #include "model/model_file.h"
 
 /* Whether a launcher (Open MPI, MPICH/Hydra, Slurm PMI/PMIx) started this process. */

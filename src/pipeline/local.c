@@ -1,12 +1,12 @@
-#include "dist/local.h"
+#include "pipeline/local.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist/prompt.h"
-#include "dist/text.h"
+#include "pipeline/prompt.h"
+#include "pipeline/text.h"
 #include "model/forward.h"
 #include "util/mem.h"
 #include "util/timer.h"

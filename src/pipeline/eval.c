@@ -1,4 +1,4 @@
-#include "dist/eval.h"
+#include "pipeline/eval.h"
 
 #include <errno.h>
 #include <math.h>
@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dist/prompt.h"
-#include "dist/text.h"
+#include "pipeline/prompt.h"
+#include "pipeline/text.h"
 #include "model/forward.h"
 #include "util/mem.h"
 #include "util/timer.h"

@@ -1,5 +1,5 @@
 /* sessions: see sessions.h. */
-#include "dist/sessions.h"
+#include "pipeline/sessions.h"
 
 #include <stdlib.h>
 #include <string.h>

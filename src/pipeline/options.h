@@ -2,14 +2,14 @@
  * options: the command line of sparsetf-dist, parsed into plain data. Shared by every rank
  * (each parses the same argv), so every check here is deterministic and rank-independent.
  */
-#ifndef STF_DIST_OPTIONS_H
-#define STF_DIST_OPTIONS_H
+#ifndef STF_PIPELINE_OPTIONS_H
+#define STF_PIPELINE_OPTIONS_H
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdint.h>
 
-#include "dist/plan.h"
+#include "pipeline/plan.h"
 #include "kernels/sampler.h"
 #include "util/status.h"
 
@@ -29,12 +29,12 @@ struct dist_options {
     bool verify;
     bool plan_only;
     bool quiet;
-    bool local;                /* --local: the single-process runner (dist/local.c), no MPI */
+    bool local;                /* --local: the single-process runner (pipeline/local.c), no MPI */
     uint32_t plan_ranks;       /* --ranks N: plan for N ranks (--plan outside mpirun) */
     uint32_t slots;            /* cache slots per rank; 0 = one per session, at most 16 */
     uint32_t prefill_chunk;    /* prompt positions per prefill frame */
     double timeout;            /* seconds a rank waits for a peer before failing the job */
-    const char *fault_inject;  /* testing hook, see dist/fault.h */
+    const char *fault_inject;  /* testing hook, see pipeline/fault.h */
     const char *eval_file;     /* --eval FILE: log-perplexity of a text file */
     enum plan_balance balance; /* --balance memory|time */
     struct sampler_params sampling;

@@ -10,8 +10,8 @@
  *   bad-directive=R,after=T  rank R sends a wrong cache fill in that frame's directive (the
  *                            receiver sees its cache state disagree)
  */
-#ifndef STF_DIST_FAULT_H
-#define STF_DIST_FAULT_H
+#ifndef STF_PIPELINE_FAULT_H
+#define STF_PIPELINE_FAULT_H
 
 #include <stdbool.h>
 #include <stdint.h>

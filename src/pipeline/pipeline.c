@@ -1,5 +1,5 @@
 /* pipeline: the per-rank context and the steps shared by rank 0 and the stages. */
-#include "dist/pipeline.h"
+#include "pipeline/pipeline.h"
 
 #include <stdio.h>
 #include <stdlib.h>

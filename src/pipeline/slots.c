@@ -1,5 +1,5 @@
 /* slots: see slots.h. */
-#include "dist/slots.h"
+#include "pipeline/slots.h"
 
 #include <stdlib.h>
 

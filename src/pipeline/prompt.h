@@ -1,7 +1,7 @@
 /* prompt: turns the user's prompts (token ids, or lines of a prompts file) into checked
- * token ids. Text goes through dist/text.h on rank 0. */
-#ifndef STF_DIST_PROMPT_H
-#define STF_DIST_PROMPT_H
+ * token ids. Text goes through pipeline/text.h on rank 0. */
+#ifndef STF_PIPELINE_PROMPT_H
+#define STF_PIPELINE_PROMPT_H
 
 #include <stdint.h>
 
