@@ -2,8 +2,9 @@
  * kernels: the arithmetic of SPEC §1-§2 for one token (batch 1), in two interchangeable
  * implementations behind struct kernels:
  *   kernels_ref  — plain loops written to read like SPEC, the yardstick for tests;
- *   kernels_fast — OpenBLAS for dense products, hand-written AVX2 gathers for the sparse FF
- *                  and im2col + GEMM for the multiplicative and convolution layers.
+ *   kernels_fast — OpenBLAS sgemv for dense products, hand-written AVX2 gathers for the
+ *                  sparse FF, and a hand-written row-few GEMM (AVX2/AVX-512) that streams its
+ *                  weights once for the multiplicative layer and the convolutions (im2col).
  * Kernels know nothing of files, MPI or protobuf; all buffers belong to the caller and no
  * kernel allocates. Element-wise pieces (LayerNorm, SRU, softmax) have one implementation.
  */
@@ -74,7 +75,9 @@ uint32_t argmax(const float *x, uint32_t n);
 void kernels_prepare_process(char **argv);
 
 /* Sets the threads OpenBLAS and the hand-written kernels may use (one rank per core wants 1).
- * Results do not depend on the thread count: no kernel splits a sum across threads. */
+ * Results do not depend on the thread count: no kernel splits a sum across threads (the
+ * hand-written ones split outputs; OpenBLAS sgemv was checked to give the same bits with 1
+ * and 2 threads, while its sgemm did not for 4 rows, which is why mult_dense avoids it). */
 void kernels_set_threads(int n);
 
 #endif

@@ -196,6 +196,70 @@ static void test_kernels_fast_matches_ref(void **state)
     }
 }
 
+/* The row-few GEMM behind mult_dense and local_conv at many shapes, odd ones included (column
+ * tails of every width, row counts that do not fill a register group): fast == ref to
+ * rounding, bitwise the same with 1 and 2 threads, and each module's row bitwise the same
+ * when computed alone (S = 1) as with the others: no sum depends on the partitioning. */
+static void test_kernels_mult_dense_shapes(void **state)
+{
+    (void)state;
+    const uint32_t shapes[][3] = {{1, 1, 1},     {3, 2, 5},     {9, 3, 3},       {17, 1, 33},
+                                  {100, 5, 20},  {64, 4, 16},   {257, 13, 31},   {33, 9, 15},
+                                  {1000, 7, 47}, {128, 64, 18}, {1024, 8, 1000}, {515, 3, 4099}};
+    struct rng r;
+    rng_seed(&r, 21);
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        uint32_t d = shapes[t][0], S = shapes[t][1], M = shapes[t][2];
+        size_t o = (size_t)S * M;
+        float *x = rand_vec(&r, d, 1), *G = rand_vec(&r, (size_t)S * d, 1);
+        float *P = rand_vec(&r, (size_t)d * M, 0.1f), *c = rand_vec(&r, o, 1);
+        float *y1 = malloc(o * 4), *y2 = malloc(o * 4), *y3 = malloc(o * 4), *ys = malloc(M * 4);
+        float *scratch = malloc((size_t)S * d * 4);
+        kernels_ref.mult_dense(y1, x, G, P, c, d, S, M, scratch);
+        kernels_set_threads(1);
+        kernels_fast.mult_dense(y2, x, G, P, c, d, S, M, scratch);
+        kernels_set_threads(2);
+        kernels_fast.mult_dense(y3, x, G, P, c, d, S, M, scratch);
+        assert_true(norm_err(y2, y1, o) < 1e-5);
+        assert_memory_equal(y2, y3, o * 4);
+        for (uint32_t s = 0; s<S; s += S> 2 ? S - 1 : 1) { /* the first and last module */
+            kernels_fast.mult_dense(ys, x, G + (size_t)s * d, P, c + (size_t)s * M, d, 1, M,
+                                    scratch);
+            assert_memory_equal(ys, y2 + (size_t)s * M, M * 4);
+        }
+        kernels_set_threads(1);
+        free(x), free(G), free(P), free(c), free(y1), free(y2), free(y3), free(ys), free(scratch);
+    }
+}
+
+static void test_kernels_local_conv_shapes(void **state)
+{
+    (void)state;
+    const uint32_t shapes[][2] = {{1, 1}, {2, 3}, {5, 7}, {16, 17}, {9, 40}, {64, 18}, {64, 96}};
+    struct rng r;
+    rng_seed(&r, 22);
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        uint32_t S = shapes[t][0], M = shapes[t][1], d = S * M;
+        float *hist = rand_vec(&r, 3 * (size_t)d, 1), *beta = rand_vec(&r, M, 1);
+        const float *rows[3] = {hist, hist + d, hist + 2 * d};
+        float *o1 = malloc(d * 4), *o2 = malloc(d * 4), *o3 = malloc(d * 4);
+        float *scratch = malloc((size_t)9 * d * 4);
+        for (uint32_t Km = 1; Km <= 3; Km += 2) {
+            float *W = rand_vec(&r, 3 * (size_t)Km * M * M, 0.1f);
+            kernels_ref.local_conv(o1, rows, W, beta, S, M, Km, scratch);
+            kernels_set_threads(1);
+            kernels_fast.local_conv(o2, rows, W, beta, S, M, Km, scratch);
+            kernels_set_threads(2);
+            kernels_fast.local_conv(o3, rows, W, beta, S, M, Km, scratch);
+            kernels_set_threads(1);
+            assert_true(norm_err(o2, o1, d) < 1e-5);
+            assert_memory_equal(o2, o3, d * 4);
+            free(W);
+        }
+        free(hist), free(beta), free(o1), free(o2), free(o3), free(scratch);
+    }
+}
+
 /* With the generator's scales, the controller picks different units for different tokens. */
 static void test_kernels_controller_picks_vary(void **state)
 {
@@ -265,6 +329,8 @@ int main(void)
         cmocka_unit_test(test_kernels_mult_dense_hand),
         cmocka_unit_test(test_kernels_attention_hand),
         cmocka_unit_test(test_kernels_fast_matches_ref),
+        cmocka_unit_test(test_kernels_mult_dense_shapes),
+        cmocka_unit_test(test_kernels_local_conv_shapes),
         cmocka_unit_test(test_kernels_controller_picks_vary),
         cmocka_unit_test(test_kernels_threads_do_not_change_results),
     };
