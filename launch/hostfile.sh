@@ -1,41 +1,85 @@
 #!/usr/bin/env bash
 # launch/hostfile.sh: run sparsetf-dist across the hosts of an Open MPI hostfile.
 #
-#   launch/hostfile.sh -f cluster/hosts.example -n 8 [-t THREADS] [-b BUILD_DIR] -- \
-#       --model /shared/models/17b-sparse.stf --prompt "..."
+#   launch/hostfile.sh -f HOSTFILE [-n RANKS] [-t THREADS] [-b BUILD_DIR] -- SPARSETF_DIST_ARGS
+#   e.g. launch/hostfile.sh -f cluster/hosts.example -n 8 -- \
+#            --model /shared/models/17b-sparse.stf --prompt "..."
 #
-# Every host needs the same build path and the model file at the same path (a shared or
-# copied file system). Each rank maps only its own layers, so a host needs memory for its
-# ranks' share (see `sparsetf-dist --model M --plan --ranks N`). Ranks are placed by slot in
-# hostfile order, so rank 0 (embedding, head, sampler) lands on the first host. Check the
-# hosts first with cluster/node-check.sh. Extra mpirun flags: $MPIRUN_FLAGS (e.g. the
-# network interface: --mca btl_tcp_if_include eth0).
+#   -f HOSTFILE  Open MPI hostfile (`host slots=K` lines; cluster/hosts.example)
+#   -n RANKS     ranks to start (default: every slot of the hostfile)
+#   -t THREADS   threads per rank (default 1); each rank gets THREADS cores
+#   -b BUILD     build directory holding src/tools/sparsetf-dist (default: $STF_BUILD_DIR,
+#                else the build/ next to launch/); an installed sparsetf-dist on PATH is
+#                used when there is no build directory
+#   -h           this text
+#
+# Every host needs the binary and the model file at the same paths (a shared or copied file
+# system). Each rank maps only its own layers, so a host needs memory for its ranks' share
+# (`sparsetf-dist --model M --plan --ranks N`). Ranks are placed by slot in hostfile order,
+# so rank 0 (embedding, head, sampler) lands on the first host. Check the hosts first with
+# cluster/node-check.sh. Placement: each rank is bound to THREADS cores of its host; a
+# hostfile naming only this machine (cluster/hosts.localhost) gets launch/local.sh's rules
+# instead (no binding, oversubscription when ranks x threads exceed the cores). Extra mpirun
+# flags come from $MPIRUN_FLAGS (e.g. --mca btl_tcp_if_include eth0); a --bind-to or
+# --map-by there replaces the placement above. Runs as root too (the root allowances are set).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 hostfile="" n="" threads=1 build=${STF_BUILD_DIR:-$here/../build}
+usage() {
+    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+    exit "${1:-0}"
+}
+die() {
+    echo "hostfile.sh: $*" >&2
+    exit 2
+}
+# value OPTION COUNT: the option's value must be there and not be another option
+value() { [ "$2" -ge 2 ] || die "$1 needs a value (see -h)"; }
 while [ $# -gt 0 ]; do
     case $1 in
-    -f) hostfile=$2; shift 2 ;;
-    -n) n=$2; shift 2 ;;
-    -t) threads=$2; shift 2 ;;
-    -b) build=$2; shift 2 ;;
-    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -f) value "$1" $#; hostfile=$2; shift 2 ;;
+    -n) value "$1" $#; n=$2; shift 2 ;;
+    -t) value "$1" $#; threads=$2; shift 2 ;;
+    -b) value "$1" $#; build=$2; shift 2 ;;
+    -h | --help) usage 0 ;;
     --) shift; break ;;
-    *) echo "hostfile.sh: unknown option $1 (see -h)" >&2; exit 2 ;;
+    *) die "unknown option $1 (see -h; sparsetf-dist options go after --)" ;;
     esac
 done
-[ -n "$hostfile" ] && [ -r "$hostfile" ] || { echo "hostfile.sh: -f HOSTFILE is required" >&2; exit 2; }
+[ -n "$hostfile" ] || die "-f HOSTFILE is required (see -h)"
+[ -r "$hostfile" ] || die "cannot read the hostfile $hostfile"
+[ -z "$n" ] || [[ $n =~ ^[1-9][0-9]*$ ]] || die "-n expects a number of ranks ≥ 1, got '$n'"
+[[ $threads =~ ^[1-9][0-9]*$ ]] || die "-t expects a number of threads ≥ 1, got '$threads'"
 dist=$build/src/tools/sparsetf-dist
-flags=(--hostfile "$hostfile" --map-by slot --bind-to core --mca mpi_yield_when_idle 1
-       -x OPENBLAS_NUM_THREADS="$threads" -x OMP_NUM_THREADS="$threads")
+if [ ! -x "$dist" ]; then
+    dist=$(command -v sparsetf-dist || true)
+    [ -n "$dist" ] || die "no sparsetf-dist in $build/src/tools (build it, or pass -b BUILD_DIR) nor on PATH"
+fi
+dist=$(cd "$(dirname "$dist")" && pwd)/$(basename "$dist")
+
+flags=(--hostfile "$hostfile" --mca mpi_yield_when_idle 1
+    -x OPENBLAS_NUM_THREADS="$threads" -x OMP_NUM_THREADS="$threads")
 [ -n "$n" ] && flags+=(-n "$n")
-if [ "$threads" -gt 1 ]; then
-    flags=("${flags[@]/--bind-to/}")
-    flags=("${flags[@]/core/}")
+user_flags=${MPIRUN_FLAGS:-}
+if [[ $user_flags == *--bind-to* || $user_flags == *--map-by* ]]; then
+    : # the user's placement
+elif ! grep -v '^\s*#' "$hostfile" | awk 'NF {print $1}' |
+    grep -qvxE "localhost|127\.0\.0\.1|$(hostname)|$(hostname -s 2> /dev/null || hostname)"; then
+    # only this machine: launch/local.sh's rules (a bound rank cannot escape a busy core)
+    flags+=(--bind-to none)
+    slots=$(grep -v '^\s*#' "$hostfile" | awk 'NF {k = 1; for (i = 2; i <= NF; i++)
+        if ($i ~ /^slots=/) {split($i, a, "="); k = a[2]} s += k} END {print s + 0}')
+    ranks=${n:-$slots}
+    if [ $((ranks * threads)) -gt "$(nproc)" ] || [ "$ranks" -gt "$slots" ]; then
+        flags+=(--oversubscribe)
+    fi
+elif [ "$threads" -gt 1 ]; then
     flags+=(--map-by "slot:PE=$threads" --bind-to core)
+else
+    flags+=(--map-by slot --bind-to core)
 fi
 if [ "$(id -u)" -eq 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
-# shellcheck disable=SC2086
-exec mpirun "${flags[@]}" ${MPIRUN_FLAGS:-} "$dist" --threads "$threads" "$@"
+# shellcheck disable=SC2086 # MPIRUN_FLAGS is a list of words
+exec mpirun "${flags[@]}" $user_flags "$dist" --threads "$threads" "$@"

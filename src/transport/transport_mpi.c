@@ -1,18 +1,56 @@
 /* transport_mpi: the MPI back end — the only file of sparsetf that includes mpi.h.
  * Every endpoint owns a duplicated communicator with MPI_ERRORS_RETURN, so a failing MPI
- * call returns a code that becomes an stf_error instead of killing the process silently. */
+ * call returns a code that becomes an stf_error instead of killing the process silently.
+ *
+ * SIMULATION ONLY — link delay. The simulated cluster (cluster/sim-cluster.sh) shapes link
+ * rates with tc, but this kernel has no netem to delay packets, so the one-way delay of a
+ * simulated link is added here: with STF_SIM_LINK_DELAY_US=D in the environment (set by the
+ * simulated cluster's remote-shell agent on its hosts, never by a launcher), a point-to-point
+ * send is held for D µs and handed to MPI by the first transport call after that (every
+ * wait loop polls, so a waiting rank releases it on time; a computing rank releases it when
+ * it next probes or tests). Held sends keep their order, so MPI's ordering is kept.
+ * Collectives are not delayed. Unset or 0: no effect and no cost. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "transport/transport_internal.h"
+#include "util/timer.h"
+
+/* A send held back by the simulated link delay (see the top of this file). */
+struct held_send {
+    const void *buf; /* the caller's buffer: untouched until the request completes */
+    size_t len;
+    int dest, tag;
+    double due;   /* stf_now() when it may be handed to MPI */
+    uint64_t seq; /* send order: held sends are released in it */
+};
 
 struct mpi_impl {
     MPI_Comm comm;
     MPI_Request reqs[TRANSPORT_MAX_REQUESTS];
     bool used[TRANSPORT_MAX_REQUESTS];
+    bool held[TRANSPORT_MAX_REQUESTS]; /* used, but not handed to MPI yet */
+    struct held_send holds[TRANSPORT_MAX_REQUESTS];
+    double sim_delay; /* seconds; 0 = off (STF_SIM_LINK_DELAY_US) */
+    uint64_t next_seq;
 };
+
+/* STF_SIM_LINK_DELAY_US as seconds; 0 when unset or malformed (the simulated cluster writes
+ * it, so a bad value is a bug there, not user input). */
+static double sim_link_delay(void)
+{
+    const char *s = getenv("STF_SIM_LINK_DELAY_US");
+    if (!s || !*s) return 0.0;
+    char *end = NULL;
+    double us = strtod(s, &end);
+    if (*end || us <= 0.0 || us > 1e6) return 0.0;
+    return us * 1e-6;
+}
+
+/* Hands every held send whose delay has passed to MPI, oldest first. */
+static enum stf_status release_held(struct transport *t, struct mpi_impl *m, struct stf_error *err);
 
 static enum stf_status mpi_fail(struct stf_error *err, int rank, int code, const char *call)
 {
@@ -36,6 +74,7 @@ static enum stf_status endpoint_wrap(MPI_Comm comm, struct transport **out, stru
         return stf_fail(err, STF_ERR_NOMEM, "out of memory for a transport endpoint");
     }
     m->comm = comm;
+    m->sim_delay = sim_link_delay();
     t->ops = &mpi_ops;
     t->impl = m;
     MPI_Comm_rank(comm, &t->rank);
@@ -83,7 +122,7 @@ static void mpi_close(struct transport *t)
 {
     struct mpi_impl *m = t->impl;
     for (int i = 0; i < TRANSPORT_MAX_REQUESTS; i++)
-        if (m->used[i]) {
+        if (m->used[i] && !m->held[i]) {
             MPI_Cancel(&m->reqs[i]);
             MPI_Request_free(&m->reqs[i]);
         }
@@ -104,6 +143,18 @@ static enum stf_status mpi_isend(struct transport *t, int dest, int tag, const v
     if (slot < 0)
         return stf_fail(err, STF_ERR_TRANSPORT, "rank %d: more than %d sends in flight", t->rank,
                         TRANSPORT_MAX_REQUESTS);
+    if (m->sim_delay > 0.0) {
+        m->holds[slot] = (struct held_send){.buf = buf,
+                                            .len = len,
+                                            .dest = dest,
+                                            .tag = tag,
+                                            .due = stf_now() + m->sim_delay,
+                                            .seq = m->next_seq++};
+        m->held[slot] = m->used[slot] = true;
+        m->reqs[slot] = MPI_REQUEST_NULL;
+        *req = slot;
+        return release_held(t, m, err);
+    }
     int rc = MPI_Isend(buf, (int)len, MPI_BYTE, dest, tag, m->comm, &m->reqs[slot]);
     if (rc != MPI_SUCCESS) return mpi_fail(err, t->rank, rc, "MPI_Isend");
     m->used[slot] = true;
@@ -111,11 +162,37 @@ static enum stf_status mpi_isend(struct transport *t, int dest, int tag, const v
     return STF_OK;
 }
 
+static enum stf_status release_held(struct transport *t, struct mpi_impl *m, struct stf_error *err)
+{
+    if (m->sim_delay <= 0.0) return STF_OK;
+    double now = stf_now();
+    for (;;) {
+        int oldest = -1;
+        for (int i = 0; i < TRANSPORT_MAX_REQUESTS; i++)
+            if (m->held[i] && (oldest < 0 || m->holds[i].seq < m->holds[oldest].seq)) oldest = i;
+        if (oldest < 0 || m->holds[oldest].due > now) return STF_OK;
+        const struct held_send *h = &m->holds[oldest];
+        m->held[oldest] = false;
+        int rc =
+            MPI_Isend(h->buf, (int)h->len, MPI_BYTE, h->dest, h->tag, m->comm, &m->reqs[oldest]);
+        if (rc != MPI_SUCCESS) {
+            m->used[oldest] = false;
+            return mpi_fail(err, t->rank, rc, "MPI_Isend");
+        }
+    }
+}
+
 static enum stf_status mpi_test(struct transport *t, int req, bool *done, struct stf_error *err)
 {
     struct mpi_impl *m = t->impl;
     if (!m->used[req]) {
         *done = true;
+        return STF_OK;
+    }
+    enum stf_status st = release_held(t, m, err);
+    if (st != STF_OK) return st;
+    if (m->held[req]) {
+        *done = false;
         return STF_OK;
     }
     int flag = 0;
@@ -133,6 +210,8 @@ static enum stf_status mpi_iprobe(struct transport *t, int source, bool *found,
                                   struct transport_msg *msg, struct stf_error *err)
 {
     struct mpi_impl *m = t->impl;
+    enum stf_status st = release_held(t, m, err);
+    if (st != STF_OK) return st;
     int flag = 0, count = 0;
     MPI_Status status;
     int rc = MPI_Iprobe(source == TRANSPORT_ANY_SOURCE ? MPI_ANY_SOURCE : source, MPI_ANY_TAG,
