@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
         case $1 in -f) hostfile=$2 ;; -b) build=$2 ;; -m) model=$2 ;; esac
         shift 2
         ;;
-    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 0 ;;
     *) die "unknown option $1 (see -h)" ;;
     esac
 done

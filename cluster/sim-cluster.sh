@@ -44,7 +44,7 @@ die() {
     exit 2
 }
 usage() {
-    sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"
     exit "${1:-0}"
 }
 

@@ -1,30 +1,52 @@
 #!/usr/bin/env bash
 # launch/local.sh: run sparsetf-dist as N ranks on this host with the right mpirun flags.
 #
-#   launch/local.sh -n 8 [-t THREADS] [-b BUILD_DIR] -- --model M --prompt-tokens "1 2 3"
+#   launch/local.sh [-n RANKS] [-t THREADS] [-b BUILD_DIR] -- SPARSETF_DIST_ARGS
+#   e.g. launch/local.sh -n 8 -- --model M --prompt-tokens "1 2 3"
 #
-# Sets: the root allowances when run as root; --oversubscribe when ranks outnumber cores; no
-# core binding (on a shared or oversubscribed host a bound rank cannot escape a busy core:
-# measured 36 ms vs 20 ms per token for 800m-sparse on 2 ranks; on a dedicated host try
-# MPIRUN_FLAGS="--bind-to core"); mpi_yield_when_idle so idle
-# ranks give their core away; OPENBLAS_NUM_THREADS and --threads per rank; the shared-memory
-# single-copy mechanism off (CMA often fails in containers). Extra mpirun flags: $MPIRUN_FLAGS.
+#   -n RANKS     ranks (default 1); a pipeline needs at most one per layer plus rank 0
+#   -t THREADS   OpenBLAS threads per rank (default 1)
+#   -b BUILD     build directory holding src/tools/sparsetf-dist (default: $STF_BUILD_DIR,
+#                else the build/ next to launch/); an installed sparsetf-dist on PATH is
+#                used when there is no build directory
+#   -h           this text
+#
+# Sets: the root allowances when run as root; --oversubscribe when ranks x threads exceed
+# the cores; no core binding (on a shared or oversubscribed host a bound rank cannot escape
+# a busy core: measured 36 ms vs 20 ms per token for 800m-sparse on 2 ranks; on a dedicated
+# host try MPIRUN_FLAGS="--bind-to core"); mpi_yield_when_idle so idle ranks give their core
+# away; OPENBLAS_NUM_THREADS and --threads per rank; the shared-memory single-copy mechanism
+# off (CMA often fails in containers). Extra mpirun flags: $MPIRUN_FLAGS.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 n=1 threads=1 build=${STF_BUILD_DIR:-$here/../build}
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() {
+    awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"
+    exit "${1:-0}"
+}
+die() {
+    echo "local.sh: $*" >&2
+    exit 2
+}
+# value OPTION COUNT: the option's value must be there
+value() { [ "$2" -ge 2 ] || die "$1 needs a value (see -h)"; }
 while [ $# -gt 0 ]; do
     case $1 in
-    -n) n=$2; shift 2 ;;
-    -t) threads=$2; shift 2 ;;
-    -b) build=$2; shift 2 ;;
+    -n) value "$1" $#; n=$2; shift 2 ;;
+    -t) value "$1" $#; threads=$2; shift 2 ;;
+    -b) value "$1" $#; build=$2; shift 2 ;;
     -h | --help) usage 0 ;;
     --) shift; break ;;
-    *) echo "local.sh: unknown option $1 (see -h)" >&2; exit 2 ;;
+    *) die "unknown option $1 (see -h; sparsetf-dist options go after --)" ;;
     esac
 done
+[[ $n =~ ^[1-9][0-9]*$ ]] || die "-n expects a number of ranks ≥ 1, got '$n'"
+[[ $threads =~ ^[1-9][0-9]*$ ]] || die "-t expects a number of threads ≥ 1, got '$threads'"
 dist=$build/src/tools/sparsetf-dist
-[ -x "$dist" ] || { echo "local.sh: $dist not built (cmake --build $build)" >&2; exit 2; }
+if [ ! -x "$dist" ]; then
+    dist=$(command -v sparsetf-dist || true)
+    [ -n "$dist" ] || die "no sparsetf-dist in $build/src/tools (cmake --build $build, or -b BUILD_DIR) nor on PATH"
+fi
 cores=$(nproc)
 flags=(-n "$n" --mca mpi_yield_when_idle 1 -x OPENBLAS_NUM_THREADS="$threads" -x OMP_NUM_THREADS="$threads")
 if [ $((n * threads)) -gt "$cores" ]; then

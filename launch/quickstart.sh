@@ -2,6 +2,7 @@
 # The README's main command: installs dependencies, builds, creates the default model if it
 # is not there yet, and generates text with it on 8 local MPI ranks (a pipeline of layers).
 #   bash launch/quickstart.sh [extra sparsetf-dist options]
+# Environment: BUILD_DIR (default build/), RANKS (default 8), MODEL (a .stf file), PROMPT.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$here/build}
@@ -31,5 +32,5 @@ prompt_args=(--prompt-tokens "1 415 2093 7 88 1024 5")
 if [ -n "${PROMPT:-}" ]; then prompt_args=(--prompt "$PROMPT"); fi
 print=(--print-tokens)
 [ -n "${PROMPT:-}" ] && print=()
-exec bash "$here/launch/local.sh" -n "$ranks" -- --model "$model" "${prompt_args[@]}" \
+exec bash "$here/launch/local.sh" -b "$build" -n "$ranks" -- --model "$model" "${prompt_args[@]}" \
   --max-tokens 48 "${print[@]}" "$@"

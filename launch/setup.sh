@@ -11,6 +11,11 @@ packages=(cmake gcc make pkg-config libc6-dev
           openmpi-bin libopenmpi-dev libopenblas-dev
           libprotobuf-c-dev protobuf-c-compiler libcmocka-dev
           python3 python3-numpy python3-sentencepiece sentencepiece clang-format)
+# tests/run.sh also wants what its cluster tests run on: a single-node Slurm (started and
+# stopped by the test itself, tests/integration/slurm_job.sh)
+if [ "${STF_SETUP_TESTS:-0}" = 1 ]; then
+  packages+=(slurmd slurmctld slurm-client munge)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,6 +4,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$here/build}
-bash "$here/launch/setup.sh"
+STF_SETUP_TESTS=1 bash "$here/launch/setup.sh"
 cd "$build"
 ctest --output-on-failure --timeout 900 -j 2 "$@"
