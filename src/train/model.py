@@ -1,4 +1,4 @@
-"""PyTorch Scaling Transformer LM (Jaszczur et al. 2021), exactly as /work/shared/SPEC.md.
+"""PyTorch Scaling Transformer LM (Jaszczur et al. 2021), exactly as docs/model.md.
 
 Parameters are stored in the sparsetf file layout (SPEC / docs/file-format.md): W of shape
 (in, out) with y = x·W + b, sparse FF W1 stored transposed (F, d), local-conv kernels as

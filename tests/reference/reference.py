@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Independent numpy reference of the sparsetf forward pass (SPEC §1, §2 dense + sparse QKV, §3 LM).
 
-Written from /work/shared/SPEC.md only (not from the C kernels). Computes in float64 from the
+Written from docs/model.md only (not from the C kernels). Computes in float64 from the
 float32 weights of a sparsetf model file, over a whole token sequence at once (no decode state),
 so that it is also independent of the engine's incremental caching.
 
