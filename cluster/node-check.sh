@@ -5,7 +5,8 @@
 #
 #   -f HOSTFILE  the Open MPI hostfile to check (as for launch/hostfile.sh)
 #   -b BUILD     build directory with src/tools/sparsetf-dist and sparsetf-gen, at the same
-#                path on every host (default: $STF_BUILD_DIR, else the build/ next to cluster/)
+#                path on every host (default: $STF_BUILD_DIR, else the build/ next to
+#                cluster/; without one, the installed programs, else those on PATH)
 #   -m MODEL     run step 2 on this model file (same path on every host) instead of a tiny
 #                test model written to each host's /tmp ($NODE_CHECK_TMP to change it)
 #   -h           this text
@@ -39,8 +40,12 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$hostfile" ] || die "-f HOSTFILE is required (see -h)"
 [ -r "$hostfile" ] || die "cannot read the hostfile $hostfile"
-build=$(cd "$build" 2> /dev/null && pwd) || die "no build directory $build (pass -b BUILD_DIR)"
-dist=$build/src/tools/sparsetf-dist gen=$build/src/tools/sparsetf-gen
+tools=$build/src/tools
+[ -x "$tools/sparsetf-dist" ] || tools=$here/../../../bin # installed: PREFIX/share/sparsetf/cluster
+[ -x "$tools/sparsetf-dist" ] || tools=$(dirname "$(command -v sparsetf-dist || echo /nonexistent/x)")
+[ -x "$tools/sparsetf-dist" ] || die "no sparsetf-dist in $build/src/tools (pass -b BUILD_DIR), none installed, none on PATH"
+tools=$(cd "$tools" && pwd)
+dist=$tools/sparsetf-dist gen=$tools/sparsetf-gen
 [ "$(id -u)" -eq 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # shellcheck disable=SC2206 # MPIRUN_FLAGS is a list of words
 user_flags=(${MPIRUN_FLAGS:-})

@@ -9,8 +9,8 @@
 #   -n RANKS     ranks to start (default: every slot of the hostfile)
 #   -t THREADS   threads per rank (default 1); each rank gets THREADS cores
 #   -b BUILD     build directory holding src/tools/sparsetf-dist (default: $STF_BUILD_DIR,
-#                else the build/ next to launch/); an installed sparsetf-dist on PATH is
-#                used when there is no build directory
+#                else the build/ next to launch/); without a build directory, the
+#                installed sparsetf-dist (`cmake --install`), else the one on PATH
 #   -h           this text
 #
 # Every host needs the binary and the model file at the same paths (a shared or copied file
@@ -51,10 +51,9 @@ done
 [ -z "$n" ] || [[ $n =~ ^[1-9][0-9]*$ ]] || die "-n expects a number of ranks ≥ 1, got '$n'"
 [[ $threads =~ ^[1-9][0-9]*$ ]] || die "-t expects a number of threads ≥ 1, got '$threads'"
 dist=$build/src/tools/sparsetf-dist
-if [ ! -x "$dist" ]; then
-    dist=$(command -v sparsetf-dist || true)
-    [ -n "$dist" ] || die "no sparsetf-dist in $build/src/tools (build it, or pass -b BUILD_DIR) nor on PATH"
-fi
+[ -x "$dist" ] || dist=$here/../../../bin/sparsetf-dist # installed: PREFIX/share/sparsetf/launch
+[ -x "$dist" ] || dist=$(command -v sparsetf-dist || true)
+[ -n "$dist" ] || die "no sparsetf-dist in $build/src/tools (cmake --build $build, or -b BUILD_DIR), none installed, none on PATH"
 dist=$(cd "$(dirname "$dist")" && pwd)/$(basename "$dist")
 
 flags=(--hostfile "$hostfile" --mca mpi_yield_when_idle 1

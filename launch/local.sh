@@ -7,8 +7,8 @@
 #   -n RANKS     ranks (default 1); a pipeline needs at most one per layer plus rank 0
 #   -t THREADS   OpenBLAS threads per rank (default 1)
 #   -b BUILD     build directory holding src/tools/sparsetf-dist (default: $STF_BUILD_DIR,
-#                else the build/ next to launch/); an installed sparsetf-dist on PATH is
-#                used when there is no build directory
+#                else the build/ next to launch/); without a build directory, the
+#                installed sparsetf-dist (`cmake --install`), else the one on PATH
 #   -h           this text
 #
 # Sets: the root allowances when run as root; --oversubscribe when ranks x threads exceed
@@ -43,10 +43,9 @@ done
 [[ $n =~ ^[1-9][0-9]*$ ]] || die "-n expects a number of ranks ≥ 1, got '$n'"
 [[ $threads =~ ^[1-9][0-9]*$ ]] || die "-t expects a number of threads ≥ 1, got '$threads'"
 dist=$build/src/tools/sparsetf-dist
-if [ ! -x "$dist" ]; then
-    dist=$(command -v sparsetf-dist || true)
-    [ -n "$dist" ] || die "no sparsetf-dist in $build/src/tools (cmake --build $build, or -b BUILD_DIR) nor on PATH"
-fi
+[ -x "$dist" ] || dist=$here/../../../bin/sparsetf-dist # installed: PREFIX/share/sparsetf/launch
+[ -x "$dist" ] || dist=$(command -v sparsetf-dist || true)
+[ -n "$dist" ] || die "no sparsetf-dist in $build/src/tools (cmake --build $build, or -b BUILD_DIR), none installed, none on PATH"
 cores=$(nproc)
 flags=(-n "$n" --mca mpi_yield_when_idle 1 -x OPENBLAS_NUM_THREADS="$threads" -x OMP_NUM_THREADS="$threads")
 if [ $((n * threads)) -gt "$cores" ]; then
