@@ -9,46 +9,40 @@
 #include "util/mem.h"
 #include "util/timer.h"
 
-enum stf_status pipe_open(struct pipe *p, const struct dist_options *o, struct transport *t,
-                          uint32_t n_slots, struct stf_error *err)
+enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct transport *t,
+                          struct stf_error *err)
 {
     memset(p, 0, sizeof *p);
-    p->o = o;
+    p->rc = rc;
     p->t = t;
     p->rank = transport_rank(t);
     p->size = transport_size(t);
+    p->fault = rc->fault;
     p->stats.rank = p->rank;
     snprintf(p->stats.host, sizeof p->stats.host, "%s", transport_host());
-    enum stf_status st = fault_parse(o->fault_inject, &p->fault, err);
-    if (st) return st;
-
-    struct model_config cfg;
-    if ((st = model_read_config(o->model_path, &cfg, err))) return st;
-    uint32_t capacity = o->ctx ? o->ctx : cfg.max_seq_len;
-    if (capacity > cfg.max_seq_len)
-        return stf_fail(err, STF_ERR_ARG, "--ctx %u exceeds the model's max_seq_len %u", capacity,
-                        cfg.max_seq_len);
-    uint32_t max_rows = o->prefill_chunk < capacity ? o->prefill_chunk : capacity;
-    if ((st = plan_make(&cfg, (uint32_t)p->size, n_slots, capacity, max_rows, o->balance, &p->plan,
-                        err)))
-        return st;
-    const struct plan_rank *mine = &p->plan.ranks[p->rank];
+    if ((uint32_t)p->size != rc->n_ranks)
+        return stf_fail(err, STF_ERR_ARG,
+                        "rank %d: the configuration plans %u ranks, the job has %d", p->rank,
+                        rc->n_ranks, p->size);
+    const uint32_t n_slots = rc->n_slots, capacity = rc->ctx, max_rows = rc->max_rows;
+    const struct plan_rank *mine = &rc->plan.ranks[p->rank];
     p->stats.layer_begin = mine->layer_begin;
     p->stats.layer_end = mine->layer_end;
+    enum stf_status st;
 
     double t0 = stf_now();
     struct model_select sel = {.layer_begin = mine->layer_begin,
                                .layer_end = mine->layer_end,
                                .embed = mine->embed,
                                .head = mine->head};
-    if ((st = model_open(o->model_path, &sel, o->verify ? MODEL_OPEN_VERIFY : 0, &p->m, err)))
+    if ((st = model_open(rc->model_path, &sel, rc->verify ? MODEL_OPEN_VERIFY : 0, &p->m, err)))
         return st;
     p->cfg = &p->m->cfg;
     p->stats.load_s = stf_now() - t0;
     p->stats.weight_bytes = p->m->mapped_bytes;
 
-    const struct kernels *k = kernels_by_name(o->kernels);
-    kernels_set_threads(o->threads);
+    const struct kernels *k = rc->kernels;
+    kernels_set_threads(rc->threads);
     if ((st = slots_create(p->cfg, p->rank, mine->layer_begin, mine->layer_end, n_slots, capacity,
                            &p->slots, err)) ||
         (st = workspace_create(p->cfg, capacity, k, &p->ws, err)))
@@ -76,7 +70,6 @@ void pipe_close(struct pipe *p)
     workspace_free(p->ws);
     slots_free(p->slots);
     model_close(p->m);
-    plan_free(&p->plan);
     memset(p, 0, sizeof *p);
 }
 
@@ -177,7 +170,8 @@ _Noreturn void pipe_fail(struct pipe *p, const struct stf_error *err)
     transport_abort(p->t, 3);
 }
 
-enum stf_status pipe_gather_stats(struct pipe *p, struct pipe_stats *all, struct stf_error *err)
+enum stf_status pipe_gather_stats(struct pipe *p, struct engine_rank_stats *all,
+                                  struct stf_error *err)
 {
     const struct transport_counters *tc = transport_counters(p->t);
     p->stats.bytes_sent = tc->bytes_sent;

@@ -1,6 +1,6 @@
 /*
  * pipeline: what every rank of a sparsetf-dist job holds, and the steps shared by rank 0
- * (coordinator.c) and the stage ranks (stage.c): receiving and validating a frame, running
+ * (engine.c) and the stage ranks (stage.c): receiving and validating a frame, running
  * the rank's layers on a frame's rows, packing and sending, and failing the whole job with a
  * message that names the rank.
  *
@@ -15,9 +15,10 @@
 
 #include <stdint.h>
 
+#include "pipeline/engine.h"
 #include "pipeline/fault.h"
-#include "pipeline/options.h"
 #include "pipeline/plan.h"
+#include "pipeline/run_config.h"
 #include "pipeline/slots.h"
 #include "model/forward.h"
 #include "transport/transport.h"
@@ -25,29 +26,12 @@
 
 #define PIPE_TAG 1 /* every frame travels with one tag, so MPI keeps them in order */
 
-/* Per-rank measurements, gathered to rank 0 at the end (plain data, same layout on every
- * rank of a job). */
-struct pipe_stats {
-    int32_t rank;
-    uint32_t layer_begin, layer_end;
-    char host[64];
-    double compute_s; /* embed, layers, head, sampling */
-    double wire_s;    /* packing, decoding, checksums */
-    double wait_s;    /* waiting for peers (probe/send loops and rank 0's idle polling) */
-    double load_s;
-    uint64_t bytes_sent, frames_sent, frames_recv;
-    uint64_t positions;    /* activation rows processed */
-    uint64_t weight_bytes; /* mapped tensors (the rank's share of the model) */
-    uint64_t rss_after_load, rss_end, peak_rss;
-};
-
 struct pipe {
-    const struct dist_options *o;
+    const struct run_config *rc; /* borrowed; the only configuration a rank reads */
     struct transport *t;
     int rank, size;
     struct model *m;
     const struct model_config *cfg;
-    struct dist_plan plan;
     struct slot_table *slots;
     struct workspace *ws;
     struct frame_decoder *dec;
@@ -58,13 +42,13 @@ struct pipe {
     uint64_t seq_out;    /* last sequence number sent on this rank's out-link */
     uint64_t seq_in;     /* last sequence number received on this rank's in-link */
     struct fault fault;
-    struct pipe_stats stats;
+    struct engine_rank_stats stats;
 };
 
-/* Plans, maps this rank's share of the model and allocates everything, with n_slots cache
- * slots (the same on every rank). */
-enum stf_status pipe_open(struct pipe *p, const struct dist_options *o, struct transport *t,
-                          uint32_t n_slots, struct stf_error *err);
+/* Maps this rank's share of the model (rc's plan) and allocates everything, with rc's
+ * slots and frame sizes. */
+enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct transport *t,
+                          struct stf_error *err);
 void pipe_close(struct pipe *p);
 
 /* Receives the next message from `source` (TRANSPORT_ANY_SOURCE allowed) within timeout,
@@ -92,10 +76,13 @@ _Noreturn void pipe_fail(struct pipe *p, const struct stf_error *err);
 
 /* Completes this rank's stats and gathers every rank's at rank 0 (all: size entries, rank 0
  * only; collective). */
-enum stf_status pipe_gather_stats(struct pipe *p, struct pipe_stats *all, struct stf_error *err);
+enum stf_status pipe_gather_stats(struct pipe *p, struct engine_rank_stats *all,
+                                  struct stf_error *err);
 
-/* Rank 0 (coordinator.c) and the other ranks (stage.c). */
-enum stf_status coordinator_run(struct pipe *p, struct stf_error *err);
-enum stf_status stage_run(struct pipe *p, struct stf_error *err);
+/* The other ranks (stage.c): stage_step handles every frame that has arrived (waiting at
+ * most timeout seconds for the first) and sets *shutdown after the shutdown frame. It is
+ * what engine_run_stage loops on, and what a single-threaded loopback test drives. */
+enum stf_status stage_step(struct pipe *p, unsigned char *sbuf, double timeout, bool *shutdown,
+                           struct stf_error *err);
 
 #endif

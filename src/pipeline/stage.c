@@ -1,43 +1,76 @@
-/* stage: the loop of every rank but 0 — receive a frame from the previous rank, check it,
- * run this rank's layers on its rows, pass it on. The last rank returns rows to rank 0. */
+/* stage: every rank but 0 — receive a frame from the previous rank, check it, run this
+ * rank's layers on its rows, pass it on. The last rank returns rows to rank 0. */
 #include <stdio.h>
 
 #include "pipeline/pipeline.h"
 #include "util/mem.h"
 #include "util/timer.h"
 
-enum stf_status stage_run(struct pipe *p, struct stf_error *err)
+/* Handles one received frame; *shutdown after forwarding the shutdown frame. */
+static enum stf_status handle_frame(struct pipe *p, struct frame *f, int from, unsigned char *sbuf,
+                                    bool *shutdown, struct stf_error *err)
 {
-    const int prev = p->rank - 1;
     const int next = p->rank + 1 == p->size ? 0 : p->rank + 1;
     const bool last = next == 0;
-    enum stf_status st = STF_OK;
-    unsigned char *sbuf = stf_alloc(p->max_frame);
-    if (!sbuf)
-        return stf_fail(err, STF_ERR_NOMEM, "rank %d: out of memory for a send buffer", p->rank);
-    for (;;) {
-        struct frame f;
-        int from;
-        /* An idle stage cannot tell a stuck peer from a quiet pipeline: only rank 0 knows
-         * what is in flight, so rank 0's deadline (--timeout) decides; a stage waits twice
-         * as long, as a safety net for a dead rank 0. */
-        if ((st = pipe_recv(p, prev, prev, 2 * p->o->timeout + 2, "a frame", &f, &from, err)))
-            break;
-        if (f.kind == FRAME_ERROR) {
-            st = stf_fail(err, STF_ERR_PROTOCOL, "rank %d reported: %s", f.origin_rank, f.error);
-            break;
-        }
-        if (f.kind != FRAME_SHUTDOWN && (st = pipe_compute(p, &f, from, err))) break;
-        /* the last rank returns activations and the shutdown acknowledgement; cache
-         * bookkeeping frames (reset, close) end their journey there */
-        if (last && !frame_kind_has_rows(f.kind) && f.kind != FRAME_SHUTDOWN) continue;
-        if (frame_kind_has_rows(f.kind)) f.data = p->rows;
-        size_t len;
-        if ((st = pipe_pack(p, &f, sbuf, p->max_frame, &len, err))) break;
-        if ((st = transport_send(p->t, next, PIPE_TAG, sbuf, len, p->o->timeout, err))) break;
-        if (f.kind == FRAME_SHUTDOWN) break;
+    enum stf_status st;
+    if (f->kind == FRAME_ERROR)
+        return stf_fail(err, STF_ERR_PROTOCOL, "rank %d reported: %s", f->origin_rank, f->error);
+    if (f->kind != FRAME_SHUTDOWN && (st = pipe_compute(p, f, from, err))) return st;
+    /* the last rank returns activations and the shutdown acknowledgement; cache
+     * bookkeeping frames (reset, close) end their journey there */
+    if (last && !frame_kind_has_rows(f->kind) && f->kind != FRAME_SHUTDOWN) return STF_OK;
+    if (frame_kind_has_rows(f->kind)) f->data = p->rows;
+    size_t len;
+    if ((st = pipe_pack(p, f, sbuf, p->max_frame, &len, err)) ||
+        (st = transport_send(p->t, next, PIPE_TAG, sbuf, len, p->rc->timeout, err)))
+        return st;
+    *shutdown = f->kind == FRAME_SHUTDOWN;
+    return STF_OK;
+}
+
+enum stf_status stage_step(struct pipe *p, unsigned char *sbuf, double timeout, bool *shutdown,
+                           struct stf_error *err)
+{
+    const int prev = p->rank - 1;
+    *shutdown = false;
+    struct frame f;
+    int from;
+    enum stf_status st = pipe_recv(p, prev, prev, timeout, "a frame", &f, &from, err);
+    if (st) return st;
+    if ((st = handle_frame(p, &f, from, sbuf, shutdown, err))) return st;
+    /* then whatever else has arrived, without waiting */
+    while (!*shutdown) {
+        bool found = false;
+        struct transport_msg msg;
+        if ((st = transport_iprobe(p->t, prev, &found, &msg, err))) return st;
+        if (!found) break;
+        if ((st = transport_recv(p->t, &msg, p->rbuf, p->max_frame, err)) ||
+            (st = pipe_decode(p, msg.len, msg.source, prev, &f, err)) ||
+            (st = handle_frame(p, &f, msg.source, sbuf, shutdown, err)))
+            return st;
     }
+    return STF_OK;
+}
+
+enum stf_status engine_run_stage(const struct run_config *rc, struct transport *t,
+                                 struct stf_error *err)
+{
+    struct pipe p = {.t = t, .rank = transport_rank(t), .size = transport_size(t), .rc = rc};
+    enum stf_status st = pipe_open(&p, rc, t, err);
+    if (st) pipe_fail(&p, err);
+    unsigned char *sbuf = stf_alloc(p.max_frame);
+    if (!sbuf) {
+        stf_fail(err, STF_ERR_NOMEM, "rank %d: out of memory for a send buffer", p.rank);
+        pipe_fail(&p, err);
+    }
+    /* An idle stage cannot tell a stuck peer from a quiet pipeline: only rank 0 knows what
+     * is in flight, so rank 0's deadline (--timeout) decides; a stage waits twice as long,
+     * as a safety net for a dead rank 0. */
+    bool shutdown = false;
+    while (!shutdown)
+        if ((st = stage_step(&p, sbuf, 2 * rc->timeout + 2, &shutdown, err))) pipe_fail(&p, err);
     stf_free(sbuf);
-    if (!st) st = pipe_gather_stats(p, NULL, err);
-    return st;
+    if ((st = pipe_gather_stats(&p, NULL, err))) pipe_fail(&p, err);
+    pipe_close(&p);
+    return STF_OK;
 }

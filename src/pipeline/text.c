@@ -92,6 +92,49 @@ enum stf_status dist_text_decode(struct dist_text *t, const uint32_t *ids, uint3
     return tokenizer_decode(t->tok, t->ids, (int)n, text, &len, err);
 }
 
+/* The byte a byte-fallback piece ("<0xHH>") stands for, or -1. */
+static int byte_piece(const struct tokenizer *tok, uint32_t id)
+{
+    size_t len;
+    const char *p = tokenizer_piece(tok, (int32_t)id, &len);
+    if (!p || len != 6 || memcmp(p, "<0x", 3) != 0 || p[5] != '>') return -1;
+    unsigned v;
+    if (sscanf(p + 3, "%2X", &v) != 1) return -1;
+    return (int)v;
+}
+
+/* How many of the last ids are byte pieces that begin a UTF-8 character not yet complete. */
+static uint32_t incomplete_tail(const struct tokenizer *tok, const uint32_t *ids, uint32_t n)
+{
+    for (uint32_t k = 1; k <= 4 && k <= n; k++) {
+        int b = byte_piece(tok, ids[n - k]);
+        if (b < 0) return 0;              /* a normal piece: complete text */
+        if ((b & 0xC0) == 0x80) continue; /* continuation byte: look further back */
+        uint32_t need = b >= 0xF0 && b <= 0xF7 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1;
+        return k < need ? k : 0;
+    }
+    return 0;
+}
+
+enum stf_status dist_text_stream(struct dist_text *t, struct text_stream *ts, const uint32_t *ids,
+                                 uint32_t n, bool final, const char **piece, size_t *len,
+                                 struct stf_error *err)
+{
+    *piece = "";
+    *len = 0;
+    uint32_t upto = final ? n : n - incomplete_tail(t->tok, ids, n);
+    const char *text;
+    enum stf_status st = dist_text_decode(t, ids, upto, &text, err);
+    if (st) return st;
+    size_t total = strlen(text);
+    if (total > ts->emitted) {
+        *piece = text + ts->emitted;
+        *len = total - ts->emitted;
+        ts->emitted = total;
+    }
+    return STF_OK;
+}
+
 #else /* no tokenizer library in this build */
 
 enum stf_status dist_text_open(const struct model *m, struct dist_text **out, struct stf_error *err)
@@ -119,6 +162,14 @@ enum stf_status dist_text_decode(struct dist_text *t, const uint32_t *ids, uint3
                                  const char **text, struct stf_error *err)
 {
     (void)t, (void)ids, (void)n, (void)text;
+    return stf_fail(err, STF_ERR_UNSUPPORTED, "no tokenizer in this build");
+}
+
+enum stf_status dist_text_stream(struct dist_text *t, struct text_stream *ts, const uint32_t *ids,
+                                 uint32_t n, bool final, const char **piece, size_t *len,
+                                 struct stf_error *err)
+{
+    (void)t, (void)ts, (void)ids, (void)n, (void) final, (void)piece, (void)len;
     return stf_fail(err, STF_ERR_UNSUPPORTED, "no tokenizer in this build");
 }
 #endif

@@ -7,6 +7,8 @@
 #ifndef STF_PIPELINE_TEXT_H
 #define STF_PIPELINE_TEXT_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "model/model_file.h"
@@ -27,5 +29,20 @@ enum stf_status dist_text_encode(struct dist_text *t, const char *text, uint32_t
 /* Decodes ids; *text is borrowed until the next call on t. */
 enum stf_status dist_text_decode(struct dist_text *t, const uint32_t *ids, uint32_t n,
                                  const char **text, struct stf_error *err);
+
+/* Incremental decoding of one session's text for streaming: each call gets the ids so far
+ * (the prompt and what was generated) and returns the bytes they add to the text since
+ * the previous call. Only whole UTF-8 characters come out: when the ids end inside a
+ * character spelled with byte-fallback pieces (<0xE2><0x80>...), those bytes wait for the
+ * piece that completes it (or for final, which flushes what the full decode gives). The
+ * pieces joined equal dist_text_decode of all the ids. Start with {0}. */
+struct text_stream {
+    size_t emitted; /* bytes of the text already returned */
+};
+
+/* *piece (len bytes, possibly 0) is borrowed until the next call on t. */
+enum stf_status dist_text_stream(struct dist_text *t, struct text_stream *ts, const uint32_t *ids,
+                                 uint32_t n, bool final, const char **piece, size_t *len,
+                                 struct stf_error *err);
 
 #endif

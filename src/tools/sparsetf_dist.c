@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/options.h"
+#include "cli/options.h"
 #include "kernels/kernels.h"
-#include "pipeline/run.h"
+#include "cli/run.h"
 
 /* Before MPI is up, only the launcher's environment tells a rank apart: print argument
  * errors once, from the first rank. */

@@ -42,13 +42,31 @@ while read -r line; do
         --quiet --dump-logits ref_s.bin.$i >> ref_sessions.txt
     i=$((i + 1))
 done < prompts.txt
+# per session, in index order: its "[i] " lines joined with spaces
+per_session() {
+    awk -v n="$2" '
+        match($0, /^\[[0-9]+\] /) {
+            i = substr($0, 2, RLENGTH - 3) + 0; rest = substr($0, RLENGTH + 1)
+            if (rest != "") a[i] = (a[i] == "" ? rest : a[i] " " rest)
+            next
+        }
+        { bad = 1 }
+        END { for (i = 0; i < n; i++) print a[i]; exit bad }' "$1"
+}
 for slots in 0 2; do
     extra=()
     [ $slots -gt 0 ] && extra=(--slots $slots)
-    mpi --model tiny8.stf --prompts-tokens prompts.txt --max-tokens 20 "${extra[@]}" \
-        --dump-logits out_s$slots.bin > out_s$slots.txt 2> err_s$slots.txt
+    # the prompts come through a pipe: rank 0 reads them once
+    mpi --model tiny8.stf --prompts-tokens /dev/stdin --max-tokens 20 "${extra[@]}" \
+        --dump-logits out_s$slots.bin < prompts.txt > out_s$slots.txt 2> err_s$slots.txt
     check "np=$np sessions (slots=$slots): run" $?
-    cmp -s ref_sessions.txt out_s$slots.txt; check "np=$np sessions (slots=$slots): same ids" $?
+    per_session out_s$slots.txt 5 > joined_s$slots.txt
+    check "np=$np sessions (slots=$slots): every line has a session prefix" $?
+    cmp -s ref_sessions.txt joined_s$slots.txt
+    check "np=$np sessions (slots=$slots): same ids" $?
+    # streamed: the sessions' tokens interleave (printed at the end, there would be 5 lines)
+    [ "$(wc -l < out_s$slots.txt)" -gt 5 ]
+    check "np=$np sessions (slots=$slots): output streamed as produced" $?
     same=0
     for j in 0 1 2 3 4; do cmp -s ref_s.bin.$j out_s$slots.bin.$j || same=1; done
     check "np=$np sessions (slots=$slots): bitwise same logits" $same

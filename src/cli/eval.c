@@ -1,4 +1,4 @@
-#include "pipeline/eval.h"
+#include "cli/eval.h"
 
 #include <errno.h>
 #include <math.h>
@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipeline/engine.h"
 #include "pipeline/prompt.h"
 #include "pipeline/text.h"
-#include "model/forward.h"
-#include "util/mem.h"
+#include "model/model_file.h"
 #include "util/timer.h"
 
 /* Unicode code points of a UTF-8 string (bytes that do not start a sequence are counted
@@ -34,38 +34,45 @@ static double neg_log_prob(const float *logits, uint32_t V, uint32_t target)
     return log(z) + mx - (double)logits[target];
 }
 
-enum stf_status dist_eval(const struct dist_options *o, struct stf_error *err)
+/* The nats of one window: the logits row of position p predicts token p + 1. */
+struct window {
+    const uint32_t *doc; /* the window's tokens */
+    uint32_t len;
+    uint32_t V;
+    double nats;
+    uint64_t tokens;
+};
+
+static int on_logits(void *user, uint64_t session, uint32_t position, const float *logits)
 {
-    struct model *m = NULL;
-    struct seq_state *s = NULL;
-    struct workspace *ws = NULL;
+    (void)session;
+    struct window *w = user;
+    if (position + 1 < w->len) {
+        w->nats += neg_log_prob(logits, w->V, w->doc[position + 1]);
+        w->tokens++;
+    }
+    return 0;
+}
+
+enum stf_status dist_eval(const struct dist_options *o, const struct run_config *rc,
+                          struct stf_error *err)
+{
+    struct transport *t = NULL;
+    struct engine *e = NULL;
     struct dist_text *text = NULL;
-    float *x = NULL, *logits = NULL;
     char **lines = NULL;
     uint32_t n_lines = 0;
     enum stf_status st;
-
-    if ((st = model_open(o->model_path, NULL, o->verify ? MODEL_OPEN_VERIFY : 0, &m, err)))
-        goto done;
-    const struct model_config *c = &m->cfg;
-    uint32_t T = o->ctx ? o->ctx : c->max_seq_len;
-    if (T > c->max_seq_len || T < 2) {
-        st = stf_fail(err, STF_ERR_ARG, "--ctx %u must be in 2..%u (the model's max_seq_len)", T,
-                      c->max_seq_len);
-        goto done;
-    }
-    if ((st = dist_text_open(m, &text, err))) goto done;
+    const struct model_config *c = &rc->model;
+    const uint32_t T = rc->ctx;
+    if (T < 2)
+        return stf_fail(err, STF_ERR_ARG, "--ctx %u must be in 2..%u (the model's max_seq_len)", T,
+                        c->max_seq_len);
+    if ((st = transport_loopback_create(1, &t, err))) return st;
+    if ((st = engine_open(rc, t, &e, err))) goto done;
+    if ((st = dist_text_open(engine_model(e), &text, err))) goto done;
     if ((st = prompt_read_lines(o->eval_file, &lines, &n_lines, err))) goto done;
-    kernels_set_threads(o->threads);
-    if ((st = seq_state_create(c, 0, c->n_layers, T, &s, err)) ||
-        (st = workspace_create(c, T, kernels_by_name(o->kernels), &ws, err)))
-        goto done;
-    x = stf_alloc(c->d_model * sizeof *x);
-    logits = stf_alloc(c->vocab_size * sizeof *logits);
-    if (!x || !logits) {
-        st = stf_fail(err, STF_ERR_NOMEM, "out of memory");
-        goto done;
-    }
+    const struct engine_callbacks cb = {.on_logits = on_logits};
     double nats = 0.0, t0 = stf_now();
     uint64_t tokens = 0, chars = 0, docs = 0, windows = 0;
     for (uint32_t li = 0; li < n_lines; li++) {
@@ -83,17 +90,22 @@ enum stf_status dist_eval(const struct dist_options *o, struct stf_error *err)
             goto done;
         }
         doc[n++] = c->eos_id;
-        /* windows of T tokens overlapping by one: each token after BOS is predicted once */
+        /* windows of T tokens overlapping by one: each token after BOS is predicted once;
+         * a window is a session of its first len - 1 tokens that generates nothing */
         for (uint32_t w = 0; w + 1 < n; w += T - 1) {
-            uint32_t len = n - w < T ? n - w : T;
-            seq_state_reset(s);
-            for (uint32_t p = 0; p + 1 < len; p++) {
-                forward_embed(m, doc[w + p], p, x);
-                forward_layers(m, s, ws, p, x);
-                forward_head(m, ws, x, logits);
-                nats += neg_log_prob(logits, c->vocab_size, doc[w + p + 1]);
-                tokens++;
+            struct window win = {.doc = doc + w, .len = n - w < T ? n - w : T, .V = c->vocab_size};
+            struct engine_request req = {.prompt = win.doc,
+                                         .n_prompt = win.len - 1,
+                                         .max_tokens = 0,
+                                         .sampling = o->sampling,
+                                         .all_logits = true};
+            if ((st = engine_submit(e, &req, &cb, &win, NULL, err)) ||
+                (st = engine_run_until_idle(e, err))) {
+                free(doc);
+                goto done;
             }
+            nats += win.nats;
+            tokens += win.tokens;
             windows++;
         }
         free(doc);
@@ -114,11 +126,8 @@ enum stf_status dist_eval(const struct dist_options *o, struct stf_error *err)
     st = STF_OK;
 done:
     if (lines) prompt_lines_free(lines, n_lines);
-    stf_free(x);
-    stf_free(logits);
     dist_text_close(text);
-    workspace_free(ws);
-    seq_state_free(s);
-    model_close(m);
+    engine_close(e);
+    transport_close(t);
     return st;
 }

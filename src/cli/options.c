@@ -1,4 +1,4 @@
-#include "pipeline/options.h"
+#include "cli/options.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -89,11 +89,11 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
     memset(o, 0, sizeof *o);
     *exit_now = false;
     o->max_tokens = 64;
-    o->threads = 1;
-    o->kernels = "fast";
-    o->prefill_chunk = 32;
-    o->timeout = 60;
-    o->fault_inject = getenv("STF_FAULT_INJECT");
+    o->run.threads = 1;
+    o->run.kernels = "fast";
+    o->run.prefill_chunk = 32;
+    o->run.timeout = 60;
+    o->run.fault_inject = getenv("STF_FAULT_INJECT");
     float timeout = 60;
     o->sampling =
         (struct sampler_params){.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .seed = 42};
@@ -166,7 +166,7 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1 && !st) {
         switch (ch) {
         case OPT_MODEL:
-            o->model_path = optarg;
+            o->run.model_path = optarg;
             break;
         case OPT_PROMPT:
             o->prompt = optarg;
@@ -194,7 +194,7 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
             o->sampling.seed = u;
             break;
         case OPT_CTX:
-            st = parse_u32("--ctx", optarg, &o->ctx, err);
+            st = parse_u32("--ctx", optarg, &o->run.ctx, err);
             break;
         case OPT_PRINT_TOKENS:
             o->print_tokens = true;
@@ -212,16 +212,16 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
             st = parse_u32("--threads", optarg, &u, err);
             if (!st && (u < 1 || u > 256))
                 st = stf_fail(err, STF_ERR_ARG, "--threads must be in 1..256, got %u", u);
-            o->threads = (int)u;
+            o->run.threads = (int)u;
             break;
         case OPT_KERNELS:
             if (strcmp(optarg, "fast") && strcmp(optarg, "ref"))
                 st = stf_fail(err, STF_ERR_ARG, "--kernels must be `fast` or `ref`, got `%s`",
                               optarg);
-            o->kernels = optarg;
+            o->run.kernels = optarg;
             break;
         case OPT_VERIFY:
-            o->verify = true;
+            o->run.verify = true;
             break;
         case OPT_PLAN:
             o->plan_only = true;
@@ -234,9 +234,9 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
             break;
         case OPT_BALANCE:
             if (strcmp(optarg, "memory") == 0)
-                o->balance = PLAN_BALANCE_MEMORY;
+                o->run.balance = PLAN_BALANCE_MEMORY;
             else if (strcmp(optarg, "time") == 0)
-                o->balance = PLAN_BALANCE_TIME;
+                o->run.balance = PLAN_BALANCE_TIME;
             else
                 st = stf_fail(err, STF_ERR_ARG, "--balance must be `memory` or `time`, got `%s`",
                               optarg);
@@ -250,24 +250,24 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
                 st = stf_fail(err, STF_ERR_ARG, "--ranks must be at least 1");
             break;
         case OPT_SLOTS:
-            st = parse_u32("--slots", optarg, &o->slots, err);
-            if (!st && (o->slots < 1 || o->slots > 4096))
-                st = stf_fail(err, STF_ERR_ARG, "--slots must be in 1..4096, got %u", o->slots);
+            st = parse_u32("--slots", optarg, &o->run.slots, err);
+            if (!st && (o->run.slots < 1 || o->run.slots > 4096))
+                st = stf_fail(err, STF_ERR_ARG, "--slots must be in 1..4096, got %u", o->run.slots);
             break;
         case OPT_CHUNK:
-            st = parse_u32("--prefill-chunk", optarg, &o->prefill_chunk, err);
-            if (!st && (o->prefill_chunk < 1 || o->prefill_chunk > 4096))
+            st = parse_u32("--prefill-chunk", optarg, &o->run.prefill_chunk, err);
+            if (!st && (o->run.prefill_chunk < 1 || o->run.prefill_chunk > 4096))
                 st = stf_fail(err, STF_ERR_ARG, "--prefill-chunk must be in 1..4096, got %u",
-                              o->prefill_chunk);
+                              o->run.prefill_chunk);
             break;
         case OPT_TIMEOUT:
             st = parse_float("--timeout", optarg, &timeout, err);
             if (!st && !(timeout > 0))
                 st = stf_fail(err, STF_ERR_ARG, "--timeout must be positive, got %s", optarg);
-            o->timeout = timeout;
+            o->run.timeout = timeout;
             break;
         case OPT_FAULT:
-            o->fault_inject = optarg;
+            o->run.fault_inject = optarg;
             break;
         case OPT_VERSION:
             if (print) printf("sparsetf-dist %s\n", PROJECT_VERSION);
@@ -286,7 +286,8 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
     if (st) return st;
     if (optind < argc)
         return stf_fail(err, STF_ERR_ARG, "unexpected argument `%s` (see --help)", argv[optind]);
-    if (!o->model_path) return stf_fail(err, STF_ERR_ARG, "--model FILE is required (see --help)");
+    if (!o->run.model_path)
+        return stf_fail(err, STF_ERR_ARG, "--model FILE is required (see --help)");
     int n_inputs = !!o->prompt + !!o->prompt_tokens + !!o->prompts_file + !!o->prompts_tokens_file;
     if (o->eval_file && n_inputs)
         return stf_fail(err, STF_ERR_ARG, "--eval FILE takes no prompt options");

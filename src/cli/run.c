@@ -1,0 +1,114 @@
+/* run: see run.h. */
+#include "cli/run.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/eval.h"
+#include "cli/generate.h"
+#include "pipeline/engine.h"
+#include "pipeline/prompt.h"
+
+/* Whether a launcher (Open MPI, MPICH/Hydra, Slurm PMI/PMIx) started this process. */
+static bool launched_by_mpi(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK",
+                                       "MPI_LOCALNRANKS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (getenv(vars[i])) return true;
+    return false;
+}
+
+static enum stf_status print_plan(const struct dist_options *o, uint32_t n_ranks,
+                                  struct stf_error *err)
+{
+    struct run_config rc;
+    enum stf_status st = run_config_resolve(&o->run, n_ranks, 1, &rc, err);
+    if (st) return st;
+    plan_print(stdout, &rc.plan, rc.model_path);
+    run_config_free(&rc);
+    return STF_OK;
+}
+
+/* The prompts, read once (a --prompts file may be a pipe): one line each. */
+static enum stf_status read_prompts(const struct dist_options *o, char ***lines, uint32_t *n,
+                                    struct stf_error *err)
+{
+    const char *path = o->prompts_file ? o->prompts_file : o->prompts_tokens_file;
+    if (path) return prompt_read_lines(path, lines, n, err);
+    *n = 1;
+    if (!(*lines = calloc(1, sizeof **lines)) ||
+        !((*lines)[0] = strdup(o->prompt ? o->prompt : o->prompt_tokens))) {
+        free(*lines);
+        *lines = NULL;
+        return stf_fail(err, STF_ERR_NOMEM, "out of memory");
+    }
+    return STF_OK;
+}
+
+enum stf_status dist_run(const struct dist_options *o, int *argc, char ***argv,
+                         struct stf_error *err)
+{
+    struct run_config rc;
+    enum stf_status st;
+    if (o->eval_file) {
+        /* one process: the launcher's environment tells whether mpirun started several */
+        const char *size = getenv("OMPI_COMM_WORLD_SIZE");
+        if (size && atoi(size) > 1)
+            return stf_fail(err, STF_ERR_ARG,
+                            "--eval runs on one process; start it without "
+                            "mpirun (or with -np 1)");
+        if ((st = run_config_resolve(&o->run, 1, 1, &rc, err))) return st;
+        st = dist_eval(o, &rc, err);
+        run_config_free(&rc);
+        return st;
+    }
+    if (o->local && o->plan_only) return print_plan(o, o->plan_ranks ? o->plan_ranks : 1, err);
+    /* --local, or started without mpirun/srun: one rank, and no MPI runtime to start (a
+     * singleton MPI start costs ~0.5 s and a daemon); the engine runs on a loopback endpoint. */
+    const bool mpi = !o->local && launched_by_mpi();
+    struct transport *t = NULL;
+    st = mpi ? transport_mpi_init(argc, argv, &t, err) : transport_loopback_create(1, &t, err);
+    if (st) return st;
+    int rank = transport_rank(t), size = transport_size(t);
+    if (o->plan_only) {
+        if (rank == 0) st = print_plan(o, o->plan_ranks ? o->plan_ranks : (uint32_t)size, err);
+        transport_close(t);
+        if (mpi) transport_mpi_finalize();
+        return rank == 0 ? st : STF_OK;
+    }
+    /* Rank 0 reads the prompts and resolves the configuration (model header, ctx, plan);
+     * errors every rank would hit alike are found here once, so they are printed once. The
+     * job header tells the others whether to go on and the slot count (it depends on the
+     * number of prompts, which only rank 0 reads). */
+    char **lines = NULL;
+    uint32_t n_lines = 0;
+    uint32_t header[2] = {0, 0}; /* slots, ok */
+    if (rank == 0) {
+        st = read_prompts(o, &lines, &n_lines, err);
+        if (!st) st = run_config_resolve(&o->run, (uint32_t)size, n_lines, &rc, err);
+        if (!st) header[0] = rc.n_slots;
+        header[1] = st == STF_OK;
+    }
+    struct stf_error bcast_err;
+    if (size > 1 && transport_bcast(t, 0, header, sizeof header, &bcast_err))
+        engine_abort(t, &bcast_err);
+    if (header[1] && rank != 0) {
+        struct run_settings s = o->run;
+        s.slots = header[0];
+        if ((st = run_config_resolve(&s, (uint32_t)size, 0, &rc, err))) engine_abort(t, err);
+    }
+    if (header[1]) {
+        st = rank == 0 ? generate_run(o, &rc, t, lines, n_lines, err)
+                       : engine_run_stage(&rc, t, err);
+        run_config_free(&rc);
+    } else if (rank != 0) {
+        st = STF_ERR_ARG; /* rank 0 reports the job's error */
+    }
+    prompt_lines_free(lines, n_lines);
+    transport_close(t);
+    if (mpi) transport_mpi_finalize();
+    return st;
+}
