@@ -41,6 +41,7 @@ struct engine {
     struct control *ctrl; /* FIFO ring of c_cap: closes of ended sessions (<= n_slots) */
     uint32_t c_head, c_len, c_cap;
     double *latency; /* ring of LATENCY_SAMPLES seconds per decode frame */
+    double *sorted;  /* (LATENCY_SAMPLES) scratch for the quantiles */
     uint64_t n_latency;
     uint32_t in_flight;
     double idle_since, t_first, t_last;
@@ -363,10 +364,11 @@ enum stf_status engine_open(const struct run_config *rc, struct transport *t, st
     e->c_cap = rc->n_slots + 1;
     e->ctrl = calloc(e->c_cap, sizeof *e->ctrl);
     e->latency = calloc(LATENCY_SAMPLES, sizeof *e->latency);
+    e->sorted = calloc(LATENCY_SAMPLES, sizeof *e->sorted);
     bool bufs = true;
     for (int i = 0; i < SEND_BUFFERS; i++)
         bufs = (e->sbuf[i] = stf_alloc(e->p.max_frame)) && bufs;
-    if (!e->logits || !e->result || !e->ctrl || !e->latency || !bufs) {
+    if (!e->logits || !e->result || !e->ctrl || !e->latency || !e->sorted || !bufs) {
         engine_close(e);
         return stf_fail(err, STF_ERR_NOMEM, "rank 0: out of memory");
     }
@@ -468,23 +470,28 @@ enum stf_status engine_finish(struct engine *e, const struct engine_report **rep
     if (!(e->all = calloc((size_t)p->size, sizeof *e->all)))
         return stf_fail(err, STF_ERR_NOMEM, "rank 0: out of memory");
     if ((st = pipe_gather_stats(p, e->all, err))) return st;
+    engine_progress(e);
+    e->report.n_ranks = p->size;
+    e->report.ranks = e->all;
+    if (report) *report = &e->report;
+    return STF_OK;
+}
+
+const struct engine_report *engine_progress(struct engine *e)
+{
     struct engine_report *r = &e->report;
-    r->n_ranks = p->size;
-    r->ranks = e->all;
     r->sessions = e->sessions;
     r->generated_tokens = e->generated;
     r->decode_frames = e->decode_frames;
-    r->positions = p->stats.positions;
+    r->positions = e->p.stats.positions;
     r->slots = e->tab.n_slots;
     r->evictions = e->tab.evictions;
     r->wall_s = e->t_last > e->t_first ? e->t_last - e->t_first : 0.0;
     int n = (int)(e->n_latency < LATENCY_SAMPLES ? e->n_latency : LATENCY_SAMPLES);
-    if (n) {
-        r->latency_median_s = stf_quantile(e->latency, n, 0.5);
-        r->latency_p90_s = stf_quantile(e->latency, n, 0.9);
-    }
-    if (report) *report = r;
-    return STF_OK;
+    memcpy(e->sorted, e->latency, (size_t)n * sizeof *e->sorted);
+    r->latency_median_s = n ? stf_quantile(e->sorted, n, 0.5) : 0.0;
+    r->latency_p90_s = n ? stf_quantile(e->sorted, n, 0.9) : 0.0;
+    return r;
 }
 
 const struct model *engine_model(const struct engine *e)
@@ -504,6 +511,7 @@ void engine_close(struct engine *e)
         stf_free(e->sbuf[i]);
     free(e->ctrl);
     free(e->latency);
+    free(e->sorted);
     free(e->all);
     pipe_close(&e->p);
     free(e);

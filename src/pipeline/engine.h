@@ -127,6 +127,10 @@ enum stf_status engine_run_until_idle(struct engine *e, struct stf_error *err);
 enum stf_status engine_finish(struct engine *e, const struct engine_report **report,
                               struct stf_error *err);
 
+/* The counters so far (sessions, tokens, evictions, latency; no per-rank stats: ranks is
+ * NULL before engine_finish); borrowed until the next call on e. */
+const struct engine_report *engine_progress(struct engine *e);
+
 /* The model as mapped on rank 0 (embedding, head and the embedded tokenizer); borrowed. */
 const struct model *engine_model(const struct engine *e);
 

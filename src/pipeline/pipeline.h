@@ -79,9 +79,10 @@ _Noreturn void pipe_fail(struct pipe *p, const struct stf_error *err);
 enum stf_status pipe_gather_stats(struct pipe *p, struct engine_rank_stats *all,
                                   struct stf_error *err);
 
-/* The other ranks (stage.c): stage_step handles every frame that has arrived (waiting at
- * most timeout seconds for the first) and sets *shutdown after the shutdown frame. It is
- * what engine_run_stage loops on, and what a single-threaded loopback test drives. */
+/* The other ranks (stage.c): stage_step handles every frame that has arrived and sets
+ * *shutdown after the shutdown frame. With timeout > 0 it first waits for one frame and
+ * fails naming the previous rank when none comes; with 0 it never waits (what a
+ * single-threaded loopback test drives). engine_run_stage loops on it. */
 enum stf_status stage_step(struct pipe *p, unsigned char *sbuf, double timeout, bool *shutdown,
                            struct stf_error *err);
 

@@ -35,9 +35,12 @@ enum stf_status stage_step(struct pipe *p, unsigned char *sbuf, double timeout, 
     *shutdown = false;
     struct frame f;
     int from;
-    enum stf_status st = pipe_recv(p, prev, prev, timeout, "a frame", &f, &from, err);
-    if (st) return st;
-    if ((st = handle_frame(p, &f, from, sbuf, shutdown, err))) return st;
+    enum stf_status st;
+    if (timeout > 0) {
+        if ((st = pipe_recv(p, prev, prev, timeout, "a frame", &f, &from, err)) ||
+            (st = handle_frame(p, &f, from, sbuf, shutdown, err)))
+            return st;
+    }
     /* then whatever else has arrived, without waiting */
     while (!*shutdown) {
         bool found = false;
