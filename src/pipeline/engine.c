@@ -45,6 +45,7 @@ struct engine {
     uint64_t n_latency;
     uint32_t in_flight;
     double idle_since, t_first, t_last;
+    double t_sent; /* the last frame sent to rank 1 */
     uint64_t sessions, decode_frames, generated;
     bool finished;
     struct engine_rank_stats *all; /* (size) after finish */
@@ -80,8 +81,26 @@ static enum stf_status send_frame(struct engine *e, int buf, struct frame *f, st
     size_t len;
     enum stf_status st = pipe_pack(&e->p, f, e->sbuf[buf], e->p.max_frame, &len, err);
     if (!st) st = transport_isend(e->p.t, 1, PIPE_TAG, e->sbuf[buf], len, &e->sreq[buf], err);
-    if (!st) e->busy[buf] = true;
+    if (!st) {
+        e->busy[buf] = true;
+        e->t_sent = stf_now();
+    }
     return st;
+}
+
+/* An idle multi-rank job: the stages fail after 2 * timeout + 2 s without a frame (they
+ * cannot tell a quiet pipeline from a dead rank 0), so every timeout / 2 s of quiet a reset
+ * of slot 0 for session 0 goes round the ring. Harmless: no session holds a slot when the
+ * engine is idle, and every admission resets its slot first. */
+static enum stf_status keep_alive(struct engine *e, double now, struct stf_error *err)
+{
+    if (e->p.size == 1 || now - e->t_sent < e->p.rc->timeout / 2) return STF_OK;
+    enum stf_status st = STF_OK;
+    int buf = free_buffer(e, err, &st);
+    if (st || buf < 0) return st;
+    struct frame f = {.kind = FRAME_RESET, .session = 0, .cache = {.slot = 0}};
+    if ((st = pipe_compute(&e->p, &f, 0, err))) return st;
+    return send_frame(e, buf, &f, err);
 }
 
 /* ---- session ends ---- */
@@ -315,7 +334,7 @@ enum stf_status engine_step(struct engine *e, double timeout, struct stf_error *
         double now = stf_now();
         if (progress || engine_idle(e)) {
             e->idle_since = now;
-            return STF_OK;
+            return progress ? STF_OK : keep_alive(e, now, err);
         }
         if ((st = check_deadline(e, false, false, now, err))) return st;
         if (now >= t_end) return STF_OK;
@@ -372,7 +391,7 @@ enum stf_status engine_open(const struct run_config *rc, struct transport *t, st
         engine_close(e);
         return stf_fail(err, STF_ERR_NOMEM, "rank 0: out of memory");
     }
-    e->idle_since = stf_now();
+    e->idle_since = e->t_sent = stf_now();
     *out = e;
     return STF_OK;
 }

@@ -115,7 +115,10 @@ void engine_cancel(struct engine *e, uint64_t session);
 
 /* One round of work: admit and evict, send every frame that can go, receive results, sample,
  * call back. Waits at most timeout seconds for a result when nothing else can be done (0 =
- * never waits). Returns STF_OK also when there was nothing to do. */
+ * never waits). Returns STF_OK also when there was nothing to do. A front end that keeps a
+ * multi-rank job open while idle (a server) calls it at least every run_config.timeout / 2
+ * seconds: an idle engine then sends a keep-alive round the ring, else the stages give up
+ * after 2 * timeout + 2 s without a frame. */
 enum stf_status engine_step(struct engine *e, double timeout, struct stf_error *err);
 /* No session is waiting, running or in flight. */
 bool engine_idle(const struct engine *e);

@@ -20,6 +20,7 @@
 #include "pipeline/pipeline.h"
 #include "pipeline/sessions.h"
 #include "pipeline/slots.h"
+#include "util/timer.h"
 
 /* Allocations made by sparsetf code in this test go through these wrappers (-Wl,--wrap). */
 void *__real_malloc(size_t n);
@@ -359,14 +360,21 @@ static void reset_fixture(uint32_t V)
         fx.res[i].rows = calloc((size_t)CTX * V, sizeof(float));
 }
 
+static void resolve_timeout(uint32_t n_ranks, uint32_t slots, double timeout,
+                            struct run_config *rc);
 static void resolve(uint32_t n_ranks, uint32_t slots, struct run_config *rc)
+{
+    resolve_timeout(n_ranks, slots, 5, rc);
+}
+
+static void resolve_timeout(uint32_t n_ranks, uint32_t slots, double timeout, struct run_config *rc)
 {
     struct run_settings set = {.model_path = model_path,
                                .ctx = CTX,
                                .slots = slots,
                                .prefill_chunk = 3,
                                .kernels = "fast",
-                               .timeout = 5};
+                               .timeout = timeout};
     struct stf_error err = {0};
     assert_int_equal(run_config_resolve(&set, n_ranks, 0, rc, &err), STF_OK);
 }
@@ -422,6 +430,52 @@ static void test_engine_pipeline_loopback4(void **state)
     const struct engine_report *rep = engine_progress(fx.e);
     assert_true(rep->evictions > 0); /* 2 slots for 4 sessions at once */
     assert_int_equal(rep->sessions, 6);
+    engine_close(fx.e);
+    for (int r = 1; r < 4; r++) {
+        pipe_close(&stage[r]);
+        free(sbuf[r]);
+    }
+    for (int r = 0; r < 4; r++)
+        transport_close(ep[r]);
+    run_config_free(&rc);
+}
+
+/* An idle multi-rank engine keeps the stages alive (they give up after 2 * timeout + 2 s
+ * without a frame), and the keep-alive does not disturb the next session. */
+static void test_engine_idle_keep_alive(void **state)
+{
+    (void)state;
+    struct stf_error err = {0};
+    struct transport *ep[4];
+    struct run_config rc;
+    resolve_timeout(4, 1, 0.1, &rc);
+    reset_fixture(rc.model.vocab_size);
+    fx.chained = 1;
+    assert_int_equal(transport_loopback_create(4, ep, &err), STF_OK);
+    struct pipe stage[4];
+    unsigned char *sbuf[4];
+    for (int r = 1; r < 4; r++) {
+        assert_int_equal(pipe_open(&stage[r], &rc, ep[r], &err), STF_OK);
+        sbuf[r] = malloc(stage[r].max_frame);
+    }
+    assert_int_equal(engine_open(&rc, ep[0], &fx.e, &err), STF_OK);
+    struct engine_request req = request(prompt0, 7, 12, 0.8f, 4);
+    for (int phase = 0; phase < 2; phase++) {
+        if (phase == 1)
+            assert_int_equal(engine_submit(fx.e, &req, &callbacks, NULL, NULL, &err), STF_OK);
+        double t_end = phase == 0 ? stf_now() + 0.25 : stf_now() + 30;
+        while (stf_now() < t_end && (phase == 0 || !engine_idle(fx.e))) {
+            assert_int_equal(engine_step(fx.e, 0, &err), STF_OK);
+            for (int r = 1; r < 4; r++) {
+                bool shutdown;
+                if (stage_step(&stage[r], sbuf[r], 0, &shutdown, &err)) fail_msg("%s", err.msg);
+            }
+        }
+        if (phase == 0) /* two or more keep-alives in 0.25 s at one per 0.05 s of quiet */
+            for (int r = 1; r < 4; r++)
+                assert_true(stage[r].stats.frames_recv >= 2);
+    }
+    expect_equal(1, &req, 0);
     engine_close(fx.e);
     for (int r = 1; r < 4; r++) {
         pipe_close(&stage[r]);
@@ -498,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_engine_slot_directives),
         cmocka_unit_test(test_engine_sessions_lru),
         cmocka_unit_test(test_engine_pipeline_loopback4),
+        cmocka_unit_test(test_engine_idle_keep_alive),
         cmocka_unit_test(test_engine_single_endpoint_allocation_free),
         cmocka_unit_test(test_engine_submit_errors),
     };
