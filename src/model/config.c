@@ -5,47 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One table describes every key: its name and where it lives, so parse and format agree. */
-enum key_type { KEY_U32, KEY_ENUM };
+#include "model/layer_kinds.h"
 
-struct config_key {
-    const char *name;
-    size_t offset;
-    enum key_type type;
-    const char *const *choices; /* for KEY_ENUM: names indexed by value, NULL-terminated */
-};
-
-static const char *const arch_names[] = {"scaling", "terraformer", NULL};
-static const char *const ff_names[] = {"dense", "sparse", NULL};
-static const char *const attn_names[] = {"dense", "sparse_qkv", "lsh", NULL};
-static const char *const out_names[] = {"dense", "multiplicative", NULL};
-
-#define U32_KEY(field)                                                                             \
+/* The names of each enum field's values, indexed by value (from MODEL_CONFIG_FIELDS). */
+#define CHOICE_LIST(...)                                                                           \
     {                                                                                              \
-#field, offsetof(struct model_config, field), KEY_U32, NULL                                \
+        __VA_ARGS__, NULL                                                                          \
     }
-static const struct config_key config_keys[] = {
-    {"arch", offsetof(struct model_config, arch), KEY_ENUM, arch_names},
-    U32_KEY(d_model),
-    U32_KEY(n_heads),
-    U32_KEY(n_layers),
-    U32_KEY(d_ff),
-    U32_KEY(vocab_size),
-    U32_KEY(max_seq_len),
-    {"ff", offsetof(struct model_config, ff), KEY_ENUM, ff_names},
-    U32_KEY(ff_block),
-    U32_KEY(ff_rank),
-    {"attn", offsetof(struct model_config, attn), KEY_ENUM, attn_names},
-    U32_KEY(qkv_modules),
-    {"out", offsetof(struct model_config, out), KEY_ENUM, out_names},
-    U32_KEY(out_modules),
-    U32_KEY(sru_units),
-    U32_KEY(bos_id),
-    U32_KEY(eos_id),
-};
-#define N_KEYS (sizeof config_keys / sizeof config_keys[0])
-
-_Static_assert(sizeof(enum ff_kind) == sizeof(uint32_t), "enum fields are stored as 32 bits");
+#define DECLARE_CHOICES_U32(name, min, max, comment)
+#define DECLARE_CHOICES_ENUM(name, type, choices, comment)                                         \
+    static const char *const name##_choices[] = CHOICE_LIST choices;
+MODEL_CONFIG_FIELDS(DECLARE_CHOICES_U32, DECLARE_CHOICES_ENUM)
 
 static char *trim(char *s)
 {
@@ -55,6 +25,59 @@ static char *trim(char *s)
     while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
         *--e = '\0';
     return s;
+}
+
+static enum stf_status parse_u32(const char *key, const char *val, uint32_t *out, const char *what,
+                                 int lineno, struct stf_error *err)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(val, &end, 10);
+    if (errno || end == val || *end || v > 0xffffffffUL || val[0] == '-')
+        return stf_fail(err, STF_ERR_FORMAT, "%s:%d: `%s` must be a non-negative integer, got `%s`",
+                        what, lineno, key, val);
+    *out = (uint32_t)v;
+    return STF_OK;
+}
+
+static enum stf_status parse_choice(const char *key, const char *val, const char *const *choices,
+                                    uint32_t *out, const char *what, int lineno,
+                                    struct stf_error *err)
+{
+    for (uint32_t c = 0; choices[c]; c++)
+        if (strcmp(choices[c], val) == 0) {
+            *out = c;
+            return STF_OK;
+        }
+    char opts[128] = "";
+    for (int c = 0; choices[c]; c++) {
+        strncat(opts, c ? ", " : "", sizeof opts - strlen(opts) - 1);
+        strncat(opts, choices[c], sizeof opts - strlen(opts) - 1);
+    }
+    return stf_fail(err, STF_ERR_FORMAT, "%s:%d: `%s` must be one of %s, got `%s`", what, lineno,
+                    key, opts, val);
+}
+
+/* Sets the field named key from val (*st says how that went); returns 1 if no field has it. */
+static int config_set(struct model_config *cfg, const char *key, const char *val, const char *what,
+                      int lineno, enum stf_status *st, struct stf_error *err)
+{
+    uint32_t v = 0;
+#define SET_U32(name, min, max, comment)                                                           \
+    if (strcmp(key, #name) == 0) {                                                                 \
+        if (!(*st = parse_u32(key, val, &v, what, lineno, err))) cfg->name = v;                    \
+        return 0;                                                                                  \
+    }
+#define SET_ENUM(name, type, choices, comment)                                                     \
+    if (strcmp(key, #name) == 0) {                                                                 \
+        if (!(*st = parse_choice(key, val, name##_choices, &v, what, lineno, err)))                \
+            cfg->name = (type)v;                                                                   \
+        return 0;                                                                                  \
+    }
+    MODEL_CONFIG_FIELDS(SET_U32, SET_ENUM)
+#undef SET_U32
+#undef SET_ENUM
+    return 1;
 }
 
 enum stf_status model_config_parse(struct model_config *cfg, const char *text, const char *what,
@@ -82,55 +105,53 @@ enum stf_status model_config_parse(struct model_config *cfg, const char *text, c
                             lineno, s);
         *eq = '\0';
         char *key = trim(s), *val = trim(eq + 1);
-        const struct config_key *k = NULL;
-        for (size_t i = 0; i < N_KEYS; i++)
-            if (strcmp(config_keys[i].name, key) == 0) k = &config_keys[i];
-        if (!k) return stf_fail(err, STF_ERR_FORMAT, "%s:%d: unknown key `%s`", what, lineno, key);
-        uint32_t *field = (uint32_t *)((char *)cfg + k->offset);
-        if (k->type == KEY_U32) {
-            char *end;
-            errno = 0;
-            unsigned long v = strtoul(val, &end, 10);
-            if (errno || end == val || *end || v > 0xffffffffUL || val[0] == '-')
-                return stf_fail(err, STF_ERR_FORMAT,
-                                "%s:%d: `%s` must be a non-negative integer, got `%s`", what,
-                                lineno, key, val);
-            *field = (uint32_t)v;
-        } else {
-            int found = -1;
-            for (int c = 0; k->choices[c]; c++)
-                if (strcmp(k->choices[c], val) == 0) found = c;
-            if (found < 0) {
-                char opts[128] = "";
-                for (int c = 0; k->choices[c]; c++) {
-                    strncat(opts, c ? ", " : "", sizeof opts - strlen(opts) - 1);
-                    strncat(opts, k->choices[c], sizeof opts - strlen(opts) - 1);
-                }
-                return stf_fail(err, STF_ERR_FORMAT, "%s:%d: `%s` must be one of %s, got `%s`",
-                                what, lineno, key, opts, val);
-            }
-            *field = (uint32_t)found;
-        }
+        enum stf_status st = STF_OK;
+        if (config_set(cfg, key, val, what, lineno, &st, err))
+            return stf_fail(err, STF_ERR_FORMAT, "%s:%d: unknown key `%s`", what, lineno, key);
+        if (st) return st;
     }
     return STF_OK;
+}
+
+/* The name of an enum value, or "?" when it is out of range (format never reads past the
+ * table; validate reports such a value). */
+static const char *choice_name(const char *const *choices, uint32_t v)
+{
+    for (uint32_t c = 0; choices[c]; c++)
+        if (c == v) return choices[c];
+    return "?";
+}
+
+const char *model_config_choice_name(const char *field, uint32_t v)
+{
+#define NAME_U32(name, min, max, comment)
+#define NAME_ENUM(name, type, choices, comment)                                                    \
+    if (strcmp(field, #name) == 0) {                                                               \
+        const char *s = choice_name(name##_choices, v);                                            \
+        return strcmp(s, "?") ? s : NULL;                                                          \
+    }
+    MODEL_CONFIG_FIELDS(NAME_U32, NAME_ENUM)
+#undef NAME_U32
+#undef NAME_ENUM
+    return NULL;
 }
 
 int model_config_format(const struct model_config *cfg, char *buf, size_t size)
 {
     size_t used = 0;
-    int total = 0;
-    for (size_t i = 0; i < N_KEYS; i++) {
-        const struct config_key *k = &config_keys[i];
-        uint32_t v = *(const uint32_t *)((const char *)cfg + k->offset);
-        int n;
-        if (k->type == KEY_U32)
-            n = snprintf(buf + used, used < size ? size - used : 0, "%s = %u\n", k->name, v);
-        else
-            n = snprintf(buf + used, used < size ? size - used : 0, "%s = %s\n", k->name,
-                         k->choices[v]);
-        total += n;
-        used += (size_t)n;
-    }
+    int total = 0, n;
+#define FORMAT_U32(name, min, max, comment)                                                        \
+    n = snprintf(buf + used, used < size ? size - used : 0, "%s = %u\n", #name, cfg->name);        \
+    total += n;                                                                                    \
+    used += (size_t)n;
+#define FORMAT_ENUM(name, type, choices, comment)                                                  \
+    n = snprintf(buf + used, used < size ? size - used : 0, "%s = %s\n", #name,                    \
+                 choice_name(name##_choices, (uint32_t)cfg->name));                                \
+    total += n;                                                                                    \
+    used += (size_t)n;
+    MODEL_CONFIG_FIELDS(FORMAT_U32, FORMAT_ENUM)
+#undef FORMAT_U32
+#undef FORMAT_ENUM
     return total;
 }
 
@@ -139,98 +160,41 @@ int model_config_format(const struct model_config *cfg, char *buf, size_t size)
         if (!(cond)) return stf_fail(err, STF_ERR_FORMAT, __VA_ARGS__);                            \
     } while (0)
 
+static int in_range(uint32_t v, uint32_t min, uint32_t max)
+{
+    return v >= min && v <= max;
+}
+
+/* Each field in its schema range (an enum: one of its names). */
+static enum stf_status check_ranges(const struct model_config *c, struct stf_error *err)
+{
+#define RANGE_U32(name, min, max, comment)                                                         \
+    REQUIRE(in_range(c->name, (uint32_t)(min), (uint32_t)(max)),                                   \
+            "config: " #name " must be in %u..%u, got %u", (unsigned)(min), (unsigned)(max),       \
+            c->name);
+#define RANGE_ENUM(name, type, choices, comment)                                                   \
+    REQUIRE(strcmp(choice_name(name##_choices, (uint32_t)c->name), "?") != 0,                      \
+            "config: " #name " kind %u unknown", (unsigned)c->name);
+    MODEL_CONFIG_FIELDS(RANGE_U32, RANGE_ENUM)
+#undef RANGE_U32
+#undef RANGE_ENUM
+    return STF_OK;
+}
+
 enum stf_status model_config_validate(const struct model_config *c, struct stf_error *err)
 {
+    enum stf_status st = check_ranges(c, err);
+    if (st) return st;
     REQUIRE(c->arch == ARCH_SCALING, "config: arch `terraformer` is not supported yet");
-    REQUIRE(c->d_model > 0 && c->d_model <= (1u << 20),
-            "config: d_model must be in 1..2^20, got %u", c->d_model);
-    REQUIRE(c->n_heads > 0 && c->d_model % c->n_heads == 0,
-            "config: n_heads (%u) must divide d_model (%u)", c->n_heads, c->d_model);
-    REQUIRE(c->n_layers > 0 && c->n_layers <= 4096, "config: n_layers must be in 1..4096, got %u",
-            c->n_layers);
-    REQUIRE(c->d_ff > 0, "config: d_ff must be positive");
-    REQUIRE(c->vocab_size >= 2, "config: vocab_size must be at least 2, got %u", c->vocab_size);
-    REQUIRE(c->max_seq_len > 0 && c->max_seq_len <= (1u << 20),
-            "config: max_seq_len must be in 1..2^20, got %u", c->max_seq_len);
-    REQUIRE(c->ff <= FF_SPARSE, "config: ff kind %u unknown", (unsigned)c->ff);
-    if (c->ff == FF_SPARSE) {
-        REQUIRE(c->ff_block > 0 && c->d_ff % c->ff_block == 0,
-                "config: ff_block (%u) must divide d_ff (%u)", c->ff_block, c->d_ff);
-        REQUIRE(c->ff_rank > 0, "config: sparse FF needs ff_rank > 0");
-    }
-    REQUIRE(c->attn <= ATTN_LSH, "config: attn kind %u unknown", (unsigned)c->attn);
-    REQUIRE(c->attn != ATTN_LSH, "config: attn `lsh` is not supported yet");
-    if (c->attn == ATTN_SPARSE_QKV)
-        REQUIRE(c->qkv_modules > 0 && c->d_model % c->qkv_modules == 0,
-                "config: qkv_modules (%u) must divide d_model (%u)", c->qkv_modules, c->d_model);
-    REQUIRE(c->out <= OUT_MULT, "config: out kind %u unknown", (unsigned)c->out);
-    if (c->out == OUT_MULT)
-        REQUIRE(c->out_modules > 0 && c->vocab_size % c->out_modules == 0,
-                "config: out_modules (%u) must divide vocab_size (%u)", c->out_modules,
-                c->vocab_size);
+    REQUIRE(c->d_model % c->n_heads == 0, "config: n_heads (%u) must divide d_model (%u)",
+            c->n_heads, c->d_model);
     REQUIRE(c->bos_id < c->vocab_size, "config: bos_id (%u) must be below vocab_size (%u)",
             c->bos_id, c->vocab_size);
     REQUIRE(c->eos_id < c->vocab_size, "config: eos_id (%u) must be below vocab_size (%u)",
             c->eos_id, c->vocab_size);
-    return STF_OK;
-}
-
-uint64_t model_config_layer_read_bytes(const struct model_config *c)
-{
-    uint64_t d = c->d_model, F = c->d_ff, n = 0;
-    if (c->attn == ATTN_DENSE) {
-        n += 4 * (d * d + d);
-    } else {
-        uint64_t S = c->qkv_modules, M = d / S;
-        n += S * d + d * M + d;                   /* multiplicative layer */
-        n += 2 * (9 * M * M + M) + 3 * M * M + M; /* conv q, k (3x3) and v (3x1) */
-    }
-    n += 4 * d; /* two layer norms */
-    if (c->ff == FF_DENSE) {
-        n += 2 * d * F + F + d;
-    } else {
-        uint64_t r = c->ff_rank, B = F / c->ff_block;
-        n += d * r + r * F + F; /* controller */
-        n += 2 * B * d + d;     /* B rows of W1^T and of W2, and b2 */
-    }
-    if (c->sru_units) {
-        uint64_t u = c->sru_units;
-        n += 2 * d + d * u + u + 3 * u * u + 3 * u + u * d + d;
-    }
-    return 4 * n;
-}
-
-uint64_t model_config_layer_macs(const struct model_config *c)
-{
-    uint64_t d = c->d_model, F = c->d_ff, n = 0;
-    if (c->attn == ATTN_DENSE) {
-        n += 4 * d * d;
-    } else {
-        uint64_t M = d / c->qkv_modules;
-        n += d * d;               /* multiplicative layer: S x (d x M) */
-        n += d * M * (9 + 9 + 3); /* convolutions: S x (Kt Km M) x M each */
-    }
-    if (c->ff == FF_DENSE)
-        n += 2 * d * F;
-    else
-        n += d * c->ff_rank + (uint64_t)c->ff_rank * F + 2 * (F / c->ff_block) * d;
-    if (c->sru_units) {
-        uint64_t u = c->sru_units;
-        n += 2 * d * u + 3 * u * u;
-    }
-    return n;
-}
-
-uint64_t model_config_head_macs(const struct model_config *c)
-{
-    return (uint64_t)c->d_model * c->vocab_size; /* dense, or S_out x (d x V/S_out) */
-}
-
-uint64_t model_config_head_read_bytes(const struct model_config *c)
-{
-    uint64_t d = c->d_model, V = c->vocab_size;
-    if (c->out == OUT_DENSE) return 4 * (d * V + V + 2 * d);
-    return 4 * (c->out_modules * d + d * (V / c->out_modules) + V + 2 * d);
+    /* the kinds: known, supported, and their own fields sound */
+    struct layer_kinds kinds;
+    return layer_kinds_pick(c, &kinds, err);
 }
 
 struct preset {

@@ -4,6 +4,11 @@
  *
  * A config can be written as text, one `key = value` per line (`#` starts a comment);
  * the generator's presets are such texts, and `sparsetf-gen --config FILE` reads one.
+ *
+ * The schema is MODEL_CONFIG_FIELDS below: it declares struct model_config and drives the
+ * text parser and formatter, the range checks and the model file's protobuf conversion
+ * (model_file.c). A new field is one line there plus its field in proto/model.proto (same
+ * name). Which tensors, state and forward step a kind means is src/model/layer_kinds.h.
  */
 #ifndef STF_MODEL_CONFIG_H
 #define STF_MODEL_CONFIG_H
@@ -18,27 +23,40 @@ enum ff_kind { FF_DENSE = 0, FF_SPARSE = 1 };
 enum attn_kind { ATTN_DENSE = 0, ATTN_SPARSE_QKV = 1, ATTN_LSH = 2 };
 enum out_kind { OUT_DENSE = 0, OUT_MULT = 1 };
 
-struct model_config {
-    enum model_arch arch;
-    uint32_t d_model; /* d */
-    uint32_t n_heads; /* H; head size dh = d / H */
-    uint32_t n_layers;
-    uint32_t d_ff;        /* F */
-    uint32_t vocab_size;  /* V */
-    uint32_t max_seq_len; /* T: rows of the positional table, capacity of a KV cache */
-    enum ff_kind ff;
-    uint32_t ff_block; /* N: units per block; B = F / N blocks */
-    uint32_t ff_rank;  /* r: controller rank */
-    enum attn_kind attn;
-    uint32_t qkv_modules; /* S; M = d / S */
-    enum out_kind out;
-    uint32_t out_modules; /* S_out; V % S_out == 0 */
-    uint32_t sru_units;   /* n; 0 = no SRU branch */
-    uint32_t bos_id;
-    uint32_t eos_id;
-};
+/* One row per field, in text and struct order:
+ *   U32(name, min, max, comment)          an unsigned 32-bit size, checked to lie in min..max
+ *   ENUM(name, type, (names...), comment) a choice, written as one of names (index = value)
+ * Rules between fields (divisibility, ids below vocab_size) are in model_config_validate;
+ * rules of one kind (ff_block for the sparse FF...) are in that kind's file. */
+#define MODEL_CONFIG_FIELDS(U32, ENUM)                                                             \
+    ENUM(arch, enum model_arch, ("scaling", "terraformer"), "SPEC §3 stack")                       \
+    U32(d_model, 1, 1u << 20, "d")                                                                 \
+    U32(n_heads, 1, 1u << 20, "H; head size dh = d / H")                                           \
+    U32(n_layers, 1, 4096, "layers")                                                               \
+    U32(d_ff, 1, UINT32_MAX, "F")                                                                  \
+    U32(vocab_size, 2, UINT32_MAX, "V")                                                            \
+    U32(max_seq_len, 1, 1u << 20, "T: rows of the positional table, capacity of a KV cache")       \
+    ENUM(ff, enum ff_kind, ("dense", "sparse"), "SPEC §1 FF kind")                                 \
+    U32(ff_block, 0, UINT32_MAX, "N: units per block; B = F / N blocks (sparse FF)")               \
+    U32(ff_rank, 0, UINT32_MAX, "r: controller rank (sparse FF)")                                  \
+    ENUM(attn, enum attn_kind, ("dense", "sparse_qkv", "lsh"), "SPEC §2 attention kind")           \
+    U32(qkv_modules, 0, UINT32_MAX, "S; M = d / S (sparse QKV)")                                   \
+    ENUM(out, enum out_kind, ("dense", "multiplicative"), "SPEC §3 output kind")                   \
+    U32(out_modules, 0, UINT32_MAX, "S_out; V % S_out == 0 (multiplicative output)")               \
+    U32(sru_units, 0, 1u << 20, "n; 0 = no SRU branch")                                            \
+    U32(bos_id, 0, UINT32_MAX, "token that starts a sequence")                                     \
+    U32(eos_id, 0, UINT32_MAX, "token that ends generation")
 
-/* Checks every size and divisibility rule; the message names the field. */
+#define MODEL_CONFIG_MEMBER_U32(name, min, max, comment)       uint32_t name;
+#define MODEL_CONFIG_MEMBER_ENUM(name, type, choices, comment) type name;
+struct model_config {
+    MODEL_CONFIG_FIELDS(MODEL_CONFIG_MEMBER_U32, MODEL_CONFIG_MEMBER_ENUM)
+};
+#undef MODEL_CONFIG_MEMBER_U32
+#undef MODEL_CONFIG_MEMBER_ENUM
+
+/* Checks every field's range, the rules between fields and those of the chosen kinds (an
+ * unknown or unsupported kind is an error); the message names the field. */
 enum stf_status model_config_validate(const struct model_config *cfg, struct stf_error *err);
 
 /* Parses `key = value` text over *cfg (fields not named keep their value). `what` names the
@@ -49,21 +67,13 @@ enum stf_status model_config_parse(struct model_config *cfg, const char *text, c
 /* Writes cfg as `key = value` text; returns the length snprintf would write. */
 int model_config_format(const struct model_config *cfg, char *buf, size_t size);
 
+/* The text name of value v of the enum field `field` ("attn", 2 -> "lsh"); NULL if none. */
+const char *model_config_choice_name(const char *field, uint32_t v);
+
 /* Named presets (SPEC §5 and small ones for tests). Returns the preset's text or NULL. */
 const char *model_preset_text(const char *name);
 /* The i-th preset name and one-line description; NULL past the end. */
 const char *model_preset_name(int i, const char **description);
-
-/* Per-token weights a decoder reads per layer (bytes, fp32), following SPEC §5's counting:
- * all weights of the attention and FF sub-layers that one token touches. */
-uint64_t model_config_layer_read_bytes(const struct model_config *cfg);
-
-/* Multiply-adds per token of one layer (attention over the cache not counted), of the output
- * layer, and the weight bytes the output layer reads per token. With the read bytes these
- * give a per-token time estimate: bytes / bandwidth + 2 * macs / flops. */
-uint64_t model_config_layer_macs(const struct model_config *cfg);
-uint64_t model_config_head_macs(const struct model_config *cfg);
-uint64_t model_config_head_read_bytes(const struct model_config *cfg);
 
 static inline uint32_t model_head_dim(const struct model_config *c)
 {

@@ -5,28 +5,55 @@
 
 #include "util/mem.h"
 
+/* One layer's block of sequence state: the attention kind's part, the FF kind's, the SRU
+ * branch's (each 64-byte aligned). Returns the block's size. */
+static uint64_t layer_state_layout(const struct layer_kinds *k, const struct model_config *c,
+                                   uint32_t capacity, struct seq_state *s)
+{
+    const struct sublayer_kind *kinds[3] = {k->attn, k->ff, k->sru};
+    struct seq_state_part *parts[3] = {&s->attn, &s->ff, &s->sru};
+    struct carve cv = {NULL, 0};
+    for (int i = 0; i < 3; i++) {
+        struct sublayer_sizes z =
+            kinds[i] ? kinds[i]->sizes(c, capacity) : (struct sublayer_sizes){0};
+        parts[i]->offset = cv.used;
+        parts[i]->reset_bytes = z.reset_bytes;
+        carve_take(&cv, z.state_bytes);
+    }
+    return cv.used;
+}
+
+uint64_t model_layer_state_bytes(const struct model_config *c, uint32_t capacity)
+{
+    struct layer_kinds k;
+    struct stf_error err;
+    struct seq_state s;
+    if (layer_kinds_pick(c, &k, &err)) return 0;
+    return layer_state_layout(&k, c, capacity, &s);
+}
+
 enum stf_status seq_state_create(const struct model_config *cfg, uint32_t layer_begin,
                                  uint32_t layer_end, uint32_t capacity, struct seq_state **out,
                                  struct stf_error *err)
 {
     *out = NULL;
+    struct layer_kinds kinds;
+    enum stf_status st = layer_kinds_pick(cfg, &kinds, err);
+    if (st) return st;
     struct seq_state *s = calloc(1, sizeof *s);
     if (!s) return stf_fail(err, STF_ERR_NOMEM, "out of memory for sequence state");
-    uint64_t L = layer_end - layer_begin, d = cfg->d_model;
+    uint64_t L = layer_end - layer_begin;
     s->layer_begin = layer_begin;
     s->layer_end = layer_end;
     s->capacity = capacity;
-    s->d = cfg->d_model;
-    s->sru_n = cfg->sru_units;
-    s->k = stf_alloc(L * capacity * d * sizeof(float));
-    s->v = stf_alloc(L * capacity * d * sizeof(float));
-    s->conv_y = stf_alloc(L * 2 * d * sizeof(float));
-    s->sru_c = stf_alloc(L * (cfg->sru_units + 1) * sizeof(float));
-    if (!s->k || !s->v || !s->conv_y || !s->sru_c) {
+    s->layer_bytes = layer_state_layout(&kinds, cfg, capacity, s);
+    s->data = stf_alloc(L * s->layer_bytes + (L == 0)); /* 1 byte when no layer */
+    if (!s->data) {
         seq_state_free(s);
         return stf_fail(err, STF_ERR_NOMEM,
-                        "out of memory for a KV cache of %u positions x %llu layers x d=%llu",
-                        capacity, (unsigned long long)L, (unsigned long long)d);
+                        "out of memory for the state of %u positions x %llu layers (%llu bytes)",
+                        capacity, (unsigned long long)L,
+                        (unsigned long long)(L * model_layer_state_bytes(cfg, capacity)));
     }
     *out = s;
     return STF_OK;
@@ -34,19 +61,38 @@ enum stf_status seq_state_create(const struct model_config *cfg, uint32_t layer_
 
 void seq_state_reset(struct seq_state *s)
 {
-    uint64_t L = s->layer_end - s->layer_begin;
-    memset(s->conv_y, 0, L * 2 * s->d * sizeof(float));
-    memset(s->sru_c, 0, L * (s->sru_n + 1) * sizeof(float));
+    const struct seq_state_part *parts[3] = {&s->attn, &s->ff, &s->sru};
+    for (uint64_t l = 0; l < s->layer_end - s->layer_begin; l++)
+        for (int i = 0; i < 3; i++)
+            memset(s->data + l * s->layer_bytes + parts[i]->offset, 0, parts[i]->reset_bytes);
 }
 
 void seq_state_free(struct seq_state *s)
 {
     if (!s) return;
-    stf_free(s->k);
-    stf_free(s->v);
-    stf_free(s->conv_y);
-    stf_free(s->sru_c);
+    stf_free(s->data);
     free(s);
+}
+
+/* The largest scratch of the model's kinds: they run one after another. */
+static uint64_t scratch_bytes(const struct layer_kinds *k, const struct model_config *c,
+                              uint32_t capacity)
+{
+    const struct sublayer_kind *kinds[4] = {k->attn, k->ff, k->sru, k->out};
+    uint64_t most = 64;
+    for (int i = 0; i < 4; i++) {
+        uint64_t b = kinds[i] ? kinds[i]->sizes(c, capacity).scratch_bytes : 0;
+        if (b > most) most = b;
+    }
+    return most;
+}
+
+uint64_t workspace_bytes(const struct model_config *c, uint32_t capacity)
+{
+    struct layer_kinds k;
+    struct stf_error err;
+    if (layer_kinds_pick(c, &k, &err)) return 0;
+    return 3 * (uint64_t)c->d_model * sizeof(float) + scratch_bytes(&k, c, capacity);
 }
 
 enum stf_status workspace_create(const struct model_config *c, uint32_t capacity,
@@ -54,36 +100,18 @@ enum stf_status workspace_create(const struct model_config *c, uint32_t capacity
                                  struct stf_error *err)
 {
     *out = NULL;
+    struct layer_kinds kinds;
+    enum stf_status st = layer_kinds_pick(c, &kinds, err);
+    if (st) return st;
     struct workspace *ws = calloc(1, sizeof *ws);
     if (!ws) return stf_fail(err, STF_ERR_NOMEM, "out of memory for the workspace");
-    size_t d = c->d_model, F = c->d_ff, n = c->sru_units + 1;
-    size_t S = c->attn == ATTN_SPARSE_QKV ? c->qkv_modules : 1;
-    size_t So = c->out == OUT_MULT ? c->out_modules : 1;
-    size_t scratch = S * d;
-    if (So * d > scratch) scratch = So * d;
-    if (9 * d > scratch) scratch = 9 * d;
+    size_t d = c->d_model;
     ws->k = k;
     ws->xn = stf_alloc(d * sizeof(float));
-    ws->q = stf_alloc(d * sizeof(float));
-    ws->kn = stf_alloc(d * sizeof(float));
-    ws->vn = stf_alloc(d * sizeof(float));
-    ws->att = stf_alloc(d * sizeof(float));
-    ws->y = stf_alloc(d * sizeof(float));
     ws->sub = stf_alloc(d * sizeof(float));
     ws->sru_out = stf_alloc(d * sizeof(float));
-    ws->hidden = stf_alloc(F * sizeof(float));
-    ws->scores = stf_alloc((size_t)capacity * sizeof(float));
-    ws->scratch = stf_alloc(scratch * sizeof(float));
-    ws->sru_u = stf_alloc(n * sizeof(float));
-    ws->sru_gates = stf_alloc(3 * n * sizeof(float));
-    ws->sru_h = stf_alloc(n * sizeof(float));
-    ws->ff.u = stf_alloc((c->ff_rank + 1) * sizeof(float));
-    ws->ff.logits = stf_alloc(F * sizeof(float));
-    ws->ff.chosen = stf_alloc(F * sizeof(uint32_t));
-    ws->ff.h = stf_alloc(F * sizeof(float));
-    if (!ws->xn || !ws->q || !ws->kn || !ws->vn || !ws->att || !ws->y || !ws->sub || !ws->sru_out ||
-        !ws->hidden || !ws->scores || !ws->scratch || !ws->sru_u || !ws->sru_gates || !ws->sru_h ||
-        !ws->ff.u || !ws->ff.logits || !ws->ff.chosen || !ws->ff.h) {
+    ws->scratch = stf_alloc(scratch_bytes(&kinds, c, capacity));
+    if (!ws->xn || !ws->sub || !ws->sru_out || !ws->scratch) {
         workspace_free(ws);
         return stf_fail(err, STF_ERR_NOMEM, "out of memory for the workspace");
     }
@@ -94,107 +122,54 @@ enum stf_status workspace_create(const struct model_config *c, uint32_t capacity
 void workspace_free(struct workspace *ws)
 {
     if (!ws) return;
-    float *bufs[] = {ws->xn,        ws->q,       ws->kn,     ws->vn,        ws->att,     ws->y,
-                     ws->sub,       ws->sru_out, ws->hidden, ws->scores,    ws->scratch, ws->sru_u,
-                     ws->sru_gates, ws->sru_h,   ws->ff.u,   ws->ff.logits, ws->ff.h};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        stf_free(bufs[i]);
-    stf_free(ws->ff.chosen);
+    stf_free(ws->xn);
+    stf_free(ws->sub);
+    stf_free(ws->sru_out);
+    stf_free(ws->scratch);
     free(ws);
 }
 
 void forward_embed(const struct model *m, uint32_t token, uint32_t pos, float *x)
 {
     uint32_t d = m->cfg.d_model;
-    const float *e = m->w.embed + (uint64_t)token * d, *p = m->w.pos + (uint64_t)pos * d;
+    const float *e = view_f32(&m->w.embed) + (uint64_t)token * d;
+    const float *p = view_f32(&m->w.pos) + (uint64_t)pos * d;
     for (uint32_t i = 0; i < d; i++)
         x[i] = e[i] + p[i]; /* SPEC §1: E[tok] + PE[p], no scaling */
-}
-
-/* SPEC §2 attention sub-layer on ws->xn; writes ws->sub. Appends this position's key and
- * value to the layer's cache. */
-static void attention_sublayer(const struct model_config *c, const struct layer_weights *lw,
-                               struct workspace *ws, float *kcache, float *vcache, float *conv_y,
-                               uint32_t pos)
-{
-    const struct kernels *k = ws->k;
-    uint32_t d = c->d_model, H = c->n_heads, dh = d / H;
-    float *kslot = kcache + (uint64_t)pos * d, *vslot = vcache + (uint64_t)pos * d;
-    if (c->attn == ATTN_DENSE) {
-        k->dense(ws->q, ws->xn, lw->wq, lw->bq, d, d);
-        k->dense(kslot, ws->xn, lw->wk, lw->bk, d, d);
-        k->dense(vslot, ws->xn, lw->wv, lw->bv, d, d);
-        k->attention(ws->att, ws->q, kcache, vcache, pos + 1, d, H, dh, ws->scores);
-        k->dense(ws->sub, ws->att, lw->wo, lw->bo, d, d);
-        return;
-    }
-    /* Sparse QKV: y = mult(xn); q, k = conv3x3(y history), v = conv3x1; no output proj. */
-    uint32_t S = c->qkv_modules, M = d / S;
-    k->mult_dense(ws->y, ws->xn, lw->mult_g, lw->mult_p, lw->mult_c, d, S, M, ws->scratch);
-    const float *rows[3] = {conv_y, conv_y + d, ws->y}; /* y_{t-2}, y_{t-1}, y_t */
-    k->local_conv(ws->q, rows, lw->conv_q_w, lw->conv_q_b, S, M, 3, ws->scratch);
-    k->local_conv(kslot, rows, lw->conv_k_w, lw->conv_k_b, S, M, 3, ws->scratch);
-    k->local_conv(vslot, rows, lw->conv_v_w, lw->conv_v_b, S, M, 1, ws->scratch);
-    memcpy(conv_y, conv_y + d, d * sizeof(float)); /* shift the time window */
-    memcpy(conv_y + d, ws->y, d * sizeof(float));
-    k->attention(ws->sub, ws->q, kcache, vcache, pos + 1, d, H, dh, ws->scores);
-}
-
-/* SPEC §1 FF (dense or sparse) on ws->xn; writes ws->sub. */
-static void ff_sublayer(const struct model_config *c, const struct layer_weights *lw,
-                        struct workspace *ws)
-{
-    const struct kernels *k = ws->k;
-    uint32_t d = c->d_model, F = c->d_ff;
-    if (c->ff == FF_DENSE) {
-        k->dense(ws->hidden, ws->xn, lw->w1, lw->b1, d, F);
-        for (uint32_t i = 0; i < F; i++)
-            ws->hidden[i] = ws->hidden[i] > 0.0f ? ws->hidden[i] : 0.0f;
-        k->dense(ws->sub, ws->hidden, lw->w2, lw->b2, F, d);
-    } else {
-        struct sparse_ff_dims dims = {d, F, c->ff_block, c->ff_rank};
-        k->sparse_ff(ws->sub, ws->xn, lw->ctrl_c1, lw->ctrl_c2, lw->ctrl_cb, lw->w1t, lw->w2,
-                     lw->b2, dims, &ws->ff);
-    }
-}
-
-/* SPEC §3 SRU branch: Dense_o(SRU(Dense_i(LN'(x)))) into ws->sru_out. */
-static void sru_branch(const struct model_config *c, const struct layer_weights *lw,
-                       struct workspace *ws, const float *x, float *state)
-{
-    const struct kernels *k = ws->k;
-    uint32_t d = c->d_model, n = c->sru_units;
-    layernorm(ws->xn, x, lw->sru_ln_g, lw->sru_ln_b, d);
-    k->dense(ws->sru_u, ws->xn, lw->sru_wi, lw->sru_bi, d, n);
-    k->dense(ws->sru_gates, ws->sru_u, lw->sru_w, lw->sru_b, n, 3 * n);
-    sru_step(ws->sru_h, state, ws->sru_u, ws->sru_gates, n);
-    k->dense(ws->sru_out, ws->sru_h, lw->sru_wo, lw->sru_bo, n, d);
 }
 
 void forward_layers(const struct model *m, struct seq_state *s, struct workspace *ws, uint32_t pos,
                     float *x)
 {
     const struct model_config *c = &m->cfg;
+    const struct layer_kinds *kind = &m->kinds;
     uint32_t d = c->d_model;
+    struct sublayer_step step = {
+        .cfg = c, .k = ws->k, .scratch = ws->scratch, .capacity = s->capacity, .pos = pos};
     for (uint32_t l = s->layer_begin; l < s->layer_end; l++) {
         const struct layer_weights *lw = &m->w.layers[l];
-        uint64_t li = l - s->layer_begin;
-        float *kcache = s->k + li * s->capacity * d, *vcache = s->v + li * s->capacity * d;
+        unsigned char *state = s->data + (uint64_t)(l - s->layer_begin) * s->layer_bytes;
         /* x += Attn(LN1(x)) */
-        layernorm(ws->xn, x, lw->ln1_g, lw->ln1_b, d);
-        attention_sublayer(c, lw, ws, kcache, vcache, s->conv_y + li * 2 * d, pos);
+        layernorm(ws->xn, x, view_f32(&lw->ln1_g), view_f32(&lw->ln1_b), d);
+        step.w = lw->attn;
+        step.state = state + s->attn.offset;
+        kind->attn->forward(&step, ws->xn, ws->sub);
         for (uint32_t i = 0; i < d; i++)
             x[i] += ws->sub[i];
         /* x += FF(LN2(x)) [+ Dense_o(SRU(Dense_i(LN'(x))))] */
-        if (c->sru_units) {
-            sru_branch(c, lw, ws, x, s->sru_c + li * (s->sru_n + 1));
-            layernorm(ws->xn, x, lw->ln2_g, lw->ln2_b, d);
-            ff_sublayer(c, lw, ws);
+        if (kind->sru) {
+            step.w = lw->sru;
+            step.state = state + s->sru.offset;
+            kind->sru->forward(&step, x, ws->sru_out);
+        }
+        layernorm(ws->xn, x, view_f32(&lw->ln2_g), view_f32(&lw->ln2_b), d);
+        step.w = lw->ff;
+        step.state = state + s->ff.offset;
+        kind->ff->forward(&step, ws->xn, ws->sub);
+        if (kind->sru) {
             for (uint32_t i = 0; i < d; i++)
                 x[i] += ws->sub[i] + ws->sru_out[i];
         } else {
-            layernorm(ws->xn, x, lw->ln2_g, lw->ln2_b, d);
-            ff_sublayer(c, lw, ws);
             for (uint32_t i = 0; i < d; i++)
                 x[i] += ws->sub[i];
         }
@@ -204,11 +179,8 @@ void forward_layers(const struct model *m, struct seq_state *s, struct workspace
 void forward_head(const struct model *m, struct workspace *ws, const float *x, float *logits)
 {
     const struct model_config *c = &m->cfg;
-    uint32_t d = c->d_model, V = c->vocab_size;
-    layernorm(ws->xn, x, m->w.lnf_g, m->w.lnf_b, d);
-    if (c->out == OUT_DENSE)
-        ws->k->dense(logits, ws->xn, m->w.out_w, m->w.out_b, d, V);
-    else
-        ws->k->mult_dense(logits, ws->xn, m->w.out_g, m->w.out_p, m->w.out_c, d, c->out_modules,
-                          V / c->out_modules, ws->scratch);
+    struct sublayer_step step = {.cfg = c, .k = ws->k, .w = m->w.out, .scratch = ws->scratch};
+    /* logits = Out(LN_f(x)) */
+    layernorm(ws->xn, x, view_f32(&m->w.lnf_g), view_f32(&m->w.lnf_b), c->d_model);
+    m->kinds.out->forward(&step, ws->xn, logits);
 }

@@ -1,12 +1,14 @@
 /*
  * forward: one token through the Scaling Transformer LM (SPEC §3), split in three so a
  * pipeline stage can run only its part: embed (first stage), a range of layers (every
- * stage), head (last stage). Batch 1, decode order: position p follows p-1.
+ * stage), head (last stage). Batch 1, decode order: position p follows p-1. Each sub-layer
+ * runs through its kind's ops (layer_kinds.h), chosen when the model opened.
  *
- * struct seq_state holds one sequence's caches for a layer range (KV cache, the two rows of
- * convolution history, SRU state); struct workspace holds the scratch of one process. Both
- * are allocated once; forward_* allocate nothing and cannot fail — callers check that the
- * position is below the state's capacity.
+ * struct seq_state holds one sequence's state for a layer range (per layer: the attention
+ * kind's part — KV cache, convolution rows —, the FF kind's and the SRU branch's);
+ * struct workspace holds the scratch of one process. Both are allocated once; forward_*
+ * allocate nothing and cannot fail — callers check that the position is below the state's
+ * capacity.
  */
 #ifndef STF_MODEL_FORWARD_H
 #define STF_MODEL_FORWARD_H
@@ -14,37 +16,41 @@
 #include <stdint.h>
 
 #include "kernels/kernels.h"
+#include "model/layer_kinds.h"
 #include "model/model_file.h"
 
+/* Where each sub-layer's part lies in one layer's block of sequence state. */
+struct seq_state_part {
+    uint64_t offset, reset_bytes;
+};
+
 struct seq_state {
-    uint32_t layer_begin, layer_end; /* the layers whose caches this holds */
+    uint32_t layer_begin, layer_end; /* the layers whose state this holds */
     uint32_t capacity;               /* positions the KV cache holds */
-    uint32_t d, sru_n;
-    float *k, *v;  /* (layers, capacity, d) */
-    float *conv_y; /* (layers, 2, d): y_{t-2}, y_{t-1} of the sparse QKV layer */
-    float *sru_c;  /* (layers, n) */
+    uint64_t layer_bytes;            /* one layer's block */
+    struct seq_state_part attn, ff, sru;
+    unsigned char *data; /* (layers, layer_bytes) */
 };
 
 struct workspace {
     const struct kernels *k;
-    float *xn;                        /* (d) normalised input of a sub-layer */
-    float *q, *kn, *vn;               /* (d) query, new key and value */
-    float *att;                       /* (d) merged heads */
-    float *y;                         /* (d) multiplicative layer output of sparse QKV */
-    float *sub;                       /* (d) sub-layer output */
-    float *sru_out;                   /* (d) */
-    float *hidden;                    /* (F) dense FF hidden */
-    float *scores;                    /* (capacity) attention scores */
-    float *scratch;                   /* max(S·d, S_out·d, 9·d) for mult_dense and local_conv */
-    float *sru_u, *sru_gates, *sru_h; /* (n), (3n), (n) */
-    struct sparse_ff_scratch ff;
+    float *xn;      /* (d) normalised input of a sub-layer */
+    float *sub;     /* (d) sub-layer output */
+    float *sru_out; /* (d) SRU branch output */
+    void *scratch;  /* the largest scratch of the model's kinds (they run one at a time) */
 };
+
+/* Bytes of sequence state one layer needs for capacity positions (KV cache and the like):
+ * what seq_state_create allocates per layer, and what a plan counts. */
+uint64_t model_layer_state_bytes(const struct model_config *cfg, uint32_t capacity);
+/* Bytes of a workspace for capacity positions. */
+uint64_t workspace_bytes(const struct model_config *cfg, uint32_t capacity);
 
 enum stf_status seq_state_create(const struct model_config *cfg, uint32_t layer_begin,
                                  uint32_t layer_end, uint32_t capacity, struct seq_state **out,
                                  struct stf_error *err);
-/* Clears the caches for a new sequence (KV content need not be cleared: positions
- * past the current one are never read). */
+/* Clears the state for a new sequence (KV content need not be cleared: positions past the
+ * current one are never read). */
 void seq_state_reset(struct seq_state *s);
 void seq_state_free(struct seq_state *s);
 

@@ -69,6 +69,7 @@ enum stf_status model_create_random(const struct model_config *cfg, uint64_t see
     m->fd = -1;
     m->cfg = *cfg;
     m->sel = *sel;
+    layer_kinds_pick(cfg, &m->kinds, err); /* validated above: cannot fail */
     m->w.layers = calloc(cfg->n_layers, sizeof *m->w.layers);
     int n = model_tensor_list(cfg, NULL, NULL, 0);
     struct tensor_desc *descs = calloc((size_t)n, sizeof *descs);
@@ -83,8 +84,13 @@ enum stf_status model_create_random(const struct model_config *cfg, uint64_t see
     model_init_begin(&ini, seed);
     for (int i = 0; i < n; i++) {
         if (!selected(&descs[i], sel)) continue;
-        uint64_t elems = tensor_desc_elements(&descs[i]);
-        st = file_map_anon(&m->maps[m->n_maps], elems * sizeof(float), err);
+        if (descs[i].dtype != STF_DTYPE_F32) {
+            st = stf_fail(err, STF_ERR_UNSUPPORTED, "tensor %s: random %s weights are not made yet",
+                          descs[i].name, stf_dtype_name(descs[i].dtype));
+            goto fail;
+        }
+        uint64_t elems = tensor_desc_elements(&descs[i]), bytes = tensor_desc_bytes(&descs[i]);
+        st = file_map_anon(&m->maps[m->n_maps], bytes, err);
         if (st) goto fail;
         float *buf = (float *)m->maps[m->n_maps].data;
         m->n_maps++;
@@ -92,8 +98,8 @@ enum stf_status model_create_random(const struct model_config *cfg, uint64_t see
             fill_fast(&descs[i], buf, elems, seed);
         else if ((st = model_init_fill(&ini, &descs[i], buf, 0, elems, err)))
             goto fail;
-        *descs[i].slot = buf;
-        m->mapped_bytes += elems * sizeof(float);
+        *descs[i].slot = (struct tensor_view){buf, descs[i].dtype, bytes};
+        m->mapped_bytes += bytes;
     }
     free(descs);
     *out = m;

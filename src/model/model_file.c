@@ -70,49 +70,55 @@ static void header_decode(const unsigned char in[MODEL_HEADER_SIZE], struct mode
     h->manifest_crc32c = get_u32(in + offsetof(struct model_file_header, manifest_crc32c));
 }
 
-/* ---- config <-> protobuf ---- */
+/* ---- config <-> protobuf (every field of MODEL_CONFIG_FIELDS has the same name there) ---- */
 
 static void config_to_proto(const struct model_config *c, Sparsetf__Model__Config *p)
 {
-    p->arch = (Sparsetf__Model__Architecture)c->arch;
-    p->d_model = c->d_model;
-    p->n_heads = c->n_heads;
-    p->n_layers = c->n_layers;
-    p->d_ff = c->d_ff;
-    p->vocab_size = c->vocab_size;
-    p->max_seq_len = c->max_seq_len;
-    p->ff = (Sparsetf__Model__FFKind)c->ff;
-    p->ff_block = c->ff_block;
-    p->ff_rank = c->ff_rank;
-    p->attn = (Sparsetf__Model__AttnKind)c->attn;
-    p->qkv_modules = c->qkv_modules;
-    p->out = (Sparsetf__Model__OutKind)c->out;
-    p->out_modules = c->out_modules;
-    p->sru_units = c->sru_units;
-    p->bos_id = c->bos_id;
-    p->eos_id = c->eos_id;
+#define TO_U32(name, min, max, comment) p->name = c->name;
+/* through uint32_t: the proto enums and ours have the same values, not the same type */
+#define TO_ENUM(name, type, choices, comment) p->name = (uint32_t)c->name;
+    MODEL_CONFIG_FIELDS(TO_U32, TO_ENUM)
+#undef TO_U32
+#undef TO_ENUM
 }
 
+/* Out-of-range enum values are kept as they are: model_config_validate names the field. */
 static void config_from_proto(const Sparsetf__Model__Config *p, struct model_config *c)
 {
     memset(c, 0, sizeof *c);
-    c->arch = (enum model_arch)p->arch;
-    c->d_model = p->d_model;
-    c->n_heads = p->n_heads;
-    c->n_layers = p->n_layers;
-    c->d_ff = p->d_ff;
-    c->vocab_size = p->vocab_size;
-    c->max_seq_len = p->max_seq_len;
-    c->ff = (enum ff_kind)p->ff;
-    c->ff_block = p->ff_block;
-    c->ff_rank = p->ff_rank;
-    c->attn = (enum attn_kind)p->attn;
-    c->qkv_modules = p->qkv_modules;
-    c->out = (enum out_kind)p->out;
-    c->out_modules = p->out_modules;
-    c->sru_units = p->sru_units;
-    c->bos_id = p->bos_id;
-    c->eos_id = p->eos_id;
+#define FROM_U32(name, min, max, comment)       c->name = p->name;
+#define FROM_ENUM(name, type, choices, comment) c->name = (type)(uint32_t)p->name;
+    MODEL_CONFIG_FIELDS(FROM_U32, FROM_ENUM)
+#undef FROM_U32
+#undef FROM_ENUM
+}
+
+/* ---- dtype <-> protobuf ---- */
+
+static const struct {
+    Sparsetf__Model__DType proto;
+    enum stf_dtype dtype;
+} dtype_map[] = {
+    {SPARSETF__MODEL__DTYPE__DTYPE_F32, STF_DTYPE_F32},
+    {SPARSETF__MODEL__DTYPE__DTYPE_U8, STF_DTYPE_U8},
+};
+
+static Sparsetf__Model__DType dtype_to_proto(enum stf_dtype t)
+{
+    for (size_t i = 0; i < sizeof dtype_map / sizeof dtype_map[0]; i++)
+        if (dtype_map[i].dtype == t) return dtype_map[i].proto;
+    return SPARSETF__MODEL__DTYPE__DTYPE_INVALID;
+}
+
+/* false when the file's dtype has no counterpart in this build */
+static bool dtype_from_proto(Sparsetf__Model__DType p, enum stf_dtype *t)
+{
+    for (size_t i = 0; i < sizeof dtype_map / sizeof dtype_map[0]; i++)
+        if (dtype_map[i].proto == p) {
+            *t = dtype_map[i].dtype;
+            return true;
+        }
+    return false;
 }
 
 static uint64_t align_up(uint64_t x, uint64_t a)
@@ -160,6 +166,12 @@ enum stf_status model_write(const char *path, const struct model_config *cfg,
         goto fail;
     }
     model_tensor_list(cfg, NULL, descs, n);
+    for (int i = 0; i < n; i++)
+        if (descs[i].dtype != STF_DTYPE_F32) { /* the fill callback produces floats */
+            st = stf_fail(err, STF_ERR_UNSUPPORTED, "%s: tensor %s: cannot write dtype %s yet",
+                          path, descs[i].name, stf_dtype_name(descs[i].dtype));
+            goto fail;
+        }
 
     Sparsetf__Model__Config pcfg = SPARSETF__MODEL__CONFIG__INIT;
     config_to_proto(cfg, &pcfg);
@@ -177,13 +189,13 @@ enum stf_status model_write(const char *path, const struct model_config *cfg,
         t->shape = &shapes[4 * i];
         if (i < n) {
             t->name = descs[i].name;
-            t->dtype = SPARSETF__MODEL__DTYPE__DTYPE_F32;
+            t->dtype = dtype_to_proto(descs[i].dtype);
             t->n_shape = (size_t)descs[i].rank;
             memcpy(t->shape, descs[i].shape, sizeof descs[i].shape);
-            t->nbytes = tensor_desc_elements(&descs[i]) * sizeof(float);
+            t->nbytes = tensor_desc_bytes(&descs[i]);
         } else {
             t->name = (char *)MODEL_TOKENIZER_TENSOR;
-            t->dtype = SPARSETF__MODEL__DTYPE__DTYPE_U8;
+            t->dtype = dtype_to_proto(STF_DTYPE_U8);
             t->n_shape = 1;
             t->shape[0] = opts->tokenizer_len;
             t->nbytes = opts->tokenizer_len;
@@ -418,7 +430,8 @@ static bool group_selected(const struct tensor_desc *t, const struct model_selec
 
 struct map_request {
     uint64_t offset, nbytes;
-    const float **slot; /* tensor view to bind, or NULL for the tokenizer */
+    struct tensor_view *slot; /* tensor view to bind, or NULL for the tokenizer */
+    enum stf_dtype dtype;
     const char *name;
     uint32_t crc;
 };
@@ -451,6 +464,7 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
     }
     st = read_manifest(m->fd, path, &m->file_size, &man, &m->cfg, err);
     if (st) goto fail;
+    if ((st = layer_kinds_pick(&m->cfg, &m->kinds, err))) goto fail; /* validated: cannot fail */
     const struct model_config *c = &m->cfg;
     snprintf(m->name, sizeof m->name, "%s", man->name ? man->name : "");
     snprintf(m->generator, sizeof m->generator, "%s", man->generator ? man->generator : "");
@@ -494,14 +508,17 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
             goto fail;
         }
         if (strcmp(tname, MODEL_TOKENIZER_TENSOR) == 0) {
-            if (t->dtype != SPARSETF__MODEL__DTYPE__DTYPE_U8 || have_tokenizer) {
+            enum stf_dtype tok_dtype;
+            if (!dtype_from_proto(t->dtype, &tok_dtype) || tok_dtype != STF_DTYPE_U8 ||
+                have_tokenizer) {
                 st = stf_fail(err, STF_ERR_FORMAT, "%s: tensor %s: must appear once with dtype u8",
                               path, tname);
                 goto fail;
             }
             have_tokenizer = true;
             if (m->sel.embed)
-                reqs[n_req++] = (struct map_request){t->offset, t->nbytes, NULL, tname, t->crc32c};
+                reqs[n_req++] = (struct map_request){t->offset,    t->nbytes, NULL,
+                                                     STF_DTYPE_U8, tname,     t->crc32c};
             continue;
         }
         struct tensor_desc key;
@@ -521,9 +538,13 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
             goto fail;
         }
         seen[di] = true;
-        if (t->dtype != SPARSETF__MODEL__DTYPE__DTYPE_F32) {
-            st = stf_fail(err, STF_ERR_UNSUPPORTED, "%s: tensor %s: dtype %d, expected f32 (%d)",
-                          path, tname, (int)t->dtype, (int)SPARSETF__MODEL__DTYPE__DTYPE_F32);
+        enum stf_dtype dtype;
+        bool known = dtype_from_proto(t->dtype, &dtype);
+        if (!known || dtype != d->dtype) {
+            st = stf_fail(err, STF_ERR_UNSUPPORTED, "%s: tensor %s: dtype %d%s%s%s, expected %s",
+                          path, tname, (int)t->dtype, known ? " (" : "",
+                          known ? stf_dtype_name(dtype) : "", known ? ")" : "",
+                          stf_dtype_name(d->dtype));
             goto fail;
         }
         bool shape_ok = t->n_shape == (size_t)d->rank;
@@ -542,14 +563,15 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
                           path, tname, got, want);
             goto fail;
         }
-        if (t->nbytes != tensor_desc_elements(d) * sizeof(float)) {
+        if (t->nbytes != tensor_desc_bytes(d)) {
             st = stf_fail(err, STF_ERR_FORMAT, "%s: tensor %s: nbytes %llu, expected %llu", path,
                           tname, (unsigned long long)t->nbytes,
-                          (unsigned long long)(tensor_desc_elements(d) * sizeof(float)));
+                          (unsigned long long)tensor_desc_bytes(d));
             goto fail;
         }
         if (group_selected(d, &m->sel))
-            reqs[n_req++] = (struct map_request){t->offset, t->nbytes, d->slot, tname, t->crc32c};
+            reqs[n_req++] =
+                (struct map_request){t->offset, t->nbytes, d->slot, dtype, tname, t->crc32c};
     }
     for (int i = 0; i < n; i++) {
         if (!seen[i]) {
@@ -585,7 +607,7 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
                 goto fail;
             }
             if (reqs[k].slot) {
-                *reqs[k].slot = (const float *)p;
+                *reqs[k].slot = (struct tensor_view){p, reqs[k].dtype, reqs[k].nbytes};
             } else {
                 m->tokenizer = p;
                 m->tokenizer_len = reqs[k].nbytes;

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "model/config.h"
+#include "model/layer_kinds.h"
 #include "model/weights.h"
 #include "util/mem.h"
 #include "util/status.h"
@@ -49,6 +50,7 @@ struct model_select {
 struct model {
     char *path;
     struct model_config cfg;
+    struct layer_kinds kinds; /* the config's sub-layer kinds, picked at open */
     struct model_weights w;
     struct model_select sel;
     char name[128];
@@ -72,7 +74,7 @@ void model_close(struct model *m);
 enum stf_status model_read_config(const char *path, struct model_config *cfg,
                                   struct stf_error *err);
 
-/* Fills count elements starting at element `start` of tensor t. */
+/* Fills count elements starting at element `start` of tensor t (an f32 tensor). */
 typedef enum stf_status (*model_fill_fn)(void *ctx, const struct tensor_desc *t, float *buf,
                                          uint64_t start, uint64_t count, struct stf_error *err);
 /* Called after each chunk with bytes written so far and the total. */

@@ -1,58 +1,54 @@
 /*
- * weights: the model's parameters as read-only views (SPEC §1-§3), and the one table that
- * names every tensor, its shape and how the generator initialises it.
+ * weights: the model's parameters as typed read-only views (SPEC §1-§3), and the list that
+ * names every tensor of a config, its shape, dtype, initialisation and per-token cost.
  *
- * The pointers borrow from the memory map owned by struct model (model_file.h) and are valid
- * until model_close. A pointer is NULL when its tensor does not exist in this config or lies
- * outside the mapped layer range.
+ * The tensors of each sub-layer come from its kind's own list (layer_kinds.h): the views
+ * of, say, the attention sub-layer are lw->attn[0..n) in the order that kind lists them,
+ * so a new kind brings its tensors without touching this header. The views borrow from the
+ * memory map owned by struct model (model_file.h) and are valid until model_close; a view's
+ * data is NULL when its tensor does not exist in this config or lies outside the mapped
+ * layer range.
  */
 #ifndef STF_MODEL_WEIGHTS_H
 #define STF_MODEL_WEIGHTS_H
 
+#include <assert.h>
 #include <stdint.h>
 
 #include "model/config.h"
+#include "util/dtype.h"
+
+/* A typed view of one tensor's bytes. */
+struct tensor_view {
+    const void *data; /* borrowed, 64-byte aligned; NULL when not mapped */
+    enum stf_dtype dtype;
+    uint64_t nbytes;
+};
+
+/* The data of an f32 view. Today every weight is f32 (the loader checks it against the
+ * tensor list); a kind that gains a quantised kernel picks it by v->dtype instead. */
+static inline const float *view_f32(const struct tensor_view *v)
+{
+    assert(v->dtype == STF_DTYPE_F32);
+    return (const float *)v->data;
+}
+
+#define KIND_MAX_TENSORS 16 /* tensors one sub-layer kind may list */
 
 struct layer_weights {
-    const float *ln1_g, *ln1_b; /* (d) pre-attention LayerNorm */
-    /* dense attention (SPEC §2) */
-    const float *wq, *bq; /* (d, d), (d) */
-    const float *wk, *bk; /* (d, d), (d) */
-    const float *wv, *bv; /* (d, d), (d) */
-    const float *wo, *bo; /* (d, d), (d) */
-    /* sparse QKV (SPEC §2): multiplicative layer with O = d, then three local convolutions */
-    const float *mult_g;              /* (S, d) per-module scales of x */
-    const float *mult_p;              /* (d, M) shared projection, M = d / S */
-    const float *mult_c;              /* (d) bias, module-major */
-    const float *conv_q_w, *conv_q_b; /* (3, 3, M, M), (M) */
-    const float *conv_k_w, *conv_k_b; /* (3, 3, M, M), (M) */
-    const float *conv_v_w, *conv_v_b; /* (3, 1, M, M), (M) */
-    const float *ln2_g, *ln2_b;       /* (d) pre-FF LayerNorm */
-    /* dense FF */
-    const float *w1, *b1; /* (d, F), (F) */
-    /* sparse FF controller */
-    const float *ctrl_c1; /* (d, r) */
-    const float *ctrl_c2; /* (r, F) */
-    const float *ctrl_cb; /* (F) */
-    const float *w1t;     /* (F, d): W1 transposed, one row per FF unit */
-    /* both FF kinds */
-    const float *w2, *b2; /* (F, d): one row per FF unit; (d) */
-    /* SRU branch (SPEC §3), n units */
-    const float *sru_ln_g, *sru_ln_b; /* (d) */
-    const float *sru_wi, *sru_bi;     /* (d, n), (n)  Dense_i */
-    const float *sru_w, *sru_b;       /* (n, 3n), (3n)  [r~, f~, y~] */
-    const float *sru_wo, *sru_bo;     /* (n, d), (d)  Dense_o */
+    struct tensor_view ln1_g, ln1_b;           /* (d) pre-attention LayerNorm */
+    struct tensor_view attn[KIND_MAX_TENSORS]; /* the attention kind's tensors */
+    struct tensor_view ln2_g, ln2_b;           /* (d) pre-FF LayerNorm */
+    struct tensor_view ff[KIND_MAX_TENSORS];   /* the FF kind's tensors */
+    struct tensor_view sru[KIND_MAX_TENSORS];  /* the SRU branch's (sru_units > 0) */
 };
 
 struct model_weights {
-    const float *embed;           /* (V, d) token embedding */
-    const float *pos;             /* (T, d) learned positional embedding */
-    const float *lnf_g, *lnf_b;   /* (d) final LayerNorm */
-    const float *out_w, *out_b;   /* (d, V), (V) dense output */
-    const float *out_g;           /* (S_out, d) multiplicative output */
-    const float *out_p;           /* (d, V / S_out) */
-    const float *out_c;           /* (V) */
-    struct layer_weights *layers; /* n_layers entries, owned by struct model */
+    struct tensor_view embed;                 /* (V, d) token embedding */
+    struct tensor_view pos;                   /* (T, d) learned positional embedding */
+    struct tensor_view lnf_g, lnf_b;          /* (d) final LayerNorm */
+    struct tensor_view out[KIND_MAX_TENSORS]; /* the output kind's tensors */
+    struct layer_weights *layers;             /* n_layers entries, owned by struct model */
 };
 
 enum tensor_init {
@@ -65,23 +61,50 @@ enum tensor_init {
 enum tensor_group { GROUP_EMBED, GROUP_LAYER, GROUP_HEAD };
 
 struct tensor_desc {
-    char name[48];
+    char name[48]; /* full name in the file, e.g. "layers.3.ff.w1t" */
     enum tensor_group group;
     int layer; /* for GROUP_LAYER */
     int rank;
-    uint64_t shape[4];
+    uint64_t shape[4]; /* shape[0] is the row axis: a row is the rest, contiguous */
+    enum stf_dtype dtype;
     enum tensor_init init;
     float scale;
-    const float **slot; /* where the loader stores the view (NULL when listing only) */
+    /* per-token cost: rows_read of the shape[0] rows are read for one token (all of them
+     * unless the kind is sparse), and each element read takes part in `uses` multiply-adds
+     * (1 for a matrix, S for one shared by S modules, 0 for biases and element-wise gains) */
+    uint64_t rows_read;
+    uint32_t uses;
+    struct tensor_view *slot; /* where the loader stores the view (NULL when listing only) */
 };
 
 /* Lists every tensor the config needs, in file order: embed, pos, layers 0..L-1, head.
  * When w is non-NULL, w->layers must hold cfg->n_layers entries and each desc's slot points
- * into w. Returns the count, or -1 if max is too small (call with max 0 to count). */
+ * into w. Returns the count, or -1 if max is too small (call with max 0 to count). The
+ * config must be valid (model_config_validate). */
 int model_tensor_list(const struct model_config *cfg, struct model_weights *w,
                       struct tensor_desc *out, int max);
 
 uint64_t tensor_desc_elements(const struct tensor_desc *t);
+/* Stored bytes (from the dtype: rows x the bytes of one row). */
+uint64_t tensor_desc_bytes(const struct tensor_desc *t);
+/* Bytes one token reads, and the multiply-adds it takes part in. */
+uint64_t tensor_desc_read_bytes(const struct tensor_desc *t);
+uint64_t tensor_desc_macs(const struct tensor_desc *t);
+
+/* Per-token figures of one layer and of the output layer (final norm included), summed
+ * from the tensor list: weight bytes read (SPEC §5's counting) and multiply-adds (attention
+ * over the cache not counted). With them, bytes / bandwidth + 2 * macs / flops estimates a
+ * token's time. model_layer_bytes is what a layer stores. */
+uint64_t model_layer_read_bytes(const struct model_config *cfg);
+uint64_t model_layer_macs(const struct model_config *cfg);
+uint64_t model_layer_bytes(const struct model_config *cfg);
+uint64_t model_head_read_bytes(const struct model_config *cfg);
+uint64_t model_head_macs(const struct model_config *cfg);
+
+/* The view of the tensor named `name` (as in the file), or NULL: for tests and tools (it
+ * lists the tensors, so it allocates). */
+const struct tensor_view *model_weights_find(const struct model_config *cfg,
+                                             struct model_weights *w, const char *name);
 
 /* The name of the embedded tokenizer blob (dtype u8) in a model file. */
 #define MODEL_TOKENIZER_TENSOR "tokenizer.model"

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/forward.h"
 #include "model/weights.h"
 
 /* Bytes per group from the model's own tensor table: embed (with positions), each layer,
@@ -19,7 +20,7 @@ static enum stf_status count_bytes(const struct model_config *cfg, uint64_t *emb
     *embed = *head = 0;
     memset(layer_bytes, 0, cfg->n_layers * sizeof *layer_bytes);
     for (int i = 0; i < n; i++) {
-        uint64_t b = tensor_desc_elements(&t[i]) * sizeof(float);
+        uint64_t b = tensor_desc_bytes(&t[i]);
         if (t[i].group == GROUP_EMBED)
             *embed += b;
         else if (t[i].group == GROUP_HEAD)
@@ -38,14 +39,6 @@ static enum stf_status count_bytes(const struct model_config *cfg, uint64_t *emb
 static uint64_t est_ps(uint64_t bytes, uint64_t macs)
 {
     return (uint64_t)(1e12 * ((double)bytes / PLAN_BYTES_PER_S + (double)macs / PLAN_MACS_PER_S));
-}
-
-/* Per slot and layer: K and V (capacity x d each), two rows of convolution history, the
- * SRU state (forward.h, struct seq_state). */
-static uint64_t cache_bytes_per_layer(const struct model_config *cfg, uint32_t capacity)
-{
-    uint64_t d = cfg->d_model;
-    return 4 * (2 * (uint64_t)capacity * d + 2 * d + cfg->sru_units);
 }
 
 enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint32_t n_slots,
@@ -76,9 +69,8 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
     }
     if ((st = count_bytes(cfg, &embed, &head, lb, err))) goto fail;
     /* load[]: what is balanced per layer; fixed0: rank 0's extra load */
-    const uint64_t layer_ps =
-        est_ps(model_config_layer_read_bytes(cfg), model_config_layer_macs(cfg));
-    const uint64_t head_ps = est_ps(model_config_head_read_bytes(cfg), model_config_head_macs(cfg));
+    const uint64_t layer_ps = est_ps(model_layer_read_bytes(cfg), model_layer_macs(cfg));
+    const uint64_t head_ps = est_ps(model_head_read_bytes(cfg), model_head_macs(cfg));
     uint64_t fixed0 = balance == PLAN_BALANCE_TIME ? head_ps : embed + head;
     weight_prefix = calloc(L + 1, sizeof *weight_prefix);
     if (!weight_prefix) {
@@ -130,11 +122,10 @@ enum stf_status plan_make(const struct model_config *cfg, uint32_t n_ranks, uint
     out->max_rows = max_rows;
     out->model_bytes = embed + head + weight_prefix[L];
     out->balance = balance;
-    uint64_t per_layer_cache = cache_bytes_per_layer(cfg, capacity) * n_slots;
+    uint64_t per_layer_cache = model_layer_state_bytes(cfg, capacity) * n_slots;
     /* frames: a receive buffer, a decoder arena (2x) and send buffers (rank 0 keeps 4) */
     uint64_t frame = (uint64_t)max_rows * cfg->d_model * 4 + 4096;
-    uint64_t ws = 4 * ((uint64_t)cfg->d_model * 16 + cfg->d_ff + capacity +
-                       (uint64_t)cfg->d_model * (cfg->out_modules + cfg->qkv_modules + 9));
+    uint64_t ws = workspace_bytes(cfg, capacity);
     uint32_t j = 0;
     for (uint32_t r = 0; r < R; r++) {
         uint32_t e = CUT(r, j);

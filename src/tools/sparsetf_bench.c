@@ -145,13 +145,7 @@ static void bench_model_build(struct bench_model *b, const char *size, const str
     if (model_config_parse(&dn, model_preset_text(dense_name), dense_name, &err)) die(&err);
     /* the slice must be much larger than the last-level cache or the weights stay cached */
     struct model_config one = variant_config(size, v, 1);
-    uint64_t layer_bytes = 0;
-    int n = model_tensor_list(&one, NULL, NULL, 0);
-    struct tensor_desc *d = calloc((size_t)n, sizeof *d);
-    model_tensor_list(&one, NULL, d, n);
-    for (int i = 0; i < n; i++)
-        if (d[i].group == GROUP_LAYER) layer_bytes += tensor_desc_elements(&d[i]) * 4;
-    free(d);
+    uint64_t layer_bytes = model_layer_bytes(&one);
     b->slice = 1;
     while ((uint64_t)b->slice * layer_bytes < (uint64_t)(o->stream_mb * 1e6) && b->slice < 8)
         b->slice++;
@@ -225,8 +219,8 @@ static void row_fill(struct row *r, const char *size, const struct bench_model *
     r->block_lo = 1e3 * tb[0];
     r->block_hi = 1e3 * tb[n - 1];
     r->token_ms = r->full_layers * r->block_ms + r->head_ms;
-    r->bytes_block = (double)model_config_layer_read_bytes(&b->cfg);
-    r->bytes_head = (double)model_config_head_read_bytes(&b->cfg);
+    r->bytes_block = (double)model_layer_read_bytes(&b->cfg);
+    r->bytes_head = (double)model_head_read_bytes(&b->cfg);
     r->gbs_block = r->bytes_block / (r->block_ms * 1e-3) / 1e9;
     r->block_x = r->token_x = 1.0;
 }

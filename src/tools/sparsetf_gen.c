@@ -200,7 +200,7 @@ int main(int argc, char **argv)
     }
     model_tensor_list(&cfg, NULL, descs, n);
     for (int i = 0; i < n; i++)
-        bytes += tensor_desc_elements(&descs[i]) * sizeof(float);
+        bytes += tensor_desc_bytes(&descs[i]);
     free(descs);
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", out);

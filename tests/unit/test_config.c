@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "model/config.h"
+#include "model/weights.h"
 
 static struct model_config from_preset(const char *name)
 {
@@ -46,7 +47,7 @@ static void test_config_read_bytes_match_spec(void **state)
                  {"800m-sparse", 4.2e6, 0.05}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct model_config c = from_preset(cases[i].name);
-        double got = (double)model_config_layer_read_bytes(&c);
+        double got = (double)model_layer_read_bytes(&c);
         double rel = got / cases[i].spec_bytes - 1.0;
         if (rel < 0) rel = -rel;
         if (rel > cases[i].tol)

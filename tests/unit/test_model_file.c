@@ -176,14 +176,17 @@ static void test_model_file_round_trip_values(void **state)
     model_tensor_list(&m->cfg, &m->w, a, n);
     model_tensor_list(&mem->cfg, &mem->w, b, n);
     for (int i = 0; i < n; i++) {
-        assert_non_null(*a[i].slot);
-        assert_true(((uintptr_t)*a[i].slot) % 64 == 0); /* SIMD-aligned views */
-        assert_memory_equal(*a[i].slot, *b[i].slot, tensor_desc_elements(&a[i]) * 4);
+        assert_non_null(a[i].slot->data);
+        assert_true(((uintptr_t)a[i].slot->data) % 64 == 0); /* SIMD-aligned views */
+        assert_int_equal(a[i].slot->dtype, STF_DTYPE_F32);
+        assert_int_equal(a[i].slot->nbytes, tensor_desc_elements(&a[i]) * 4);
+        assert_memory_equal(a[i].slot->data, b[i].slot->data, a[i].slot->nbytes);
     }
     /* LayerNorm gains start near 1, the position table is sin/cos */
-    assert_true(m->w.layers[0].ln1_g[0] > 0.5f && m->w.layers[0].ln1_g[0] < 1.5f);
-    assert_float_equal(m->w.pos[1 * 64 + 0], 0.8414709848, 1e-6); /* sin(1) */
-    assert_float_equal(m->w.pos[1 * 64 + 1], 0.5403023059, 1e-6); /* cos(1) */
+    const float *ln1_g = view_f32(&m->w.layers[0].ln1_g), *pos = view_f32(&m->w.pos);
+    assert_true(ln1_g[0] > 0.5f && ln1_g[0] < 1.5f);
+    assert_float_equal(pos[1 * 64 + 0], 0.8414709848, 1e-6); /* sin(1) */
+    assert_float_equal(pos[1 * 64 + 1], 0.5403023059, 1e-6); /* cos(1) */
     free(a), free(b);
     model_close(mem);
     model_close(m);
@@ -199,17 +202,18 @@ static void test_model_file_maps_only_selected_layers(void **state)
     struct stf_error err = {0};
     struct model_select sel = {1, 2, false, false};
     assert_int_equal(model_open(path, &sel, 0, &m, &err), STF_OK);
-    assert_null(m->w.embed);
-    assert_null(m->w.out_g);
+    assert_null(m->w.embed.data);
+    assert_null(model_weights_find(&m->cfg, &m->w, "out.g")->data);
     assert_null(m->tokenizer);
-    assert_null(m->w.layers[0].w1t);
-    assert_non_null(m->w.layers[1].w1t);
+    assert_null(model_weights_find(&m->cfg, &m->w, "layers.0.ff.w1t")->data);
+    assert_non_null(model_weights_find(&m->cfg, &m->w, "layers.1.ff.w1t")->data);
     int n = model_tensor_list(&m->cfg, NULL, NULL, 0);
     struct tensor_desc *d = calloc((size_t)n, sizeof *d);
     model_tensor_list(&m->cfg, NULL, d, n);
     uint64_t want = 0;
     for (int i = 0; i < n; i++)
         if (d[i].group == GROUP_LAYER && d[i].layer == 1) want += tensor_desc_elements(&d[i]) * 4;
+    assert_int_equal(want, model_layer_bytes(&m->cfg));
     assert_int_equal(m->mapped_bytes, want);
     free(d);
     model_close(m);

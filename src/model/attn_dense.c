@@ -1,0 +1,90 @@
+/*
+ * attn_dense: the baseline attention sub-layer (SPEC §2 "Dense"):
+ *   q, k, v = x·Wq + bq, x·Wk + bk, x·Wv + bv   split into H heads of dh (head-major)
+ *   o = causal softmax attention of q over the sequence's KV cache, scale 1/sqrt(dh)
+ *   out = o·Wo + bo
+ * State per sequence and layer: the KV cache, K (capacity, d) then V (capacity, d).
+ */
+#include <math.h>
+
+#include "model/layer_kinds.h"
+
+enum { WQ, BQ, WK, BK, WV, BV, WO, BO, N_TENSORS };
+
+static int tensors(const struct model_config *c, struct tensor_desc *t)
+{
+    uint64_t d = c->d_model;
+    float s = (float)(1.0 / sqrt((double)d));
+    kind_tensor(&t[WQ], "attn.wq", INIT_NORMAL, s, 2, d, d);
+    kind_tensor(&t[BQ], "attn.bq", INIT_NORMAL, KIND_BIAS_SCALE, 1, d);
+    kind_tensor(&t[WK], "attn.wk", INIT_NORMAL, s, 2, d, d);
+    kind_tensor(&t[BK], "attn.bk", INIT_NORMAL, KIND_BIAS_SCALE, 1, d);
+    kind_tensor(&t[WV], "attn.wv", INIT_NORMAL, s, 2, d, d);
+    kind_tensor(&t[BV], "attn.bv", INIT_NORMAL, KIND_BIAS_SCALE, 1, d);
+    kind_tensor(&t[WO], "attn.wo", INIT_NORMAL, s, 2, d, d);
+    kind_tensor(&t[BO], "attn.bo", INIT_NORMAL, KIND_BIAS_SCALE, 1, d);
+    return N_TENSORS;
+}
+
+struct scratch {
+    float *q;      /* (d) query */
+    float *att;    /* (d) merged heads */
+    float *scores; /* (capacity) */
+};
+
+static uint64_t scratch_layout(const struct model_config *c, uint32_t capacity, void *base,
+                               struct scratch *s)
+{
+    struct carve cv = {base, 0};
+    s->q = carve_take(&cv, c->d_model * sizeof(float));
+    s->att = carve_take(&cv, c->d_model * sizeof(float));
+    s->scores = carve_take(&cv, (uint64_t)capacity * sizeof(float));
+    return cv.used;
+}
+
+struct state {
+    float *k, *v; /* (capacity, d) each */
+};
+
+static uint64_t state_layout(const struct model_config *c, uint32_t capacity, void *base,
+                             struct state *s)
+{
+    struct carve cv = {base, 0};
+    s->k = carve_take(&cv, (uint64_t)capacity * c->d_model * sizeof(float));
+    s->v = carve_take(&cv, (uint64_t)capacity * c->d_model * sizeof(float));
+    return cv.used;
+}
+
+static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity)
+{
+    struct scratch sc;
+    struct state st;
+    return (struct sublayer_sizes){.state_bytes = state_layout(c, capacity, NULL, &st),
+                                   .reset_bytes = 0,
+                                   .scratch_bytes = scratch_layout(c, capacity, NULL, &sc)};
+}
+
+static void forward(const struct sublayer_step *s, const float *x, float *out)
+{
+    const struct kernels *k = s->k;
+    const struct tensor_view *w = s->w;
+    uint32_t d = s->cfg->d_model, H = s->cfg->n_heads, dh = d / H;
+    struct scratch sc;
+    struct state st;
+    scratch_layout(s->cfg, s->capacity, s->scratch, &sc);
+    state_layout(s->cfg, s->capacity, s->state, &st);
+    float *kslot = st.k + (uint64_t)s->pos * d, *vslot = st.v + (uint64_t)s->pos * d;
+    k->dense(sc.q, x, view_f32(&w[WQ]), view_f32(&w[BQ]), d, d);
+    k->dense(kslot, x, view_f32(&w[WK]), view_f32(&w[BK]), d, d);
+    k->dense(vslot, x, view_f32(&w[WV]), view_f32(&w[BV]), d, d);
+    k->attention(sc.att, sc.q, st.k, st.v, s->pos + 1, d, H, dh, sc.scores);
+    k->dense(out, sc.att, view_f32(&w[WO]), view_f32(&w[BO]), d, d);
+}
+
+const struct sublayer_kind attn_dense = {
+    .name = "dense",
+    .tensors = tensors,
+    .validate = NULL,
+    .sizes = sizes,
+    .forward = forward,
+};

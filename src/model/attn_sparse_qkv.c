@@ -1,0 +1,122 @@
+/*
+ * attn_sparse_qkv: the Sparse QKV attention sub-layer (SPEC §2), S modules of M = d / S:
+ *   y = mult_dense(x)                 SPEC §1 multiplicative layer with O = d
+ *   q = conv3x3(y_{t-2}, y_{t-1}, y_t), k = conv3x3(same), v = conv3x1(same)
+ *   out = causal softmax attention of q over the KV cache — no output projection
+ * State per sequence and layer: the two previous rows of y (zero when a sequence starts),
+ * then the KV cache, K (capacity, d) and V (capacity, d).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "model/layer_kinds.h"
+
+enum { MULT_G, MULT_P, MULT_C, CONV_Q_W, CONV_Q_B, CONV_K_W, CONV_K_B, CONV_V_W, CONV_V_B, N_T };
+
+static int tensors(const struct model_config *c, struct tensor_desc *t)
+{
+    uint64_t d = c->d_model, S = c->qkv_modules, M = d / S;
+    float s33 = (float)(1.0 / sqrt(9.0 * (double)M)), s31 = (float)(1.0 / sqrt(3.0 * (double)M));
+    /* G scales x per module (element-wise); P and the convolution kernels serve all S
+     * modules, so each weight read takes part in S multiply-adds */
+    kind_tensor(&t[MULT_G], "attn.mult.g", INIT_NORMAL, 1.0f, 2, S, d)->uses = 0;
+    kind_tensor(&t[MULT_P], "attn.mult.p", INIT_NORMAL, (float)(1.0 / sqrt((double)d)), 2, d, M)
+        ->uses = (uint32_t)S;
+    kind_tensor(&t[MULT_C], "attn.mult.c", INIT_NORMAL, KIND_BIAS_SCALE, 1, d);
+    kind_tensor(&t[CONV_Q_W], "attn.conv_q.w", INIT_NORMAL, s33, 4, (uint64_t)3, (uint64_t)3, M, M)
+        ->uses = (uint32_t)S;
+    kind_tensor(&t[CONV_Q_B], "attn.conv_q.b", INIT_NORMAL, KIND_BIAS_SCALE, 1, M);
+    kind_tensor(&t[CONV_K_W], "attn.conv_k.w", INIT_NORMAL, s33, 4, (uint64_t)3, (uint64_t)3, M, M)
+        ->uses = (uint32_t)S;
+    kind_tensor(&t[CONV_K_B], "attn.conv_k.b", INIT_NORMAL, KIND_BIAS_SCALE, 1, M);
+    kind_tensor(&t[CONV_V_W], "attn.conv_v.w", INIT_NORMAL, s31, 4, (uint64_t)3, (uint64_t)1, M, M)
+        ->uses = (uint32_t)S;
+    kind_tensor(&t[CONV_V_B], "attn.conv_v.b", INIT_NORMAL, KIND_BIAS_SCALE, 1, M);
+    return N_T;
+}
+
+static enum stf_status validate(const struct model_config *c, struct stf_error *err)
+{
+    if (c->qkv_modules == 0 || c->d_model % c->qkv_modules != 0)
+        return stf_fail(err, STF_ERR_FORMAT, "config: qkv_modules (%u) must divide d_model (%u)",
+                        c->qkv_modules, c->d_model);
+    return STF_OK;
+}
+
+struct scratch {
+    float *q;      /* (d) query */
+    float *y;      /* (d) multiplicative layer output, (S, M) module-major */
+    float *scores; /* (capacity) */
+    float *work;   /* max(S·d, 9·d): mult_dense's and local_conv's own scratch */
+};
+
+static uint64_t scratch_layout(const struct model_config *c, uint32_t capacity, void *base,
+                               struct scratch *s)
+{
+    uint64_t d = c->d_model, S = c->qkv_modules;
+    struct carve cv = {base, 0};
+    s->q = carve_take(&cv, d * sizeof(float));
+    s->y = carve_take(&cv, d * sizeof(float));
+    s->scores = carve_take(&cv, (uint64_t)capacity * sizeof(float));
+    s->work = carve_take(&cv, (S > 9 ? S : 9) * d * sizeof(float));
+    return cv.used;
+}
+
+struct state {
+    float *conv_y; /* (2, d): y_{t-2}, y_{t-1} */
+    float *k, *v;  /* (capacity, d) each */
+};
+
+static uint64_t state_layout(const struct model_config *c, uint32_t capacity, void *base,
+                             struct state *s, uint64_t *reset_bytes)
+{
+    uint64_t d = c->d_model;
+    struct carve cv = {base, 0};
+    s->conv_y = carve_take(&cv, 2 * d * sizeof(float));
+    *reset_bytes = cv.used;
+    s->k = carve_take(&cv, (uint64_t)capacity * d * sizeof(float));
+    s->v = carve_take(&cv, (uint64_t)capacity * d * sizeof(float));
+    return cv.used;
+}
+
+static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity)
+{
+    struct scratch sc;
+    struct state st;
+    struct sublayer_sizes z;
+    z.state_bytes = state_layout(c, capacity, NULL, &st, &z.reset_bytes);
+    z.scratch_bytes = scratch_layout(c, capacity, NULL, &sc);
+    return z;
+}
+
+static void forward(const struct sublayer_step *s, const float *x, float *out)
+{
+    const struct kernels *k = s->k;
+    const struct tensor_view *w = s->w;
+    uint32_t d = s->cfg->d_model, H = s->cfg->n_heads, dh = d / H;
+    uint32_t S = s->cfg->qkv_modules, M = d / S;
+    struct scratch sc;
+    struct state st;
+    uint64_t reset;
+    scratch_layout(s->cfg, s->capacity, s->scratch, &sc);
+    state_layout(s->cfg, s->capacity, s->state, &st, &reset);
+    float *kslot = st.k + (uint64_t)s->pos * d, *vslot = st.v + (uint64_t)s->pos * d;
+    /* y = mult(x); q, k = conv3x3(y history), v = conv3x1 */
+    k->mult_dense(sc.y, x, view_f32(&w[MULT_G]), view_f32(&w[MULT_P]), view_f32(&w[MULT_C]), d, S,
+                  M, sc.work);
+    const float *rows[3] = {st.conv_y, st.conv_y + d, sc.y}; /* y_{t-2}, y_{t-1}, y_t */
+    k->local_conv(sc.q, rows, view_f32(&w[CONV_Q_W]), view_f32(&w[CONV_Q_B]), S, M, 3, sc.work);
+    k->local_conv(kslot, rows, view_f32(&w[CONV_K_W]), view_f32(&w[CONV_K_B]), S, M, 3, sc.work);
+    k->local_conv(vslot, rows, view_f32(&w[CONV_V_W]), view_f32(&w[CONV_V_B]), S, M, 1, sc.work);
+    memcpy(st.conv_y, st.conv_y + d, d * sizeof(float)); /* shift the time window */
+    memcpy(st.conv_y + d, sc.y, d * sizeof(float));
+    k->attention(out, sc.q, st.k, st.v, s->pos + 1, d, H, dh, sc.scores);
+}
+
+const struct sublayer_kind attn_sparse_qkv = {
+    .name = "sparse_qkv",
+    .tensors = tensors,
+    .validate = validate,
+    .sizes = sizes,
+    .forward = forward,
+};

@@ -1,0 +1,48 @@
+/*
+ * ff_dense: the baseline FF sub-layer (SPEC §1 "Dense FF"):
+ *   out = ReLU(x·W1 + b1)·W2 + b2      W1 (d, F), W2 (F, d)
+ * No per-sequence state.
+ */
+#include <math.h>
+
+#include "model/layer_kinds.h"
+
+enum { W1, B1, W2, B2, N_TENSORS };
+
+static int tensors(const struct model_config *c, struct tensor_desc *t)
+{
+    uint64_t d = c->d_model, F = c->d_ff;
+    kind_tensor(&t[W1], "ff.w1", INIT_NORMAL, (float)(1.0 / sqrt((double)d)), 2, d, F);
+    kind_tensor(&t[B1], "ff.b1", INIT_NORMAL, KIND_BIAS_SCALE, 1, F);
+    kind_tensor(&t[W2], "ff.w2", INIT_NORMAL, (float)(1.0 / sqrt((double)F)), 2, F, d);
+    kind_tensor(&t[B2], "ff.b2", INIT_NORMAL, KIND_BIAS_SCALE, 1, d);
+    return N_TENSORS;
+}
+
+static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity)
+{
+    (void)capacity;
+    struct carve cv = {NULL, 0};
+    carve_take(&cv, c->d_ff * sizeof(float)); /* the hidden layer (F) */
+    return (struct sublayer_sizes){.scratch_bytes = cv.used};
+}
+
+static void forward(const struct sublayer_step *s, const float *x, float *out)
+{
+    const struct kernels *k = s->k;
+    const struct tensor_view *w = s->w;
+    uint32_t d = s->cfg->d_model, F = s->cfg->d_ff;
+    float *hidden = s->scratch; /* (F) */
+    k->dense(hidden, x, view_f32(&w[W1]), view_f32(&w[B1]), d, F);
+    for (uint32_t i = 0; i < F; i++)
+        hidden[i] = hidden[i] > 0.0f ? hidden[i] : 0.0f;
+    k->dense(out, hidden, view_f32(&w[W2]), view_f32(&w[B2]), F, d);
+}
+
+const struct sublayer_kind ff_dense = {
+    .name = "dense",
+    .tensors = tensors,
+    .validate = NULL,
+    .sizes = sizes,
+    .forward = forward,
+};

@@ -1,0 +1,100 @@
+/*
+ * layer_kinds: one ops table per sub-layer kind (SPEC §1-§3). Each kind lives in its own
+ * file and owns everything about itself:
+ *   attention  attn_dense.c (dense Q/K/V/O), attn_sparse_qkv.c (multiplicative + local conv)
+ *   FF         ff_dense.c, ff_sparse.c (one unit per block)
+ *   output     out_dense.c, out_mult.c (multiplicative, the "sparse loss" layer)
+ *   branch     sru.c (the optional SRU branch beside the FF, sru_units > 0)
+ * — its tensor list (names, shapes, dtype, initialisation and per-token cost, from which
+ * every byte and multiply-add figure of the model is summed), its per-sequence state and
+ * scratch sizes, the config rules only it needs, and its forward step. The model picks
+ * the kinds once when it opens (layer_kinds_pick, a table indexed by the config's enum); a
+ * kind without an entry is an error naming the field. Adding a kind = one file + one table
+ * entry in layer_kinds.c.
+ */
+#ifndef STF_MODEL_LAYER_KINDS_H
+#define STF_MODEL_LAYER_KINDS_H
+
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+#include "model/config.h"
+#include "model/weights.h"
+
+/* What a kind's forward step works with, besides its input and output vectors. */
+struct sublayer_step {
+    const struct model_config *cfg;
+    const struct kernels *k;
+    const struct tensor_view *w; /* the kind's tensors, in the order of its list */
+    void *state;                 /* its per-sequence state of this layer (sizes.state_bytes) */
+    void *scratch;               /* sizes.scratch_bytes, 64-byte aligned, shared in turn */
+    uint32_t capacity;           /* positions the sequence state holds */
+    uint32_t pos;                /* position of this token in its sequence, < capacity */
+};
+
+struct sublayer_sizes {
+    uint64_t state_bytes; /* per sequence and layer (KV cache, convolution rows, SRU c) */
+    uint64_t reset_bytes; /* the first reset_bytes of the state are zeroed when a sequence
+                             starts (recurrent carries); the rest is indexed by position */
+    uint64_t scratch_bytes;
+};
+
+struct sublayer_kind {
+    const char *name; /* as in the config text, for messages */
+    /* Fills out[0..n) with the kind's tensors (names relative to the layer, e.g. "attn.wq";
+     * group, layer and slot are left for the caller) and returns n <= KIND_MAX_TENSORS. */
+    int (*tensors)(const struct model_config *c, struct tensor_desc *out);
+    /* The config fields only this kind reads; the message names the field. */
+    enum stf_status (*validate)(const struct model_config *c, struct stf_error *err);
+    struct sublayer_sizes (*sizes)(const struct model_config *c, uint32_t capacity);
+    /* One token: attention and FF map the normalised x (d) to out (d); the SRU branch maps
+     * the residual x (d) to out (d) (it has its own LayerNorm); the output maps the
+     * normalised x (d) to logits (V). Allocates nothing, cannot fail. */
+    void (*forward)(const struct sublayer_step *s, const float *x, float *out);
+};
+
+/* The kinds of one model, chosen from its config. sru is NULL without an SRU branch. */
+struct layer_kinds {
+    const struct sublayer_kind *attn, *ff, *sru, *out;
+};
+
+/* Looks up cfg's kinds and checks their fields; an unknown or not yet supported kind is an
+ * error naming the config field. */
+enum stf_status layer_kinds_pick(const struct model_config *cfg, struct layer_kinds *out,
+                                 struct stf_error *err);
+
+extern const struct sublayer_kind attn_dense, attn_sparse_qkv;
+extern const struct sublayer_kind ff_dense, ff_sparse;
+extern const struct sublayer_kind out_dense, out_mult;
+extern const struct sublayer_kind sru_branch;
+
+/* The units the last sparse FF step chose (F / N of them), read from its scratch: for
+ * inspection and tests. */
+const uint32_t *ff_sparse_chosen(const struct model_config *c, const void *scratch);
+
+/* ---- helpers for kind files ---- */
+
+/* Fills one tensor entry: name relative to the layer, f32, every row read, one use per
+ * element; shape is given as rank dims. Returns t for chaining cost fields. */
+struct tensor_desc *kind_tensor(struct tensor_desc *t, const char *name, enum tensor_init init,
+                                float scale, int rank, ...);
+
+/* Initial scales: biases and norm parameters start small but non-zero so every term is
+ * tested (matrices use 1/sqrt(fan-in), which keeps activations near unit variance). */
+#define KIND_BIAS_SCALE 0.02f
+#define KIND_NORM_SCALE 0.1f
+
+/* Carves 64-byte aligned pieces out of a buffer; with base NULL it only counts (so one
+ * layout function gives both the size and the pointers). */
+struct carve {
+    unsigned char *base;
+    uint64_t used;
+};
+static inline void *carve_take(struct carve *cv, uint64_t bytes)
+{
+    void *p = cv->base ? cv->base + cv->used : (void *)0;
+    cv->used += (bytes + 63) / 64 * 64;
+    return p;
+}
+
+#endif

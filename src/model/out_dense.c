@@ -1,0 +1,36 @@
+/*
+ * out_dense: the baseline output layer (SPEC §3): logits = x·W + b, W (d, V), b (V).
+ */
+#include <math.h>
+
+#include "model/layer_kinds.h"
+
+enum { W, B, N_TENSORS };
+
+static int tensors(const struct model_config *c, struct tensor_desc *t)
+{
+    uint64_t d = c->d_model, V = c->vocab_size;
+    kind_tensor(&t[W], "out.w", INIT_NORMAL, (float)(1.0 / sqrt((double)d)), 2, d, V);
+    kind_tensor(&t[B], "out.b", INIT_NORMAL, KIND_BIAS_SCALE, 1, V);
+    return N_TENSORS;
+}
+
+static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity)
+{
+    (void)c, (void)capacity;
+    return (struct sublayer_sizes){0};
+}
+
+static void forward(const struct sublayer_step *s, const float *x, float *logits)
+{
+    s->k->dense(logits, x, view_f32(&s->w[W]), view_f32(&s->w[B]), s->cfg->d_model,
+                s->cfg->vocab_size);
+}
+
+const struct sublayer_kind out_dense = {
+    .name = "dense",
+    .tensors = tensors,
+    .validate = NULL,
+    .sizes = sizes,
+    .forward = forward,
+};

@@ -1,0 +1,51 @@
+/*
+ * out_mult: the multiplicative output layer (SPEC §1 multiplicative dense, §3 "sparse
+ * loss"), S_out modules of M = V / S_out:
+ *   logits[s·M + m] = Σ_i x[i] · G[s,i] · P[i,m] + c[s·M + m]    G (S_out, d), P (d, M), c (V)
+ */
+#include <math.h>
+
+#include "model/layer_kinds.h"
+
+enum { G, P, C, N_TENSORS };
+
+static int tensors(const struct model_config *c, struct tensor_desc *t)
+{
+    uint64_t d = c->d_model, V = c->vocab_size, S = c->out_modules;
+    kind_tensor(&t[G], "out.g", INIT_NORMAL, 1.0f, 2, S, d)->uses = 0; /* element-wise */
+    kind_tensor(&t[P], "out.p", INIT_NORMAL, (float)(1.0 / sqrt((double)d)), 2, d, V / S)->uses =
+        (uint32_t)S; /* shared by the S modules */
+    kind_tensor(&t[C], "out.c", INIT_NORMAL, KIND_BIAS_SCALE, 1, V);
+    return N_TENSORS;
+}
+
+static enum stf_status validate(const struct model_config *c, struct stf_error *err)
+{
+    if (c->out_modules == 0 || c->vocab_size % c->out_modules != 0)
+        return stf_fail(err, STF_ERR_FORMAT, "config: out_modules (%u) must divide vocab_size (%u)",
+                        c->out_modules, c->vocab_size);
+    return STF_OK;
+}
+
+static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity)
+{
+    (void)capacity;
+    struct carve cv = {NULL, 0};
+    carve_take(&cv, (uint64_t)c->out_modules * c->d_model * sizeof(float)); /* mult_dense's */
+    return (struct sublayer_sizes){.scratch_bytes = cv.used};
+}
+
+static void forward(const struct sublayer_step *s, const float *x, float *logits)
+{
+    const struct model_config *c = s->cfg;
+    s->k->mult_dense(logits, x, view_f32(&s->w[G]), view_f32(&s->w[P]), view_f32(&s->w[C]),
+                     c->d_model, c->out_modules, c->vocab_size / c->out_modules, s->scratch);
+}
+
+const struct sublayer_kind out_mult = {
+    .name = "multiplicative",
+    .tensors = tensors,
+    .validate = validate,
+    .sizes = sizes,
+    .forward = forward,
+};
