@@ -56,6 +56,61 @@ static void test_config_read_bytes_match_spec(void **state)
     }
 }
 
+/* Multiply-adds per token from the tensor lists against SPEC §1-§3 written out here:
+ * dense attention 4d², sparse QKV d² (multiplicative) + 21·d·M (convolutions 9+9+3 taps),
+ * dense FF 2dF, sparse FF d·r + r·F + 2·B·d, SRU 2dn + 3n², output d·V. */
+static void test_config_macs_match_spec_formulas(void **state)
+{
+    (void)state;
+    const char *names[] = {"17b-dense",   "17b-sparse",      "800m-dense",
+                           "800m-sparse", "tiny-sparse-sru", "small-sparse"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        struct model_config c = from_preset(names[i]);
+        uint64_t d = c.d_model, F = c.d_ff, n = c.sru_units, want = 0;
+        if (c.attn == ATTN_DENSE)
+            want += 4 * d * d;
+        else
+            want += d * d + 21 * d * (d / c.qkv_modules);
+        if (c.ff == FF_DENSE)
+            want += 2 * d * F;
+        else
+            want += d * c.ff_rank + (uint64_t)c.ff_rank * F + 2 * (F / c.ff_block) * d;
+        want += 2 * d * n + 3 * n * n;
+        if (model_layer_macs(&c) != want)
+            fail_msg("%s: %llu multiply-adds per layer, SPEC gives %llu", names[i],
+                     (unsigned long long)model_layer_macs(&c), (unsigned long long)want);
+        assert_int_equal(model_head_macs(&c), d * c.vocab_size);
+    }
+}
+
+/* A kind value without a table entry is an error naming the field (never a fallback). */
+static void test_config_unknown_kind_names_the_field(void **state)
+{
+    (void)state;
+    struct {
+        enum attn_kind attn;
+        enum ff_kind ff;
+        enum out_kind out;
+        const char *needle;
+    } cases[] = {
+        {(enum attn_kind)9, FF_DENSE, OUT_DENSE, "config: attn kind 9 unknown"},
+        {ATTN_LSH, FF_DENSE, OUT_DENSE, "config: attn `lsh` is not supported yet"},
+        {ATTN_DENSE, (enum ff_kind)2, OUT_DENSE, "config: ff kind 2 unknown"},
+        {ATTN_DENSE, FF_DENSE, (enum out_kind)7, "config: out kind 7 unknown"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct model_config c = from_preset("tiny-dense");
+        c.attn = cases[i].attn;
+        c.ff = cases[i].ff;
+        c.out = cases[i].out;
+        struct stf_error err = {0};
+        assert_int_equal(model_config_validate(&c, &err), STF_ERR_FORMAT);
+        if (!strstr(err.msg, cases[i].needle))
+            fail_msg("message `%s` lacks `%s`", err.msg, cases[i].needle);
+        assert_int_equal(model_tensor_list(&c, NULL, NULL, 0), -1);
+    }
+}
+
 static void test_config_parse_errors_name_the_field(void **state)
 {
     (void)state;
@@ -90,6 +145,8 @@ static void test_config_validate_rejects(void **state)
         {"eos_id = 512\n", "eos_id (512) must be below vocab_size"},
         {"arch = terraformer\n", "not supported yet"},
         {"attn = lsh\n", "not supported yet"},
+        {"d_model = 0\n", "d_model must be in 1..1048576, got 0"},
+        {"n_layers = 5000\n", "n_layers must be in 1..4096, got 5000"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct model_config c = from_preset("tiny-dense");
@@ -117,6 +174,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_every_preset_validates),
         cmocka_unit_test(test_config_read_bytes_match_spec),
+        cmocka_unit_test(test_config_macs_match_spec_formulas),
+        cmocka_unit_test(test_config_unknown_kind_names_the_field),
         cmocka_unit_test(test_config_parse_errors_name_the_field),
         cmocka_unit_test(test_config_validate_rejects),
         cmocka_unit_test(test_config_format_parse_round_trip),

@@ -166,7 +166,10 @@ static void test_model_file_round_trip_values(void **state)
     struct stf_error err = {0};
     assert_int_equal(model_open(path, NULL, MODEL_OPEN_VERIFY, &m, &err), STF_OK);
     assert_string_equal(m->name, "tiny-sparse-sru");
-    assert_int_equal(m->cfg.sru_units, 32);
+    struct model_config want = {0};
+    assert_int_equal(
+        model_config_parse(&want, model_preset_text("tiny-sparse-sru"), "preset", &err), STF_OK);
+    assert_memory_equal(&m->cfg, &want, sizeof want); /* every field through the manifest */
     assert_int_equal(m->tokenizer_len, sizeof "not really a tokenizer");
     assert_memory_equal(m->tokenizer, "not really a tokenizer", m->tokenizer_len);
     struct model_select all = {0, m->cfg.n_layers, true, true};
