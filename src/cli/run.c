@@ -104,8 +104,19 @@ enum stf_status dist_run(const struct dist_options *o, int *argc, char ***argv,
         st = rank == 0 ? generate_run(o, &rc, t, lines, n_lines, err)
                        : engine_run_stage(&rc, t, err);
         run_config_free(&rc);
-    } else if (rank != 0) {
-        st = STF_ERR_ARG; /* rank 0 reports the job's error */
+    } else {
+        /* A start-up error every rank now agrees on. Rank 0 prints it before any rank may
+         * exit: a rank that exits non-zero makes mpirun kill the others at once, and rank 0
+         * would often die before its message is out. */
+        if (rank == 0) {
+            fprintf(stderr, "sparsetf-dist: error: %s\n", err->msg);
+            fflush(stderr);
+            err->msg[0] = 0; /* printed */
+        } else {
+            st = STF_ERR_ARG; /* rank 0 reports the job's error */
+        }
+        struct stf_error ignored;
+        if (size > 1) transport_barrier(t, &ignored);
     }
     prompt_lines_free(lines, n_lines);
     transport_close(t);
