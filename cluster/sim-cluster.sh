@@ -210,9 +210,16 @@ cmd_status() {
 [ $# -ge 1 ] || usage 2
 cmd=$1
 shift
+# one `up` or `down` at a time on this machine (the names and addresses are machine-wide)
+lock_ops() {
+    [ "$(id -u)" -eq 0 ] || return 0
+    mkdir -p /run/lock
+    exec 8> /run/lock/sparsetf-sim.lock
+    flock -w 120 8 || die "another sim-cluster.sh up/down has been running for 120 s"
+}
 case $cmd in
-up) cmd_up "$@" ;;
-down) cmd_down "$@" ;;
+up) lock_ops && cmd_up "$@" ;;
+down) lock_ops && cmd_down "$@" ;;
 status) cmd_status "$@" ;;
 -h | --help | help) usage 0 ;;
 *) die "unknown command '$cmd' (up N [--link SPEC], down, status; see -h)" ;;

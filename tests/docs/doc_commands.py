@@ -29,6 +29,17 @@ MARK = re.compile(r"^<!--\s*doc-test(?::\s*(root|skip\b.*?))?\s*-->\s*$")
 LINKS = ["src", "launch", "cluster", "tests", "docs", "proto", "README.md", "CMakeLists.txt"]
 
 
+def is_command(src, line):
+    """Whether a block's first line is a command (not a listing of paths or output)."""
+    if not LOOKS_LIKE_COMMANDS.match(line):
+        return False
+    first = line[2:].split()[0] if line.startswith("$ ") else line.split()[0]
+    if "/" not in first or first.startswith("build/") or first.startswith("/usr/bin/"):
+        return True
+    return first.endswith((".sh", ".py", ".sbatch")) or \
+        os.access(os.path.join(src, first), os.X_OK) and os.path.isfile(os.path.join(src, first))
+
+
 def blocks(path):
     """Yields (line number, marker or None, language, lines) for each fenced block."""
     lines = open(path, encoding="utf-8").read().split("\n")
@@ -88,9 +99,8 @@ def main():
             where = f"{rel}:{line}"
             shown = [l for l in commands(body) if l.strip() and not l.lstrip().startswith("#")]
             if kind is None:
-                first = shown[0].split()[0] if shown else ""
                 if lang in ("", "sh", "bash", "console") and shown and \
-                        LOOKS_LIKE_COMMANDS.match(shown[0]) and not first.endswith("/"):
+                        is_command(src, shown[0]):
                     fails.append(f"{where}: a block of commands without a doc-test marker")
                 continue
             if kind == "skip" or (kind == "root" and not is_root):
@@ -99,7 +109,11 @@ def main():
             script = "set -eo pipefail\n" + "\n".join(commands(body)) + "\n"
             env = dict(os.environ, STF_BUILD_DIR=os.path.join(cwd, "build"))
             try:
-                r = subprocess.run(["bash", "-c", script], cwd=cwd, env=env, timeout=300,
+                argv = ["bash", "-c", script]
+                if "sim-cluster.sh" in script:
+                    # machine-wide names: one simulated-cluster test at a time (sim_cluster.sh)
+                    argv = ["flock", "-w", "900", "/run/lock/sparsetf-sim-test.lock"] + argv
+                r = subprocess.run(argv, cwd=cwd, env=env, timeout=300,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    errors="replace")
                 rc, out = r.returncode, r.stdout

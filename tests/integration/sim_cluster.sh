@@ -25,6 +25,10 @@ if ! ip netns add stf-simprobe 2> /dev/null; then
 fi
 ip netns del stf-simprobe
 mkdir -p "$work" && cd "$work" || exit 1
+# the simulated cluster's names and addresses are machine-wide: one test at a time, also
+# across build trees (the lock is released when this script ends)
+exec 9> /run/lock/sparsetf-sim-test.lock
+flock -w 900 9 || { echo "sim_cluster: another simulated-cluster test held the lock for 900 s"; exit 1; }
 export STF_SIM_DIR=$work/state
 trap '"$sim" down > /dev/null 2>&1' EXIT
 fails=0
