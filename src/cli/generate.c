@@ -255,7 +255,7 @@ enum stf_status generate_run(const struct dist_options *o, const struct run_conf
                              struct transport *t, char *const *lines, uint32_t n,
                              struct stf_error *err)
 {
-    const bool text_mode = o->prompt || o->prompts_file;
+    const bool text_mode = o->prompt || o->prompt_file || o->prompts_file;
     struct gen g = {.o = o,
                     .multi = n > 1,
                     .ids_line = !text_mode || o->print_tokens,

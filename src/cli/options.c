@@ -11,28 +11,31 @@ void dist_options_usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: [mpirun -np N] sparsetf-dist --model FILE (--prompt TEXT | --prompt-tokens IDS |\n"
+        "usage: [mpirun -np N] sparsetf-dist -m FILE (-p TEXT | -f FILE | --prompt-tokens IDS |\n"
         "                                    --prompts FILE) [options]\n"
         "\n"
         "Generates text with a sparse (or dense) Transformer LM. Under mpirun the layers are\n"
         "split across ranks (pipeline stages); rank 0 tokenises, samples and prints.\n"
         "\n"
         "Input:\n"
-        "  --model FILE         sparsetf model file (see sparsetf-gen)\n"
-        "  --prompt TEXT        prompt text (the model must embed a tokenizer)\n"
+        "  -m, --model FILE     sparsetf model file (see sparsetf-gen)\n"
+        "  -p, --prompt TEXT    prompt text (the model must embed a tokenizer); `-` reads it\n"
+        "                       from standard input\n"
+        "  -f, --file FILE      the whole file as one prompt text (several lines; `-`: stdin)\n"
         "  --prompt-tokens IDS  prompt as token ids, e.g. \"1 345 78\"\n"
-        "  --prompts FILE       one text prompt per line, run as concurrent sessions\n"
+        "  --prompts FILE       one text prompt per line, run as concurrent sessions (`-`:\n"
+        "                       standard input)\n"
         "  --prompts-tokens FILE  one prompt of token ids per line, concurrent sessions\n"
         "  --eval FILE          instead of generating: log-perplexity of a UTF-8 text file,\n"
         "                       one paragraph per line (JSON on stdout; one process)\n"
         "Generation:\n"
-        "  --max-tokens N       tokens to generate (default 64); stops early at end-of-text\n"
+        "  -n, --max-tokens N   tokens to generate (default 64); stops early at end-of-text\n"
         "  --temperature T      0 = greedy (default 0.8)\n"
         "  --top-k K            keep the K most likely tokens, 0 = off (default 40)\n"
         "  --top-p P            nucleus filter in (0, 1], 1 = off (default 0.95)\n"
-        "  --seed S             sampling seed (default 42); session i (0-based, input order)\n"
+        "  -s, --seed S         sampling seed (default 42); session i (0-based, input order)\n"
         "                       samples with seed S + i\n"
-        "  --ctx N              KV cache positions (default: the model's max_seq_len)\n"
+        "  -c, --ctx N          KV cache positions (default: the model's max_seq_len)\n"
         "Output:\n"
         "  --print-tokens       print generated token ids (one line, space separated)\n"
         "                       Output streams as tokens are sampled; with several sessions\n"
@@ -41,7 +44,7 @@ void dist_options_usage(FILE *f)
         "  --dump-logits FILE   write every computed logit row as raw little-endian f32\n"
         "  --quiet              no summary on stderr\n"
         "Engine:\n"
-        "  --threads N          OpenBLAS threads per rank (default 1)\n"
+        "  -t, --threads N      OpenBLAS threads per rank (default 1)\n"
         "  --kernels fast|ref   kernel implementation (default fast; ref is for checking)\n"
         "  --verify             check every tensor checksum at load\n"
         "  --plan               print the layer plan per rank and exit\n"
@@ -128,7 +131,8 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         OPT_TIMEOUT,
         OPT_FAULT,
         OPT_BALANCE,
-        OPT_EVAL
+        OPT_EVAL,
+        OPT_FILE
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, OPT_MODEL},
@@ -159,6 +163,7 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         {"fault-inject", required_argument, 0, OPT_FAULT},
         {"balance", required_argument, 0, OPT_BALANCE},
         {"eval", required_argument, 0, OPT_EVAL},
+        {"file", required_argument, 0, OPT_FILE},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     optind = 1;
@@ -166,13 +171,23 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
     int ch;
     enum stf_status st = STF_OK;
     uint32_t u = 0;
-    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1 && !st) {
+    /* the short flags llama.cpp users type: -m -p -f -n -t -c -s */
+    while ((ch = getopt_long(argc, argv, ":hm:p:f:n:t:c:s:", opts, NULL)) != -1 && !st) {
         switch (ch) {
+        case 'm':
         case OPT_MODEL:
             o->run.model_path = optarg;
             break;
+        case 'p':
         case OPT_PROMPT:
-            o->prompt = optarg;
+            if (strcmp(optarg, "-") == 0)
+                o->prompt_file = optarg;
+            else
+                o->prompt = optarg;
+            break;
+        case 'f':
+        case OPT_FILE:
+            o->prompt_file = optarg;
             break;
         case OPT_PROMPT_TOKENS:
             o->prompt_tokens = optarg;
@@ -180,6 +195,7 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         case OPT_PROMPTS:
             o->prompts_file = optarg;
             break;
+        case 'n':
         case OPT_MAX_TOKENS:
             st = parse_u32("--max-tokens", optarg, &o->max_tokens, err);
             break;
@@ -192,10 +208,12 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         case OPT_TOPP:
             st = parse_float("--top-p", optarg, &o->sampling.top_p, err);
             break;
+        case 's':
         case OPT_SEED:
             st = parse_u32("--seed", optarg, &u, err);
             o->sampling.seed = u;
             break;
+        case 'c':
         case OPT_CTX:
             st = parse_u32("--ctx", optarg, &o->run.ctx, err);
             break;
@@ -211,6 +229,7 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         case OPT_QUIET:
             o->quiet = true;
             break;
+        case 't':
         case OPT_THREADS:
             st = parse_u32("--threads", optarg, &u, err);
             if (!st && (u < 1 || u > 256))
@@ -291,12 +310,16 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         return stf_fail(err, STF_ERR_ARG, "unexpected argument `%s` (see --help)", argv[optind]);
     if (!o->run.model_path)
         return stf_fail(err, STF_ERR_ARG, "--model FILE is required (see --help)");
-    int n_inputs = !!o->prompt + !!o->prompt_tokens + !!o->prompts_file + !!o->prompts_tokens_file;
+    int n_inputs = !!o->prompt + !!o->prompt_file + !!o->prompt_tokens + !!o->prompts_file +
+                   !!o->prompts_tokens_file;
+    if (o->plan_ranks && !o->plan_only)
+        return stf_fail(err, STF_ERR_ARG,
+                        "--ranks N only applies to --plan (under mpirun the rank count is -np)");
     if (o->eval_file && n_inputs)
         return stf_fail(err, STF_ERR_ARG, "--eval FILE takes no prompt options");
     if (!o->plan_only && !o->eval_file && n_inputs != 1)
         return stf_fail(err, STF_ERR_ARG,
-                        "give exactly one of --prompt, --prompt-tokens, "
+                        "give exactly one of --prompt (-p), --file (-f), --prompt-tokens, "
                         "--prompts or --prompts-tokens");
     return sampler_params_check(&o->sampling, err);
 }

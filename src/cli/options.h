@@ -17,6 +17,7 @@ struct dist_options {
     struct run_settings run;   /* --model, --ctx, --slots, --prefill-chunk, --kernels, --threads,
                                   --verify, --balance, --timeout, --fault-inject */
     const char *prompt;        /* --prompt TEXT (needs the model's tokenizer) */
+    const char *prompt_file;   /* -f FILE / --prompt -: the whole file (stdin) as one prompt */
     const char *prompt_tokens; /* --prompt-tokens "i j k" */
     const char *prompts_file;  /* --prompts FILE: one text prompt per line */
     const char *prompts_tokens_file; /* --prompts-tokens FILE: one line of token ids each */

@@ -38,6 +38,18 @@ static enum stf_status read_prompts(const struct dist_options *o, char ***lines,
 {
     const char *path = o->prompts_file ? o->prompts_file : o->prompts_tokens_file;
     if (path) return prompt_read_lines(path, lines, n, err);
+    if (o->prompt_file) {
+        char *text;
+        enum stf_status st = prompt_read_text(o->prompt_file, &text, err);
+        if (st) return st;
+        if (!(*lines = calloc(1, sizeof **lines))) {
+            free(text);
+            return stf_fail(err, STF_ERR_NOMEM, "out of memory");
+        }
+        (*lines)[0] = text;
+        *n = 1;
+        return STF_OK;
+    }
     *n = 1;
     if (!(*lines = calloc(1, sizeof **lines)) ||
         !((*lines)[0] = strdup(o->prompt ? o->prompt : o->prompt_tokens))) {

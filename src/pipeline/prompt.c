@@ -1,6 +1,7 @@
 #include "pipeline/prompt.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,10 +28,12 @@ enum stf_status prompt_parse_ids(const char *text, uint32_t vocab, uint32_t **id
         errno = 0;
         unsigned long v = strtoul(p, &end, 10);
         if (errno || v >= vocab) {
+            int len = (int)(end - p);
             free(out);
             return stf_fail(err, STF_ERR_ARG,
-                            "prompt tokens: id %.20s is out of range for a vocabulary of %u", p,
-                            vocab);
+                            "prompt tokens: id %.*s%s is out of range for a vocabulary of %u "
+                            "(ids 0..%u)",
+                            len > 24 ? 24 : len, p, len > 24 ? "..." : "", vocab, vocab - 1);
         }
         if (count == cap) {
             uint32_t *grown = realloc(out, 2 * cap * sizeof *out);
@@ -66,8 +69,10 @@ enum stf_status prompt_read_lines(const char *path, char ***lines, uint32_t *n,
 {
     *lines = NULL;
     *n = 0;
-    FILE *f = fopen(path, "r");
+    const bool std_in = strcmp(path, "-") == 0;
+    FILE *f = std_in ? stdin : fopen(path, "r");
     if (!f) return stf_fail(err, STF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (std_in) path = "standard input";
     char *line = NULL, **out = NULL;
     size_t line_cap = 0;
     uint32_t count = 0, cap = 0;
@@ -102,12 +107,58 @@ enum stf_status prompt_read_lines(const char *path, char ***lines, uint32_t *n,
     }
 done:
     free(line);
-    fclose(f);
+    if (!std_in) fclose(f);
     if (st) {
         prompt_lines_free(out, count);
         return st;
     }
     *lines = out;
     *n = count;
+    return STF_OK;
+}
+
+enum stf_status prompt_read_text(const char *path, char **text, struct stf_error *err)
+{
+    *text = NULL;
+    const bool std_in = strcmp(path, "-") == 0;
+    FILE *f = std_in ? stdin : fopen(path, "r");
+    if (!f) return stf_fail(err, STF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    const char *name = std_in ? "standard input" : path;
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    enum stf_status st = STF_OK;
+    if (!buf) {
+        st = stf_fail(err, STF_ERR_NOMEM, "%s: out of memory", name);
+        goto done;
+    }
+    size_t got;
+    while ((got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += got;
+        if (cap - len - 1 == 0) {
+            char *grown = cap < ((size_t)1 << 30) ? realloc(buf, 2 * cap) : NULL;
+            if (!grown) {
+                st = stf_fail(err, STF_ERR_NOMEM, "%s: prompt too large", name);
+                goto done;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+    }
+    if (ferror(f)) {
+        st = stf_fail(err, STF_ERR_IO, "%s: read failed", name);
+        goto done;
+    }
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        len--;
+    buf[len] = 0;
+    if (strspn(buf, " \t\r\n") == len)
+        st = stf_fail(err, STF_ERR_ARG, "%s: the prompt is empty", name);
+done:
+    if (!std_in) fclose(f);
+    if (st) {
+        free(buf);
+        return st;
+    }
+    *text = buf;
     return STF_OK;
 }

@@ -301,15 +301,12 @@ int main(int argc, char **argv)
                            .kernels = "fast",
                            .json = stdout,
                            .stream_mb = 256};
-    static const struct option lo[] = {{"sizes", required_argument, 0, 's'},
-                                       {"reps", required_argument, 0, 'r'},
-                                       {"warmup", required_argument, 0, 'w'},
-                                       {"threads", required_argument, 0, 't'},
-                                       {"kernels", required_argument, 0, 'k'},
-                                       {"json", required_argument, 0, 'j'},
-                                       {"variants", required_argument, 0, 'v'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"sizes", required_argument, 0, 's'},    {"reps", required_argument, 0, 'r'},
+        {"warmup", required_argument, 0, 'w'},   {"threads", required_argument, 0, 't'},
+        {"kernels", required_argument, 0, 'k'},  {"json", required_argument, 0, 'j'},
+        {"variants", required_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -340,9 +337,40 @@ int main(int argc, char **argv)
         case 'h':
             usage(stdout);
             return 0;
+        case 'V':
+            printf("sparsetf-bench %s\n", PROJECT_VERSION);
+            return 0;
         default:
             usage(stderr);
             return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sparsetf-bench: unexpected argument `%s` (see --help)\n", argv[optind]);
+        return 2;
+    }
+    /* every name is checked before the STREAM run and the (long) model builds */
+    char names[256];
+    snprintf(names, sizeof names, "%s", o.sizes);
+    for (char *save = NULL, *s = strtok_r(names, ",", &save); s; s = strtok_r(NULL, ",", &save))
+        if (strcmp(s, "800m") && strcmp(s, "17b")) {
+            fprintf(stderr, "sparsetf-bench: unknown size `%s` in --sizes (800m or 17b)\n", s);
+            return 2;
+        }
+    if (o.only) {
+        snprintf(names, sizeof names, "%s", o.only);
+        for (char *save = NULL, *s = strtok_r(names, ",", &save); s;
+             s = strtok_r(NULL, ",", &save)) {
+            bool known = false;
+            for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++)
+                known = known || strcmp(s, variants[v].name) == 0;
+            if (!known) {
+                fprintf(stderr,
+                        "sparsetf-bench: unknown variant `%s` in --variants (baseline, "
+                        "+sparse_ff, +sparse_qkv, +both, +both+sparse_out)\n",
+                        s);
+                return 2;
+            }
         }
     }
     if (o.reps < 3 || o.warmup < 0 || o.threads < 1 || !kernels_by_name(o.kernels)) {

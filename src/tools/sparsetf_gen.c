@@ -13,6 +13,7 @@
 #include "model/config.h"
 #include "model/init.h"
 #include "model/model_file.h"
+#include "tokenizer/tokenizer.h"
 #include "util/progress.h"
 
 static void usage(FILE *f)
@@ -84,12 +85,17 @@ int main(int argc, char **argv)
     const char *preset = NULL, *config_path = NULL, *out = NULL, *tok_path = NULL;
     uint64_t seed = 1, layers = 0;
     int print_config = 0;
-    static const struct option opts[] = {
-        {"preset", required_argument, 0, 'p'}, {"config", required_argument, 0, 'c'},
-        {"seed", required_argument, 0, 's'},   {"layers", required_argument, 0, 'l'},
-        {"out", required_argument, 0, 'o'},    {"tokenizer", required_argument, 0, 't'},
-        {"list-presets", no_argument, 0, 'L'}, {"print-config", no_argument, 0, 'P'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    static const struct option opts[] = {{"preset", required_argument, 0, 'p'},
+                                         {"config", required_argument, 0, 'c'},
+                                         {"seed", required_argument, 0, 's'},
+                                         {"layers", required_argument, 0, 'l'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"tokenizer", required_argument, 0, 't'},
+                                         {"list-presets", no_argument, 0, 'L'},
+                                         {"print-config", no_argument, 0, 'P'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, 'V'},
+                                         {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
@@ -122,6 +128,9 @@ int main(int argc, char **argv)
         }
         case 'h':
             usage(stdout);
+            return 0;
+        case 'V':
+            printf("sparsetf-gen %s\n", PROJECT_VERSION);
             return 0;
         default:
             usage(stderr);
@@ -189,6 +198,26 @@ int main(int argc, char **argv)
     if (tok_path && !(tok = read_text_file(tok_path, &tok_len, &err))) {
         fprintf(stderr, "sparsetf-gen: %s\n", err.msg);
         return 1;
+    }
+    /* the tokenizer must be one, before anything is written (not found at first use) */
+    if (tok) {
+        struct tokenizer *check = NULL;
+        if (tokenizer_open_bytes(tok, tok_len, tok_path, &check, &err)) {
+            fprintf(stderr, "sparsetf-gen: --tokenizer %s is not a SentencePiece model: %s\n",
+                    tok_path, err.msg);
+            free(tok);
+            return 2;
+        }
+        int pieces = tokenizer_piece_count(check);
+        tokenizer_close(check);
+        if (pieces < 0 || (uint32_t)pieces > cfg.vocab_size) {
+            fprintf(stderr,
+                    "sparsetf-gen: --tokenizer %s has %d pieces but the model's vocab_size is "
+                    "%u: its ids would not fit (set vocab_size = %d in --config)\n",
+                    tok_path, pieces, cfg.vocab_size, pieces);
+            free(tok);
+            return 2;
+        }
     }
     /* Size check up front: a 68 GB write should not fail at 90%. */
     uint64_t bytes = tok_len;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/model_file.h"
 #include "tokenizer/tokenizer.h"
 
 static void print_usage(FILE *out)
@@ -25,8 +26,9 @@ static void print_usage(FILE *out)
           "  info       print the model type, vocabulary size and special ids\n"
           "\n"
           "options:\n"
-          "  --model FILE   SentencePiece .model file (required)\n"
-          "  --help         show this help\n"
+          "  -m, --model FILE  SentencePiece .model file, or a sparsetf .stf model file that\n"
+          "                    embeds one (sparsetf-gen --tokenizer) (required)\n"
+          "  -h, --help        show this help;  --version  the version\n"
           "\n"
           "No BOS/EOS ids are added. Exit status: 0 ok, 1 error, 2 bad usage.\n",
           out);
@@ -88,6 +90,34 @@ static int parse_ids(char *line, struct id_buffer *buf, int *n, struct stf_error
     }
 }
 
+/* A SentencePiece .model file, or the tokenizer embedded in a sparsetf model file (which
+ * starts with the magic "SPARSETF"; only its embedding part is opened). */
+static enum stf_status open_tokenizer(const char *path, struct tokenizer **tok,
+                                      struct stf_error *err)
+{
+    char magic[8] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return stf_fail(err, STF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t got = fread(magic, 1, sizeof magic, f);
+    fclose(f);
+    if (got != sizeof magic || memcmp(magic, "SPARSETF", sizeof magic) != 0)
+        return tokenizer_open_file(path, tok, err);
+    struct model_select sel = {.layer_begin = 0, .layer_end = 0, .embed = true, .head = false};
+    struct model *m = NULL;
+    enum stf_status st = model_open(path, &sel, 0, &m, err);
+    if (st) return st;
+    if (!m->tokenizer || !m->tokenizer_len)
+        st = stf_fail(err, STF_ERR_ARG,
+                      "%s embeds no tokenizer (sparsetf-gen --tokenizer FILE embeds one)", path);
+    else {
+        char what[512];
+        snprintf(what, sizeof what, "%s: embedded tokenizer", path);
+        st = tokenizer_open_bytes(m->tokenizer, m->tokenizer_len, what, tok, err);
+    }
+    model_close(m); /* the tokenizer keeps its own copy of what it needs */
+    return st;
+}
+
 int main(int argc, char **argv)
 {
     const char *model_path = NULL;
@@ -95,6 +125,9 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; ++i) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             print_usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("sparsetf-tok %s\n", PROJECT_VERSION);
             return 0;
         } else if (strcmp(argv[i], "--model") == 0 || strcmp(argv[i], "-m") == 0) {
             if (i + 1 >= argc) {
@@ -141,7 +174,7 @@ int main(int argc, char **argv)
 
     struct stf_error err = {0};
     struct tokenizer *tok = NULL;
-    if (tokenizer_open_file(model_path, &tok, &err) != STF_OK) {
+    if (open_tokenizer(model_path, &tok, &err) != STF_OK) {
         fprintf(stderr, "sparsetf-tok: %s\n", err.msg);
         return 1;
     }

@@ -116,8 +116,11 @@ int main(int argc, char **argv)
             reps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--no-python") == 0)
             python = 0;
-        else if (strcmp(argv[i], "--help") == 0) {
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("sparsetf-tok-bench %s\n", PROJECT_VERSION);
             return 0;
         } else {
             fprintf(stderr, "sparsetf-tok-bench: unexpected argument %s\n", argv[i]);
