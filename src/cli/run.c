@@ -135,3 +135,24 @@ enum stf_status dist_run(const struct dist_options *o, int *argc, char ***argv,
     if (mpi) transport_mpi_finalize();
     return st;
 }
+
+void dist_report_usage_error(int *argc, char ***argv, const struct stf_error *e)
+{
+    if (!launched_by_mpi()) {
+        fprintf(stderr, "sparsetf-dist: %s\n", e->msg);
+        return;
+    }
+    struct transport *t = NULL;
+    struct stf_error ignored;
+    if (transport_mpi_init(argc, argv, &t, &ignored)) {
+        fprintf(stderr, "sparsetf-dist: %s\n", e->msg); /* every rank: better twice than never */
+        return;
+    }
+    if (transport_rank(t) == 0) {
+        fprintf(stderr, "sparsetf-dist: %s\n", e->msg);
+        fflush(stderr);
+    }
+    transport_barrier(t, &ignored);
+    transport_close(t);
+    transport_mpi_finalize();
+}

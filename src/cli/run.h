@@ -12,4 +12,9 @@
 enum stf_status dist_run(const struct dist_options *o, int *argc, char ***argv,
                          struct stf_error *err);
 
+/* A command-line error (every rank parsed the same argv, so every rank has it): printed
+ * once, by rank 0, and under a launcher no rank exits before rank 0 has printed it (MPI is
+ * started only to agree on that). */
+void dist_report_usage_error(int *argc, char ***argv, const struct stf_error *e);
+
 #endif

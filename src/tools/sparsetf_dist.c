@@ -26,8 +26,8 @@ int main(int argc, char **argv)
     struct dist_options o;
     struct stf_error err = {0};
     bool exit_now;
-    if (dist_options_parse(&o, argc, argv, &exit_now, true, &err)) {
-        if (first_rank()) fprintf(stderr, "sparsetf-dist: %s\n", err.msg);
+    if (dist_options_parse(&o, argc, argv, &exit_now, first_rank(), &err)) {
+        dist_report_usage_error(&argc, &argv, &err);
         return 2;
     }
     if (exit_now) return 0;

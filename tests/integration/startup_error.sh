@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # startup_error: a start-up error that ends the whole job reaches the user on every run.
 # Every rank must agree on the error before any rank exits (a rank that exits non-zero makes
-# mpirun kill the others, often before rank 0 has printed). Each case runs 20 times under
-# mpirun and must print its message every time, and exit non-zero.
+# mpirun kill the others, often before rank 0 has printed); a command-line error too. Each
+# case runs 20 times under mpirun and must print its message every time, and exit non-zero.
 #
 # usage: startup_error.sh DIST MODEL MPIEXEC NUMPROC_FLAG [PREFLAGS...]
 set -u
@@ -34,6 +34,8 @@ work=$(mktemp -d) && cd "$work" || exit 1
 trap 'rm -rf "$work"' EXIT
 case_ "too many ranks" $((layers + 3)) "use 1 to $((layers + 1)) ranks" --model "$model" \
     --prompt-tokens "1 2" --max-tokens 4
+case_ "bad option value" 5 "--max-tokens expects a non-negative integer" --model "$model" \
+    -p x --max-tokens abc
 case_ "missing model" 3 "no-such.stf" --model no-such.stf --prompt-tokens "1 2" --max-tokens 4
 echo "startup_error: $fails failure(s)"
 [ $fails -eq 0 ]
