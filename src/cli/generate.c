@@ -22,7 +22,10 @@ struct gen_session {
     uint32_t n_ids, n_prompt;
     struct text_stream ts;
     FILE *dump;
-    bool line_started; /* something of this session's line went out */
+    bool line_started;      /* something of this session's line went out */
+    size_t prompt_text_len; /* bytes of the decoded prompt (text: the continuation follows) */
+    bool stopped;           /* a --stop string ended it */
+    double t_submit, t_first, t_last; /* stf_now() at submit, first and last token */
 };
 
 struct gen {
@@ -31,6 +34,7 @@ struct gen {
     bool multi;     /* several sessions: "[i] " prefixes */
     bool ids_line;  /* the generated ids are printed */
     bool text_live; /* the text streams (it is the only output) */
+    bool json;      /* --output-json: one object per session, at its end */
     int cur;        /* the session whose stdout line is open, -1 none */
     uint32_t V;
     struct gen_session *s;
@@ -100,12 +104,31 @@ static int stream_text(struct gen_session *s, bool final)
     return 0;
 }
 
+/* Whether the generated text now contains a --stop string (then the session ends). The text
+ * is decoded whole each time: stop strings are for short interactive outputs. */
+static int check_stops(struct gen_session *s)
+{
+    const char *text;
+    enum stf_status st = dist_text_decode(s->g->text, s->ids, s->n_ids, &text, &s->g->err);
+    if (st) return fail_in_callback(s->g, st);
+    size_t len = strlen(text);
+    const char *gen = text + (s->prompt_text_len < len ? s->prompt_text_len : len);
+    for (uint32_t i = 0; i < s->g->o->n_stops; i++)
+        if (strstr(gen, s->g->o->stops[i])) {
+            s->stopped = true;
+            return 1;
+        }
+    return 0;
+}
+
 static int on_token(void *user, uint64_t session, uint32_t token, const float *logits, bool last)
 {
     (void)session, (void)logits, (void)last;
     struct gen_session *s = user;
     struct gen *g = s->g;
     s->ids[s->n_ids++] = token;
+    s->t_last = stf_now();
+    if (s->n_ids == s->n_prompt + 1) s->t_first = s->t_last;
     int stop = 0;
     if (g->ids_line) {
         char buf[16];
@@ -113,8 +136,54 @@ static int on_token(void *user, uint64_t session, uint32_t token, const float *l
         out_put(g, s, buf, (size_t)n);
     }
     if (g->text_live) stop = stream_text(s, false);
+    if (!stop && g->o->n_stops) stop = check_stops(s);
     fflush(stdout);
     return stop;
+}
+
+/* A JSON string (UTF-8 passes through; quotes, backslashes and controls escaped). */
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", f);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void print_json(struct gen_session *s, enum engine_end reason)
+{
+    struct gen *g = s->g;
+    static const char *const ends[] = {[ENGINE_END_LENGTH] = "length",
+                                       [ENGINE_END_EOS] = "eos",
+                                       [ENGINE_END_CANCELLED] = "cancelled",
+                                       [ENGINE_END_ERROR] = "error"};
+    const uint32_t n_gen = s->n_ids - s->n_prompt;
+    printf("{\"session\": %u, \"text\": ", s->index);
+    const char *text = NULL;
+    if (g->text && dist_text_decode(g->text, s->ids, s->n_ids, &text, &g->err) == STF_OK) {
+        size_t len = strlen(text);
+        json_string(stdout, text + (s->prompt_text_len < len ? s->prompt_text_len : len));
+    } else {
+        fputs("null", stdout);
+    }
+    printf(", \"ids\": [");
+    for (uint32_t i = 0; i < n_gen; i++)
+        printf("%s%u", i ? ", " : "", s->ids[s->n_prompt + i]);
+    printf("], \"prompt_tokens\": %u, \"end\": \"%s\", \"first_token_ms\": %.3f, "
+           "\"ms_per_token\": %.4f}\n",
+           s->n_prompt, s->stopped ? "stop" : ends[reason],
+           n_gen ? 1e3 * (s->t_first - s->t_submit) : 0.0,
+           n_gen > 1 ? 1e3 * (s->t_last - s->t_first) / (n_gen - 1) : 0.0);
+    fflush(stdout);
 }
 
 static void on_end(void *user, uint64_t session, enum engine_end reason)
@@ -125,6 +194,10 @@ static void on_end(void *user, uint64_t session, enum engine_end reason)
     if (reason == ENGINE_END_ERROR && !g->st)
         g->st =
             stf_fail(&g->err, STF_ERR_PROTOCOL, "session %u ended by an engine failure", s->index);
+    if (g->json) {
+        print_json(s, reason);
+        return;
+    }
     if (g->ids_line) out_end_line(g, s);
     if (g->text) {
         if (!g->text_live) s->ts.emitted = 0; /* the whole text, after the ids line */
@@ -235,6 +308,10 @@ static enum stf_status submit_all(struct gen *g, struct engine *e, char *const *
             memcpy(s->ids, prompt, n_prompt * sizeof *s->ids);
             s->n_ids = s->n_prompt = n_prompt;
         }
+        const char *ptext;
+        if (!st && g->text && !(st = dist_text_decode(g->text, prompt, n_prompt, &ptext, err)))
+            s->prompt_text_len = strlen(ptext);
+        s->t_submit = stf_now();
         if (!st && o->dump_logits) st = open_dump(g, s, err);
         if (!st) {
             struct engine_request req = {.prompt = prompt,
@@ -258,8 +335,9 @@ enum stf_status generate_run(const struct dist_options *o, const struct run_conf
     const bool text_mode = o->prompt || o->prompt_file || o->prompts_file;
     struct gen g = {.o = o,
                     .multi = n > 1,
-                    .ids_line = !text_mode || o->print_tokens,
-                    .text_live = text_mode && !o->print_tokens,
+                    .json = o->output_json,
+                    .ids_line = !o->output_json && (!text_mode || o->print_tokens),
+                    .text_live = !o->output_json && text_mode && !o->print_tokens,
                     .cur = -1,
                     .V = rc->model.vocab_size,
                     .n = n};
@@ -267,6 +345,15 @@ enum stf_status generate_run(const struct dist_options *o, const struct run_conf
     const struct engine_report *r = NULL;
     enum stf_status st = engine_open(rc, t, &e, err);
     if (!st && text_mode) st = dist_text_open(engine_model(e), &g.text, err);
+    /* with token prompts, JSON output and stop strings still use the tokenizer if there is
+     * one; stop strings need it */
+    if (!st && !text_mode && (o->output_json || o->n_stops)) {
+        struct stf_error none;
+        if (dist_text_open(engine_model(e), &g.text, o->n_stops ? err : &none) != STF_OK) {
+            g.text = NULL;
+            if (o->n_stops) st = stf_wrap(err, "--stop");
+        }
+    }
     if (!st && !(g.s = calloc(n, sizeof *g.s))) st = stf_fail(err, STF_ERR_NOMEM, "out of memory");
     if (!st) st = submit_all(&g, e, lines, text_mode, err);
     double t0 = stf_now();

@@ -33,6 +33,11 @@ void dist_options_usage(FILE *f)
         "  --temperature T      0 = greedy (default 0.8)\n"
         "  --top-k K            keep the K most likely tokens, 0 = off (default 40)\n"
         "  --top-p P            nucleus filter in (0, 1], 1 = off (default 0.95)\n"
+        "  --repeat-penalty P   divide the logits of tokens among the last N (positive; negative\n"
+        "                       ones are multiplied) by P before sampling; 1 = off (default)\n"
+        "  --repeat-last-n N    the window of --repeat-penalty, prompt included (default 64)\n"
+        "  --stop STR           end a session once its generated text contains STR (the text\n"
+        "                       printed ends with it); up to 8; needs the model's tokenizer\n"
         "  -s, --seed S         sampling seed (default 42); session i (0-based, input order)\n"
         "                       samples with seed S + i\n"
         "  -c, --ctx N          KV cache positions (default: the model's max_seq_len)\n"
@@ -40,6 +45,10 @@ void dist_options_usage(FILE *f)
         "  --print-tokens       print generated token ids (one line, space separated)\n"
         "                       Output streams as tokens are sampled; with several sessions\n"
         "                       every line starts with \"[i] \" (i: the session's index)\n"
+        "  --output-json        instead of text: one JSON object per session and line, when it\n"
+        "                       ends: {\"session\", \"text\" (the continuation; null without\n"
+        "                       a tokenizer), \"ids\", \"prompt_tokens\", \"end\" (length, eos,\n"
+        "                       stop), \"first_token_ms\", \"ms_per_token\"}\n"
         "  --stats-json FILE    write latency, per-rank time and traffic as JSON\n"
         "  --dump-logits FILE   write every computed logit row as raw little-endian f32\n"
         "  --quiet              no summary on stderr\n"
@@ -101,8 +110,12 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
     o->run.timeout = 60;
     o->run.fault_inject = getenv("STF_FAULT_INJECT");
     float timeout = 60;
-    o->sampling =
-        (struct sampler_params){.temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .seed = 42};
+    o->sampling = (struct sampler_params){.temperature = 0.8f,
+                                          .top_k = 40,
+                                          .top_p = 0.95f,
+                                          .seed = 42,
+                                          .repeat_penalty = 1.0f,
+                                          .repeat_last_n = 64};
     enum {
         OPT_MODEL = 256,
         OPT_PROMPT,
@@ -132,7 +145,11 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         OPT_FAULT,
         OPT_BALANCE,
         OPT_EVAL,
-        OPT_FILE
+        OPT_FILE,
+        OPT_STOP,
+        OPT_OUTPUT_JSON,
+        OPT_REPEAT_PENALTY,
+        OPT_REPEAT_LAST_N
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, OPT_MODEL},
@@ -164,6 +181,10 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         {"balance", required_argument, 0, OPT_BALANCE},
         {"eval", required_argument, 0, OPT_EVAL},
         {"file", required_argument, 0, OPT_FILE},
+        {"stop", required_argument, 0, OPT_STOP},
+        {"output-json", no_argument, 0, OPT_OUTPUT_JSON},
+        {"repeat-penalty", required_argument, 0, OPT_REPEAT_PENALTY},
+        {"repeat-last-n", required_argument, 0, OPT_REPEAT_LAST_N},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     optind = 1;
@@ -216,6 +237,23 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         case 'c':
         case OPT_CTX:
             st = parse_u32("--ctx", optarg, &o->run.ctx, err);
+            break;
+        case OPT_STOP:
+            if (o->n_stops == DIST_MAX_STOPS)
+                st = stf_fail(err, STF_ERR_ARG, "at most %d --stop strings", DIST_MAX_STOPS);
+            else if (!*optarg)
+                st = stf_fail(err, STF_ERR_ARG, "--stop needs a non-empty string");
+            else
+                o->stops[o->n_stops++] = optarg;
+            break;
+        case OPT_OUTPUT_JSON:
+            o->output_json = true;
+            break;
+        case OPT_REPEAT_PENALTY:
+            st = parse_float("--repeat-penalty", optarg, &o->sampling.repeat_penalty, err);
+            break;
+        case OPT_REPEAT_LAST_N:
+            st = parse_u32("--repeat-last-n", optarg, &o->sampling.repeat_last_n, err);
             break;
         case OPT_PRINT_TOKENS:
             o->print_tokens = true;
@@ -312,6 +350,8 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         return stf_fail(err, STF_ERR_ARG, "--model FILE is required (see --help)");
     int n_inputs = !!o->prompt + !!o->prompt_file + !!o->prompt_tokens + !!o->prompts_file +
                    !!o->prompts_tokens_file;
+    if (o->output_json && o->print_tokens)
+        return stf_fail(err, STF_ERR_ARG, "--output-json already has the ids: drop --print-tokens");
     if (o->plan_ranks && !o->plan_only)
         return stf_fail(err, STF_ERR_ARG,
                         "--ranks N only applies to --plan (under mpirun the rank count is -np)");

@@ -13,6 +13,8 @@
 #include "kernels/sampler.h"
 #include "util/status.h"
 
+#define DIST_MAX_STOPS 8
+
 struct dist_options {
     struct run_settings run;   /* --model, --ctx, --slots, --prefill-chunk, --kernels, --threads,
                                   --verify, --balance, --timeout, --fault-inject */
@@ -31,6 +33,9 @@ struct dist_options {
     uint32_t plan_ranks;   /* --ranks N: plan for N ranks (--plan outside mpirun) */
     const char *eval_file; /* --eval FILE: log-perplexity of a text file */
     struct sampler_params sampling;
+    const char *stops[DIST_MAX_STOPS]; /* --stop STR: generation ends after the text has one */
+    uint32_t n_stops;
+    bool output_json; /* --output-json: one JSON object per session on stdout */
 };
 
 /* Returns STF_OK, or STF_ERR_ARG with a message; *exit_now is set for --help/--version

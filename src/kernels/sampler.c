@@ -1,7 +1,9 @@
 #include "kernels/sampler.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels/kernels.h"
 #include "util/mem.h"
@@ -13,6 +15,9 @@ enum stf_status sampler_params_check(const struct sampler_params *p, struct stf_
                         (double)p->temperature);
     if (!(p->top_p > 0.0f && p->top_p <= 1.0f))
         return stf_fail(err, STF_ERR_ARG, "--top-p must be in (0, 1], got %g", (double)p->top_p);
+    if (!(p->repeat_penalty >= 0.0f) || !isfinite(p->repeat_penalty))
+        return stf_fail(err, STF_ERR_ARG, "--repeat-penalty must be a finite number >= 0, got %g",
+                        (double)p->repeat_penalty);
     return STF_OK;
 }
 
@@ -26,6 +31,12 @@ enum stf_status sampler_create(struct sampler *s, const struct sampler_params *p
     rng_seed(&s->rng, p->seed);
     s->order = stf_alloc((size_t)vocab * sizeof *s->order);
     s->probs = stf_alloc((size_t)vocab * sizeof *s->probs);
+    s->penalized = NULL;
+    if (p->repeat_penalty != 1.0f && p->repeat_penalty != 0.0f && p->repeat_last_n > 0 &&
+        !(s->penalized = stf_alloc((size_t)vocab * sizeof *s->penalized))) {
+        sampler_destroy(s);
+        return stf_fail(err, STF_ERR_NOMEM, "sampler: out of memory for %u candidates", vocab);
+    }
     if (!s->order || !s->probs) {
         sampler_destroy(s);
         return stf_fail(err, STF_ERR_NOMEM, "sampler: out of memory for %u candidates", vocab);
@@ -37,6 +48,8 @@ void sampler_destroy(struct sampler *s)
 {
     stf_free(s->order);
     stf_free(s->probs);
+    stf_free(s->penalized);
+    s->penalized = NULL;
     s->order = NULL;
     s->probs = NULL;
 }
@@ -90,4 +103,24 @@ uint32_t sampler_sample(struct sampler *s, const float *logits)
         if (u < cum) return s->order[i];
     }
     return s->order[n - 1];
+}
+
+uint32_t sampler_sample_history(struct sampler *s, const float *logits, const uint32_t *history,
+                                uint32_t n)
+{
+    if (!s->penalized || n == 0) return sampler_sample(s, logits);
+    memcpy(s->penalized, logits, (size_t)s->vocab * sizeof *logits);
+    const float p = s->p.repeat_penalty;
+    uint32_t from = n > s->p.repeat_last_n ? n - s->p.repeat_last_n : 0;
+    for (uint32_t i = from; i < n; i++) {
+        uint32_t tok = history[i];
+        if (tok >= s->vocab) continue;
+        bool seen = false; /* a token repeated in the window is penalised once */
+        for (uint32_t j = from; j < i && !seen; j++)
+            seen = history[j] == tok;
+        if (seen) continue;
+        float l = logits[tok];
+        s->penalized[tok] = l > 0.0f ? l / p : l * p;
+    }
+    return sampler_sample(s, s->penalized);
 }

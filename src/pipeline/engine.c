@@ -167,7 +167,7 @@ static enum stf_status handle_rows(struct engine *e, struct session *s, bool dec
             end_session(e, s, ENGINE_END_LENGTH); /* max_tokens reached (or 0) */
         return STF_OK;
     }
-    uint32_t next = sampler_sample(&s->smp, e->logits);
+    uint32_t next = sampler_sample_history(&s->smp, e->logits, s->tokens, s->n_tokens);
     s->tokens[s->n_tokens++] = next;
     e->generated++;
     const bool eos = next == cfg->eos_id;

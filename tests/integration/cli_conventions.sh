@@ -82,5 +82,49 @@ check "dist: the out-of-range message does not print the rest of the line" $?
 expect_fail "dist: -f missing file" "nope.txt: cannot open" "$dist" -m "$model" -f nope.txt
 expect_fail "dist: two prompt sources" "give exactly one of" "$dist" -m "$model" -p x -f two-lines.txt
 
+# --output-json: one object per session; its ids are the ones --print-tokens prints, its
+# text the continuation of the text output
+ids=$(gen --prompt "It is a truth" --temperature 0 --print-tokens 2> /dev/null | head -1)
+textout=$(gen --prompt "It is a truth" --temperature 0 2> /dev/null)
+gen --prompt "It is a truth" --temperature 0 --output-json > one.json 2> /dev/null
+/usr/bin/python3 - one.json "$ids" "$textout" << 'PY'
+import json, sys
+objs = [json.loads(l) for l in open(sys.argv[1])]
+assert len(objs) == 1, objs
+o = objs[0]
+assert " ".join(map(str, o["ids"])) == sys.argv[2], (o["ids"], sys.argv[2])
+assert sys.argv[3] == "It is a truth" + o["text"], (sys.argv[3], o["text"])
+assert o["end"] == "length" and o["prompt_tokens"] == 5 and o["ms_per_token"] > 0, o
+PY
+check "--output-json: ids = --print-tokens, text = the text output's continuation" $?
+printf 'It is a truth\nThe Congress\nMr. Darcy\n' > three.txt
+gen --prompts three.txt --output-json 2> /dev/null | /usr/bin/python3 -c '
+import json, sys
+objs = [json.loads(l) for l in sys.stdin]
+assert sorted(o["session"] for o in objs) == [0, 1, 2], objs'
+check "--output-json with 3 sessions: 3 objects" $?
+# --stop: the text ends at the first stop string, the ids are a prefix of the unstopped run
+gen --prompt "It is a truth" --temperature 0 --max-tokens 40 --stop "States" --output-json \
+    > stop.json 2> /dev/null
+full=$(gen --prompt "It is a truth" --temperature 0 --max-tokens 40 --print-tokens 2> /dev/null | head -1)
+/usr/bin/python3 - stop.json "$full" << 'PY'
+import json, sys
+o = json.loads(open(sys.argv[1]).read())
+full = sys.argv[2].split()
+assert o["end"] == "stop" and o["text"].endswith("States"), o
+assert o["text"].count("States") == 1, o
+assert [str(i) for i in o["ids"]] == full[:len(o["ids"])] and len(o["ids"]) < len(full), (o, full)
+PY
+check "--stop: ends at the first stop string; ids a prefix of the unstopped run" $?
+# repetition penalty: 1 is off (same ids), 1.3 changes greedy output and repeats less
+base=$(gen --prompt "It is a truth" --temperature 0 --max-tokens 48 --print-tokens 2> /dev/null | head -1)
+same=$(gen --prompt "It is a truth" --temperature 0 --max-tokens 48 --print-tokens --repeat-penalty 1 2> /dev/null | head -1)
+pen=$(gen --prompt "It is a truth" --temperature 0 --max-tokens 48 --print-tokens --repeat-penalty 1.3 2> /dev/null | head -1)
+distinct() { tr ' ' '\n' <<< "$1" | sort -u | wc -l; }
+[ "$base" = "$same" ] && [ "$base" != "$pen" ] && [ "$(distinct "$pen")" -gt "$(distinct "$base")" ]
+check "--repeat-penalty: 1 = off; 1.3 gives more distinct tokens ($(distinct "$base") -> $(distinct "$pen") of 48)" $?
+expect_fail "dist: --stop without a tokenizer" "embeds no tokenizer" "$dist" -m plain.stf --prompt-tokens "1 2" --stop x
+expect_fail "dist: negative --repeat-penalty" "--repeat-penalty must be" "$dist" -m "$model" -p x --repeat-penalty -1
+
 echo "cli_conventions: $passes passed, $fails failed"
 [ $fails -eq 0 ]

@@ -13,7 +13,7 @@
 static struct sampler make(float t, uint32_t k, float p, uint64_t seed, uint32_t V)
 {
     struct sampler s = {0};
-    struct sampler_params sp = {t, k, p, seed};
+    struct sampler_params sp = {.temperature = t, .top_k = k, .top_p = p, .seed = seed};
     struct stf_error err = {0};
     assert_int_equal(sampler_create(&s, &sp, V, &err), STF_OK);
     return s;
@@ -91,11 +91,49 @@ static void test_sampler_seed_reproducible(void **state)
     sampler_destroy(&a), sampler_destroy(&b), sampler_destroy(&c);
 }
 
+/* The repetition penalty, computed by hand: a positive logit of a token in the window is
+ * divided by P, a negative one multiplied; tokens outside the last N are untouched. */
+static void test_sampler_repeat_penalty(void **state)
+{
+    (void)state;
+    struct stf_error err = {0};
+    struct sampler s = {0};
+    struct sampler_params sp = {
+        .temperature = 0, .top_p = 1, .repeat_penalty = 1.5f, .repeat_last_n = 2};
+    assert_int_equal(sampler_create(&s, &sp, 4, &err), STF_OK);
+    float logits[4] = {2.0f, 1.9f, -0.5f, -0.6f};
+    const uint32_t none[1] = {3};
+    assert_int_equal(sampler_sample_history(&s, logits, none, 1), 0); /* 3 is not the max */
+    const uint32_t saw0[2] = {0, 0}; /* 2.0 / 1.5 = 1.33 < 1.9: token 1 wins */
+    assert_int_equal(sampler_sample_history(&s, logits, saw0, 2), 1);
+    const uint32_t old0[3] = {0, 2, 3}; /* 0 is outside the last 2: untouched */
+    assert_int_equal(sampler_sample_history(&s, logits, old0, 3), 0);
+    float neg[3] = {-1.0f, -1.2f, -3.0f}; /* -1.0 * 1.5 = -1.5 < -1.2: token 1 wins */
+    struct sampler s3 = {0};
+    assert_int_equal(sampler_create(&s3, &sp, 3, &err), STF_OK);
+    const uint32_t saw_neg[1] = {0};
+    assert_int_equal(sampler_sample_history(&s3, neg, saw_neg, 1), 1);
+    assert_true(neg[0] == -1.0f); /* the caller's logits are not changed */
+    sampler_destroy(&s), sampler_destroy(&s3);
+    /* off (1 or 0): the same as sampler_sample */
+    sp.repeat_penalty = 1.0f;
+    assert_int_equal(sampler_create(&s, &sp, 4, &err), STF_OK);
+    assert_int_equal(sampler_sample_history(&s, logits, saw0, 2), 0);
+    sampler_destroy(&s);
+}
+
 static void test_sampler_rejects_bad_params(void **state)
 {
     (void)state;
     struct stf_error err = {0};
-    struct sampler_params bad[] = {{-1, 0, 1, 0}, {1, 0, 0, 0}, {1, 0, 1.5f, 0}, {NAN, 0, 1, 0}};
+    struct sampler_params bad[] = {
+        {.temperature = -1, .top_p = 1},
+        {.temperature = 1, .top_p = 0},
+        {.temperature = 1, .top_p = 1.5f},
+        {.temperature = NAN, .top_p = 1},
+        {.temperature = 1, .top_p = 1, .repeat_penalty = -1},
+        {.temperature = 1, .top_p = 1, .repeat_penalty = INFINITY},
+    };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(sampler_params_check(&bad[i], &err), STF_ERR_ARG);
 }
@@ -107,6 +145,7 @@ int main(void)
         cmocka_unit_test(test_sampler_distribution),
         cmocka_unit_test(test_sampler_top_p),
         cmocka_unit_test(test_sampler_seed_reproducible),
+        cmocka_unit_test(test_sampler_repeat_penalty),
         cmocka_unit_test(test_sampler_rejects_bad_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
