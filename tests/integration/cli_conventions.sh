@@ -30,7 +30,7 @@ expect_fail() { # name, needle, command...
         fails=$((fails + 1))
     fi
 }
-for t in sparsetf-dist sparsetf-gen sparsetf-tok sparsetf-bench sparsetf-tok-bench; do
+for t in sparsetf-dist sparsetf-gen sparsetf-tok sparsetf-bench sparsetf-tok-bench sparsetf-info; do
     v=$("$tools/$t" --version 2> /dev/null)
     [[ $v == "$t "[0-9]* ]]
     check "$t --version ($v)" $?
@@ -125,6 +125,33 @@ distinct() { tr ' ' '\n' <<< "$1" | sort -u | wc -l; }
 check "--repeat-penalty: 1 = off; 1.3 gives more distinct tokens ($(distinct "$base") -> $(distinct "$pen") of 48)" $?
 expect_fail "dist: --stop without a tokenizer" "embeds no tokenizer" "$dist" -m plain.stf --prompt-tokens "1 2" --stop x
 expect_fail "dist: negative --repeat-penalty" "--repeat-penalty must be" "$dist" -m "$model" -p x --repeat-penalty -1
+
+# sparsetf-info: its tensor table equals what the numpy reference reads from the file itself
+"$tools/sparsetf-info" "$model" --ranks 3 > info.txt 2> info.err
+/usr/bin/python3 - "$model" info.txt "$src" << 'PY'
+import re, sys
+sys.path.insert(0, sys.argv[3] + "/tests/reference")
+import reference as r
+cfg, tensors, _ = r.load_model(sys.argv[1])
+lines = open(sys.argv[2]).read().split("\n")
+start = next(i for i, l in enumerate(lines) if l.startswith("tensors ("))
+got = {}
+for l in lines[start + 2:]:
+    f = l.split()
+    if not f or f[0] == "total":
+        break
+    m = re.match(r"\s*(\S+)\s+(.*?)\s+(f32|u8|q8_0)\s+(\d+)$", l)
+    got[m.group(1)] = tuple(int(x) for x in m.group(2).split(" x "))
+want = {n: tuple(a.shape) for n, a in tensors.items()}
+assert got == want, set(got.items()) ^ set(want.items())
+text = "\n".join(lines)
+assert "SentencePiece" in text and "8000 pieces" in text, "tokenizer line"
+assert "on 3 ranks" in text, "plan"
+print("info: %d tensors as the reference reads them" % len(got))
+PY
+check "sparsetf-info: tensors = the reference's reading of the file; tokenizer; plan" $?
+expect_fail "info: not a model" "not a sparsetf model file" "$tools/sparsetf-info" "$src/README.md"
+expect_fail "info: too many ranks" "use 1 to 5 ranks" "$tools/sparsetf-info" "$model" --ranks 9
 
 echo "cli_conventions: $passes passed, $fails failed"
 [ $fails -eq 0 ]
