@@ -1,6 +1,7 @@
 /* text: see text.h. */
 #include "pipeline/text.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,15 +50,37 @@ enum stf_status dist_text_encode(struct dist_text *t, const char *text, uint32_t
     *ids = NULL;
     *n = 0;
     size_t len = strlen(text);
+    if (len > (size_t)INT32_MAX / 8)
+        return stf_fail(err, STF_ERR_ARG, "the prompt is %zu bytes, more than this engine takes",
+                        len);
+    /* A first guess of one id per byte; normalisation can expand text (NFKC turns U+337F
+     * into four letters, U+FDFA into 18), so when the tokenizer says it needs more ids the
+     * buffer grows to exactly that and the text is encoded again. */
     int max = (int)len + 2, got = 0;
     int32_t *raw = malloc((size_t)max * sizeof *raw);
-    uint32_t *out = malloc(((size_t)max + 1) * sizeof *out);
+    uint32_t *out = NULL;
     enum stf_status st = STF_OK;
-    if (!raw || !out) {
+    if (!raw) {
         st = stf_fail(err, STF_ERR_NOMEM, "out of memory for the prompt");
         goto done;
     }
-    if ((st = tokenizer_encode(t->tok, text, len, raw, max, &got, err))) goto done;
+    st = tokenizer_encode(t->tok, text, len, raw, max, &got, err);
+    if (st == STF_ERR_ARG && got > max) {
+        int32_t *grown = realloc(raw, (size_t)got * sizeof *grown);
+        if (!grown) {
+            st = stf_fail(err, STF_ERR_NOMEM, "out of memory for the prompt's %d ids", got);
+            goto done;
+        }
+        raw = grown;
+        max = got;
+        st = tokenizer_encode(t->tok, text, len, raw, max, &got, err);
+    }
+    if (st) goto done;
+    out = malloc(((size_t)got + 1) * sizeof *out);
+    if (!out) {
+        st = stf_fail(err, STF_ERR_NOMEM, "out of memory for the prompt");
+        goto done;
+    }
     out[0] = bos;
     for (int i = 0; i < got; i++) {
         if (raw[i] < 0 || (uint32_t)raw[i] >= vocab) {

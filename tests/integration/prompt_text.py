@@ -2,33 +2,75 @@
 """--prompt TEXT end to end: the engine's tokenisation of a text prompt (the tokenizer
 embedded in the model) must equal python SentencePiece's with BOS in front, so the greedy
 continuation equals the one from --prompt-tokens; the printed text starts with the prompt.
+Prompts whose normalisation expands (NFKC: U+337F is four letters, U+FDFA is 18) go through
+--prompt, --prompts and --eval too.
 
     prompt_text.py DIST MODEL SPM_MODEL
 """
+import json
+import os
 import subprocess
 import sys
+import tempfile
 
 import sentencepiece as spm
 
 dist, model, spm_path = sys.argv[1:4]
-prompt = "It is a truth universally acknowledged, that a single man in possession"
+prompts = ["It is a truth universally acknowledged, that a single man in possession",
+           "\u337f", "\ufdfa", "\ufdfa\u337f \ufdfa"]
 sp = spm.SentencePieceProcessor(model_file=spm_path)
-ids = [sp.bos_id()] + sp.encode(prompt)
 common = ["--model", model, "--max-tokens", "24", "--temperature", "0", "--quiet"]
-by_text = subprocess.run([dist, "--prompt", prompt, "--print-tokens"] + common, check=True,
-                         capture_output=True, text=True).stdout.splitlines()
-by_ids = subprocess.run([dist, "--prompt-tokens", " ".join(map(str, ids)), "--print-tokens"]
-                        + common, check=True, capture_output=True, text=True).stdout.splitlines()
-fails = 0
-if by_text[0] != by_ids[0]:
-    print("FAIL: generated ids differ:\n  --prompt:        %s\n  --prompt-tokens: %s"
-          % (by_text[0], by_ids[0]))
-    fails += 1
-gen = [int(t) for t in by_text[0].split()]
-want_text = sp.decode(ids + gen)
-if by_text[1] != want_text or not by_text[1].startswith(prompt):
-    print("FAIL: text\n  engine:        %r\n  sentencepiece: %r" % (by_text[1], want_text))
-    fails += 1
-print("engine text:", by_text[1])
-print("prompt_text: %d passed, %d failed" % (2 - fails, fails))
+fails = checks = 0
+
+
+def run(args):
+    p = subprocess.run([dist] + args, capture_output=True, text=True)
+    if p.returncode != 0:
+        print("FAIL: %s exited %d: %s" % (" ".join(args), p.returncode, p.stderr.strip()))
+        return None
+    return p.stdout.splitlines()
+
+
+def check(ok, what):
+    global fails, checks
+    checks += 1
+    if not ok:
+        print("FAIL:", what)
+        fails += 1
+
+
+for prompt in prompts:
+    ids = [sp.bos_id()] + sp.encode(prompt)
+    by_text = run(["--prompt", prompt, "--print-tokens"] + common)
+    by_ids = run(["--prompt-tokens", " ".join(map(str, ids)), "--print-tokens"] + common)
+    if by_text is None or by_ids is None:
+        check(False, "prompt %r did not run" % prompt)
+        continue
+    check(by_text[0] == by_ids[0], "prompt %r: generated ids differ:\n  --prompt:        %s\n"
+          "  --prompt-tokens: %s" % (prompt, by_text[0], by_ids[0]))
+    gen = [int(t) for t in by_text[0].split()]
+    want_text = sp.decode(ids + gen)
+    check(by_text[1] == want_text, "prompt %r: text\n  engine:        %r\n  sentencepiece: %r"
+          % (prompt, by_text[1], want_text))
+    print("engine text:", by_text[1])
+
+with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "prompts.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("".join(p + "\n" for p in prompts))
+    # --prompts: each session's ids equal its --prompt-tokens run
+    out = run(["--prompts", path, "--print-tokens"] + common)
+    check(out is not None and len(out) == 2 * len(prompts), "--prompts printed %r" % out)
+    for i, prompt in enumerate(prompts):
+        solo = run(["--prompt-tokens", " ".join(map(str, [sp.bos_id()] + sp.encode(prompt))),
+                    "--print-tokens"] + common)
+        check(out is not None and solo is not None and out[2 * i] == solo[0],
+              "--prompts session %d (%r) differs from its solo run" % (i, prompt))
+    # --eval: one target per id after BOS plus the final EOS
+    out = run(["--model", model, "--eval", path, "--quiet"])
+    want = sum(len(sp.encode(p)) + 1 for p in prompts)
+    got = json.loads(out[0])["tokens"] if out else None
+    check(got == want, "--eval counted %r tokens, sentencepiece gives %d" % (got, want))
+
+print("prompt_text: %d passed, %d failed" % (checks - fails, fails))
 sys.exit(1 if fails else 0)
