@@ -237,6 +237,10 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         case 'c':
         case OPT_CTX:
             st = parse_u32("--ctx", optarg, &o->run.ctx, err);
+            if (!st && o->run.ctx == 0)
+                st = stf_fail(err, STF_ERR_ARG,
+                              "--ctx must be at least 1 (leave it out for the model's "
+                              "max_seq_len)");
             break;
         case OPT_STOP:
             if (o->n_stops == DIST_MAX_STOPS)

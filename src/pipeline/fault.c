@@ -36,6 +36,14 @@ enum stf_status fault_parse(const char *spec, struct fault *f, struct stf_error 
                     spec);
 }
 
+enum stf_status fault_check_rank(const struct fault *f, int size, struct stf_error *err)
+{
+    if (f->kind == FAULT_NONE || f->rank < size) return STF_OK;
+    return stf_fail(err, STF_ERR_ARG,
+                    "--fault-inject: rank %d does not exist, the job has %d rank%s (0..%d)",
+                    f->rank, size, size == 1 ? "" : "s", size - 1);
+}
+
 void fault_on_handle(struct fault *f, int rank)
 {
     if (f->rank != rank || (f->kind != FAULT_KILL && f->kind != FAULT_STALL)) return;

@@ -30,6 +30,10 @@ struct fault {
 /* spec NULL or "" gives FAULT_NONE. */
 enum stf_status fault_parse(const char *spec, struct fault *f, struct stf_error *err);
 
+/* An error when f names a rank outside a job of size ranks (a fault that could never fire
+ * would let a test pass without testing anything). */
+enum stf_status fault_check_rank(const struct fault *f, int size, struct stf_error *err);
+
 /* Called by rank `rank` before it handles an activation frame: kills or stalls when due. */
 void fault_on_handle(struct fault *f, int rank);
 /* Called before sending an activation frame: true when this frame must be damaged with

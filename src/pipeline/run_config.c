@@ -15,6 +15,7 @@ enum stf_status run_config_resolve(const struct run_settings *s, uint32_t n_rank
     if (!s->model_path) return stf_fail(err, STF_ERR_ARG, "no model file given");
     rc->model_path = s->model_path;
     enum stf_status st = fault_parse(s->fault_inject, &rc->fault, err);
+    if (!st) st = fault_check_rank(&rc->fault, (int)n_ranks, err);
     if (st) return st;
     if ((st = model_read_config(s->model_path, &rc->model, err))) return st;
     const uint32_t max_len = rc->model.max_seq_len;

@@ -42,6 +42,8 @@ expect "corrupt frame" corrupt-frame=1,after=3 "frame from rank 1: checksum mism
 expect "wrong cache directive" bad-directive=0,after=2 "cache directive disagrees" \
     "error on rank 1"
 expect "killed rank" kill-rank=2,after=3 "rank 2"
+expect "fault on a rank the job lacks" kill-rank=4,after=0 \
+    "rank 4 does not exist, the job has 4 ranks (0..3)"
 expect "stalled rank" stall-rank=2,after=3 "timed out after 3 s waiting for rank 3"
 
 echo "dist_fault: $fails failure(s)"

@@ -61,6 +61,9 @@ expect_fail "dist: empty prompt" "empty" "$dist" --model a.stf --prompt-tokens "
 expect_fail "dist: prompt longer than the context" "exceeds the context" "$dist" --model a.stf --prompt-tokens "1 2 3" --max-tokens 200
 expect_fail "dist: bad temperature" "--temperature" "$dist" --model a.stf --prompt-tokens "1" --temperature -1
 expect_fail "dist: bad top-p" "--top-p must be in (0, 1]" "$dist" --model a.stf --prompt-tokens "1" --top-p 0
+expect_fail "dist: --ctx 0" "--ctx must be at least 1" "$dist" --model a.stf --prompt-tokens "1" --ctx 0
+expect_fail "dist: fault on a missing rank" "rank 99 does not exist, the job has 1 rank" \
+  "$dist" --model a.stf --prompt-tokens "1 2" --fault-inject kill-rank=99,after=0
 expect_fail "dist: unknown option" "unknown option" "$dist" --model a.stf --bogus
 "$dist" --help | grep -q -- "--prompt-tokens"; check "dist: --help" $?
 out=$("$dist" --model a.stf --prompt-tokens "1 2 3" --max-tokens 5 --temperature 0 --print-tokens 2>/dev/null)
