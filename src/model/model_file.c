@@ -384,9 +384,15 @@ static enum stf_status read_manifest(int fd, const char *path, uint64_t *file_si
     if (!man)
         return stf_fail(err, STF_ERR_FORMAT, "%s: manifest is not a valid protobuf Manifest", path);
     if (man->format_version != MODEL_FILE_VERSION || !man->config) {
+        /* the message is built before the manifest it quotes is freed */
+        if (man->format_version != MODEL_FILE_VERSION)
+            st = stf_fail(err, STF_ERR_UNSUPPORTED,
+                          "%s: manifest: format_version %u, this build reads version %u", path,
+                          man->format_version, MODEL_FILE_VERSION);
+        else
+            st = stf_fail(err, STF_ERR_FORMAT, "%s: manifest: the config is missing", path);
         sparsetf__model__manifest__free_unpacked(man, NULL);
-        return stf_fail(err, STF_ERR_FORMAT, "%s: manifest: format_version %u or config missing",
-                        path, man->format_version);
+        return st;
     }
     config_from_proto(man->config, cfg);
     st = model_config_validate(cfg, err);

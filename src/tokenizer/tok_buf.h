@@ -37,6 +37,7 @@ static inline int tok_buf_reserve(struct tok_buf *b, size_t more)
 /* Appends without checking; the caller reserved the room. */
 static inline void tok_buf_put(struct tok_buf *b, const void *bytes, size_t n)
 {
+    if (!n) return; /* an empty buffer has no data pointer yet, and memcpy(NULL, .., 0) is UB */
     memcpy(b->data + b->len, bytes, n);
     b->len += n;
 }

@@ -70,6 +70,9 @@ static void expect_open_error(const char *path, unsigned flags, const char *need
         fail_msg("error `%s` should name the file and contain `%s`", err.msg, needle);
 }
 
+static Sparsetf__Model__Tensor *removed;        /* taken out of the list by a mutation */
+static Sparsetf__Model__Config *removed_config; /* taken out of the manifest by a mutation */
+
 /* Rewrites the manifest of a file through mutate, keeping the header consistent. */
 static void rewrite_manifest(const char *path, void (*mutate)(Sparsetf__Model__Manifest *))
 {
@@ -97,7 +100,11 @@ static void rewrite_manifest(const char *path, void (*mutate)(Sparsetf__Model__M
     fwrite(h, 1, 64, f);
     fwrite(nbuf, 1, nsize, f);
     fclose(f);
-    /* the tensors array may have been edited: free our copy carefully */
+    /* put back what a mutation took out, so that everything unpacked is freed */
+    if (removed) man->n_tensors++; /* it was moved to the last slot */
+    if (removed_config) man->config = removed_config;
+    removed = NULL;
+    removed_config = NULL;
     sparsetf__model__manifest__free_unpacked(man, NULL);
     free(buf);
     free(nbuf);
@@ -130,7 +137,6 @@ static void mut_dtype(Sparsetf__Model__Manifest *m)
 {
     find(m, "embed")->dtype = SPARSETF__MODEL__DTYPE__DTYPE_I8;
 }
-static Sparsetf__Model__Tensor *removed;
 static void mut_missing(Sparsetf__Model__Manifest *m)
 {
     /* move the tensor out of the list; it is freed after the rewrite by the test */
@@ -154,6 +160,11 @@ static void mut_heads(Sparsetf__Model__Manifest *m)
 static void mut_version(Sparsetf__Model__Manifest *m)
 {
     m->format_version = 7;
+}
+static void mut_no_config(Sparsetf__Model__Manifest *m)
+{
+    removed_config = m->config;
+    m->config = NULL;
 }
 
 static void test_model_file_round_trip_values(void **state)
@@ -286,13 +297,13 @@ static void test_model_file_tensor_errors(void **state)
         {mut_missing, "tensor layers.1.ln2.b is missing"},
         {mut_unknown, "tensor layers.0.ff.b9 is not part of this config"},
         {mut_heads, "n_heads (5) must divide d_model (64)"},
-        {mut_version, "format_version 7"},
+        {mut_version, "manifest: format_version 7, this build reads version 1"},
+        {mut_no_config, "manifest: the config is missing"},
     };
     char path[300];
     path_for(path, sizeof path, "t.stf");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_preset(path, "tiny-dense", 1);
-        removed = NULL;
         rewrite_manifest(path, cases[i].mutate);
         expect_open_error(path, 0, cases[i].needle);
     }

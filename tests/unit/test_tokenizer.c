@@ -602,6 +602,30 @@ static void test_tokenizer_encode_small_output(void **state)
     tokenizer_close(tok);
 }
 
+/* A fresh tokenizer whose model has a denormaliser decodes an empty line to "" (its output
+ * buffer has no storage yet: the append of zero bytes must not memcpy from NULL, which
+ * UBSan reports in the sanitize build). */
+static void test_tokenizer_decode_empty_with_denormalizer(void **state)
+{
+    (void)state;
+    struct stf_error err = {0};
+    struct tokenizer *tok = NULL;
+    char path[4096];
+    const char *src = getenv("STF_SOURCE_DIR");
+    snprintf(path, sizeof path, "%s/tests/tokenizer/unigram_custom_rules.model", src ? src : ".");
+    if (tokenizer_open_file(path, &tok, &err) != STF_OK) fail_msg("%s", err.msg);
+    const char *text = NULL;
+    size_t len = 1;
+    int32_t none[1] = {0};
+    assert_int_equal(tokenizer_decode(tok, none, 0, &text, &len, &err), STF_OK);
+    assert_int_equal(len, 0);
+    assert_string_equal(text, "");
+    int n = -1;
+    assert_int_equal(tokenizer_encode(tok, "", 0, none, 1, &n, &err), STF_OK);
+    assert_int_equal(n, 0);
+    tokenizer_close(tok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -620,6 +644,7 @@ int main(void)
         cmocka_unit_test(test_tokenizer_large_vocabulary_lookup),
         cmocka_unit_test(test_tokenizer_decode_rules),
         cmocka_unit_test(test_tokenizer_encode_small_output),
+        cmocka_unit_test(test_tokenizer_decode_empty_with_denormalizer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
