@@ -1,7 +1,7 @@
 /*
  * libFuzzer target: arbitrary bytes as text for the committed test models. The first
  * byte picks the model; the rest is encoded, the ids decoded, and the text
- * normalised. Built only with -DSTF_TOKENIZER_FUZZ=ON and clang.
+ * normalised. Built only with -DSTF_FUZZ=ON and clang.
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /*
  * libFuzzer target: arbitrary bytes as a SentencePiece .model. Loading must either
  * succeed or fail with a message; a model that loads must encode and decode without
- * memory errors. Built only with -DSTF_TOKENIZER_FUZZ=ON and clang.
+ * memory errors. Built only with -DSTF_FUZZ=ON and clang.
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the whole CTest suite of the sanitizer build in BUILD (made by build.sh): any
+# AddressSanitizer or UndefinedBehaviorSanitizer report fails its test. LeakSanitizer is on
+# except for the MPI tests, whose leaks are inside Open MPI's plugins.
+#   suite.sh BUILD_DIR [extra ctest arguments]
+set -uo pipefail
+build=$1
+shift
+cd "$build" || exit 1
+common="abort_on_error=0:halt_on_error=1:exitcode=86:check_initialization_order=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
+rc=0
+# clang_format checks sources, not binaries: the Release build runs it
+ASAN_OPTIONS="$common:detect_leaks=1" ctest --output-on-failure --timeout 900 -j 2 \
+    -LE 'mpi|model' -E '^clang_format$' "$@" || rc=1
+ASAN_OPTIONS="$common:detect_leaks=0" ctest --output-on-failure --timeout 900 -j 2 \
+    -L mpi "$@" || rc=1
+exit $rc
