@@ -1,5 +1,7 @@
 #include "model/forward.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,9 +42,18 @@ enum stf_status seq_state_create(const struct model_config *cfg, uint32_t layer_
     struct layer_kinds kinds;
     enum stf_status st = layer_kinds_pick(cfg, &kinds, err);
     if (st) return st;
+    uint64_t L = layer_end - layer_begin;
+    /* sized before allocating, against the memory this process may use */
+    uint64_t need = L * model_layer_state_bytes(cfg, capacity);
+    if (need > stf_memory_limit())
+        return stf_fail(err, STF_ERR_NOMEM,
+                        "a sequence's caches (%u positions x %llu layers x d=%u) need %.3g GB, "
+                        "more than the %.3g GB of memory this process may use (use a smaller "
+                        "--ctx or more ranks)",
+                        capacity, (unsigned long long)L, cfg->d_model, (double)need / 1e9,
+                        (double)stf_memory_limit() / 1e9);
     struct seq_state *s = calloc(1, sizeof *s);
     if (!s) return stf_fail(err, STF_ERR_NOMEM, "out of memory for sequence state");
-    uint64_t L = layer_end - layer_begin;
     s->layer_begin = layer_begin;
     s->layer_end = layer_end;
     s->capacity = capacity;
@@ -129,17 +140,49 @@ void workspace_free(struct workspace *ws)
     free(ws);
 }
 
-void forward_embed(const struct model *m, uint32_t token, uint32_t pos, float *x)
+/* True when every x[i] is finite. A NaN or an Inf has an exponent of all ones; testing the
+ * bits (integer operations the compiler vectorises) costs n compares, against the n x d or
+ * more multiply-adds of the step that produced x. */
+static bool all_finite(const float *x, uint32_t n)
+{
+    uint32_t bad = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &x[i], sizeof b);
+        bad |= (b & 0x7f800000u) == 0x7f800000u;
+    }
+    return !bad;
+}
+
+enum stf_status forward_fail_nonfinite(const struct model *m, uint32_t where, uint32_t pos,
+                                       struct stf_error *err)
+{
+    char part[48];
+    if (where == FORWARD_AT_EMBED)
+        snprintf(part, sizeof part, "the embedding");
+    else if (where == FORWARD_AT_HEAD)
+        snprintf(part, sizeof part, "the output layer");
+    else
+        snprintf(part, sizeof part, "layer %u", where);
+    return stf_fail(err, STF_ERR_FORMAT,
+                    "%s: %s produced a non-finite value (NaN or Inf) at position %u: the model's "
+                    "weights are damaged or out of range (--verify checks them against their "
+                    "checksums)",
+                    m->path ? m->path : "model", part, pos);
+}
+
+uint32_t forward_embed(const struct model *m, uint32_t token, uint32_t pos, float *x)
 {
     uint32_t d = m->cfg.d_model;
     const float *e = view_f32(&m->w.embed) + (uint64_t)token * d;
     const float *p = view_f32(&m->w.pos) + (uint64_t)pos * d;
     for (uint32_t i = 0; i < d; i++)
         x[i] = e[i] + p[i]; /* SPEC §1: E[tok] + PE[p], no scaling */
+    return all_finite(x, d) ? FORWARD_FINITE : FORWARD_AT_EMBED;
 }
 
-void forward_layers(const struct model *m, struct seq_state *s, struct workspace *ws, uint32_t pos,
-                    float *x)
+uint32_t forward_layers(const struct model *m, struct seq_state *s, struct workspace *ws,
+                        uint32_t pos, float *x)
 {
     const struct model_config *c = &m->cfg;
     const struct layer_kinds *kind = &m->kinds;
@@ -173,14 +216,17 @@ void forward_layers(const struct model *m, struct seq_state *s, struct workspace
             for (uint32_t i = 0; i < d; i++)
                 x[i] += ws->sub[i];
         }
+        if (!all_finite(x, d)) return l;
     }
+    return FORWARD_FINITE;
 }
 
-void forward_head(const struct model *m, struct workspace *ws, const float *x, float *logits)
+uint32_t forward_head(const struct model *m, struct workspace *ws, const float *x, float *logits)
 {
     const struct model_config *c = &m->cfg;
     struct sublayer_step step = {.cfg = c, .k = ws->k, .w = m->w.out, .scratch = ws->scratch};
     /* logits = Out(LN_f(x)) */
     layernorm(ws->xn, x, view_f32(&m->w.lnf_g), view_f32(&m->w.lnf_b), c->d_model);
     m->kinds.out->forward(&step, ws->xn, logits);
+    return all_finite(logits, c->vocab_size) ? FORWARD_FINITE : FORWARD_AT_HEAD;
 }

@@ -59,12 +59,25 @@ enum stf_status workspace_create(const struct model_config *cfg, uint32_t capaci
                                  struct stf_error *err);
 void workspace_free(struct workspace *ws);
 
+/* Damaged weights (a NaN, an Inf, or values that overflow) must never turn into tokens
+ * printed as if fine: each step checks what it produced (the residual stream after every
+ * layer, the logits) and returns FORWARD_FINITE, or where the first non-finite value
+ * appeared: a layer index, FORWARD_AT_EMBED or FORWARD_AT_HEAD. */
+#define FORWARD_FINITE   UINT32_MAX
+#define FORWARD_AT_EMBED (UINT32_MAX - 1)
+#define FORWARD_AT_HEAD  (UINT32_MAX - 2)
+
 /* x (d) = E[token] + PE[pos]. Needs the embedding mapped. */
-void forward_embed(const struct model *m, uint32_t token, uint32_t pos, float *x);
+uint32_t forward_embed(const struct model *m, uint32_t token, uint32_t pos, float *x);
 /* Runs s's layers on the residual stream x (d) in place, at position pos < s->capacity. */
-void forward_layers(const struct model *m, struct seq_state *s, struct workspace *ws, uint32_t pos,
-                    float *x);
+uint32_t forward_layers(const struct model *m, struct seq_state *s, struct workspace *ws,
+                        uint32_t pos, float *x);
 /* logits (V) = Out(LN_f(x)). Needs the head mapped. */
-void forward_head(const struct model *m, struct workspace *ws, const float *x, float *logits);
+uint32_t forward_head(const struct model *m, struct workspace *ws, const float *x, float *logits);
+
+/* The error for a non-finite value found at `where` (a forward_* result) at position pos:
+ * names the model file and the layer. */
+enum stf_status forward_fail_nonfinite(const struct model *m, uint32_t where, uint32_t pos,
+                                       struct stf_error *err);
 
 #endif

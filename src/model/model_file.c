@@ -68,6 +68,8 @@ static void header_decode(const unsigned char in[MODEL_HEADER_SIZE], struct mode
     h->data_offset = get_u64(in + offsetof(struct model_file_header, data_offset));
     h->file_size = get_u64(in + offsetof(struct model_file_header, file_size));
     h->manifest_crc32c = get_u32(in + offsetof(struct model_file_header, manifest_crc32c));
+    for (int i = 0; i < 3; i++)
+        h->reserved[i] = get_u32(in + offsetof(struct model_file_header, reserved) + 4 * i);
 }
 
 /* ---- config <-> protobuf (every field of MODEL_CONFIG_FIELDS has the same name there) ---- */
@@ -119,6 +121,15 @@ static bool dtype_from_proto(Sparsetf__Model__DType p, enum stf_dtype *t)
             return true;
         }
     return false;
+}
+
+/* Fields that only a kind not chosen would use (ff_rank of a dense FF, ...) size nothing
+ * and match no tensor, so nothing may depend on them: they read as zero after loading. */
+static void config_clear_unused(struct model_config *c)
+{
+    if (c->ff != FF_SPARSE) c->ff_block = c->ff_rank = 0;
+    if (c->attn != ATTN_SPARSE_QKV) c->qkv_modules = 0;
+    if (c->out != OUT_MULT) c->out_modules = 0;
 }
 
 static uint64_t align_up(uint64_t x, uint64_t a)
@@ -208,7 +219,7 @@ enum stf_status model_write(const char *path, const struct model_config *cfg,
         tensors[i].crc32c = 0xffffffffu;
     }
     size_t manifest_cap = sparsetf__model__manifest__get_packed_size(&man);
-    uint64_t data_offset = align_up(MODEL_HEADER_SIZE + manifest_cap, 4096);
+    uint64_t data_offset = align_up(MODEL_HEADER_SIZE + manifest_cap, MODEL_DATA_ALIGN);
     uint64_t off = data_offset, total = 0;
     for (int i = 0; i < n_all; i++) {
         tensors[i].offset = off;
@@ -328,15 +339,15 @@ static enum stf_status read_all(int fd, void *buf, size_t len, uint64_t offset, 
 
 /* Reads and checks the header and manifest; *man_out must be freed with
  * sparsetf__model__manifest__free_unpacked. */
-static enum stf_status read_manifest(int fd, const char *path, uint64_t *file_size,
+static enum stf_status read_manifest(int fd, const char *path, struct model_file_header *hdr,
                                      Sparsetf__Model__Manifest **man_out, struct model_config *cfg,
                                      struct stf_error *err)
 {
+    *man_out = NULL;
     struct stat sb;
     if (fstat(fd, &sb) != 0)
         return stf_fail(err, STF_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     uint64_t size = (uint64_t)sb.st_size;
-    *file_size = size;
     if (size < MODEL_HEADER_SIZE)
         return stf_fail(err, STF_ERR_FORMAT,
                         "%s: not a sparsetf model file: only %llu bytes, a header needs %u", path,
@@ -367,6 +378,20 @@ static enum stf_status read_manifest(int fd, const char *path, uint64_t *file_si
         h.manifest_size > (1ull << 30))
         return stf_fail(err, STF_ERR_FORMAT, "%s: header: manifest_size %llu is out of bounds",
                         path, (unsigned long long)h.manifest_size);
+    /* the data section starts after the manifest, at a page boundary, inside the file */
+    if (h.data_offset < MODEL_HEADER_SIZE + h.manifest_size || h.data_offset > size ||
+        h.data_offset % MODEL_DATA_ALIGN != 0)
+        return stf_fail(err, STF_ERR_FORMAT,
+                        "%s: header: data_offset %llu must be a multiple of %u between the end "
+                        "of the manifest (%llu) and the end of the file (%llu)",
+                        path, (unsigned long long)h.data_offset, MODEL_DATA_ALIGN,
+                        (unsigned long long)(MODEL_HEADER_SIZE + h.manifest_size),
+                        (unsigned long long)size);
+    if (h.reserved[0] || h.reserved[1] || h.reserved[2])
+        return stf_fail(err, STF_ERR_FORMAT,
+                        "%s: header: reserved bytes 52..63 are not zero (a newer format, or a "
+                        "damaged file)",
+                        path);
     unsigned char *mbuf = malloc(h.manifest_size);
     if (!mbuf) return stf_fail(err, STF_ERR_NOMEM, "%s: cannot allocate the manifest", path);
     st = read_all(fd, mbuf, h.manifest_size, MODEL_HEADER_SIZE, path, "the manifest", err);
@@ -400,6 +425,8 @@ static enum stf_status read_manifest(int fd, const char *path, uint64_t *file_si
         sparsetf__model__manifest__free_unpacked(man, NULL);
         return stf_wrap(err, "%s", path);
     }
+    config_clear_unused(cfg);
+    *hdr = h;
     *man_out = man;
     return STF_OK;
 }
@@ -409,8 +436,8 @@ enum stf_status model_read_config(const char *path, struct model_config *cfg, st
     int fd = open(path, O_RDONLY);
     if (fd < 0) return stf_fail(err, STF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     Sparsetf__Model__Manifest *man = NULL;
-    uint64_t size;
-    enum stf_status st = read_manifest(fd, path, &size, &man, cfg, err);
+    struct model_file_header h;
+    enum stf_status st = read_manifest(fd, path, &h, &man, cfg, err);
     if (man) sparsetf__model__manifest__free_unpacked(man, NULL);
     close(fd);
     return st;
@@ -449,6 +476,35 @@ static int cmp_request_offset(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Every tensor's bytes, selected or not, for the overlap check. */
+struct tensor_span {
+    uint64_t offset, nbytes;
+    const char *name; /* borrowed from the manifest */
+};
+
+static int cmp_span_offset(const void *a, const void *b)
+{
+    uint64_t x = ((const struct tensor_span *)a)->offset,
+             y = ((const struct tensor_span *)b)->offset;
+    return (x > y) - (x < y);
+}
+
+/* No two tensors share a byte (a damaged or crafted table could make one tensor's weights
+ * another's, or a write through one view show in another). spans are sorted here. */
+static enum stf_status check_no_overlap(struct tensor_span *spans, size_t n, const char *path,
+                                        struct stf_error *err)
+{
+    qsort(spans, n, sizeof *spans, cmp_span_offset);
+    for (size_t i = 0; i + 1 < n; i++)
+        if (spans[i].offset + spans[i].nbytes > spans[i + 1].offset)
+            return stf_fail(err, STF_ERR_FORMAT,
+                            "%s: tensors %s (bytes %llu..%llu) and %s (from byte %llu) overlap",
+                            path, spans[i].name, (unsigned long long)spans[i].offset,
+                            (unsigned long long)(spans[i].offset + spans[i].nbytes),
+                            spans[i + 1].name, (unsigned long long)spans[i + 1].offset);
+    return STF_OK;
+}
+
 enum stf_status model_open(const char *path, const struct model_select *sel_in, unsigned flags,
                            struct model **out, struct stf_error *err)
 {
@@ -458,6 +514,7 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
     m->fd = -1;
     struct tensor_desc *descs = NULL;
     struct map_request *reqs = NULL;
+    struct tensor_span *spans = NULL;
     bool *seen = NULL;
     Sparsetf__Model__Manifest *man = NULL;
     enum stf_status st;
@@ -468,8 +525,10 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
         st = stf_fail(err, STF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
         goto fail;
     }
-    st = read_manifest(m->fd, path, &m->file_size, &man, &m->cfg, err);
+    struct model_file_header hdr;
+    st = read_manifest(m->fd, path, &hdr, &man, &m->cfg, err);
     if (st) goto fail;
+    m->file_size = hdr.file_size;
     if ((st = layer_kinds_pick(&m->cfg, &m->kinds, err))) goto fail; /* validated: cannot fail */
     const struct model_config *c = &m->cfg;
     snprintf(m->name, sizeof m->name, "%s", man->name ? man->name : "");
@@ -486,12 +545,22 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
         m->sel = (struct model_select){0, c->n_layers, true, true};
     }
 
-    m->w.layers = calloc(c->n_layers, sizeof *m->w.layers);
+    /* Every allocation below is sized by the validated config (n_layers <= 4096), never by
+     * a count read from the file: the manifest may list at most the config's tensors and a
+     * tokenizer. */
     int n = model_tensor_list(c, NULL, NULL, 0);
+    if (man->n_tensors > (size_t)n + 1) {
+        st = stf_fail(err, STF_ERR_FORMAT,
+                      "%s: manifest lists %zu tensors, the config has %d (and a tokenizer)", path,
+                      man->n_tensors, n);
+        goto fail;
+    }
+    m->w.layers = calloc(c->n_layers, sizeof *m->w.layers);
     descs = calloc((size_t)n, sizeof *descs);
     seen = calloc((size_t)n, sizeof *seen);
     reqs = calloc((size_t)n + 1, sizeof *reqs);
-    if (!m->w.layers || !descs || !seen || !reqs) {
+    spans = calloc((size_t)n + 1, sizeof *spans);
+    if (!m->w.layers || !descs || !seen || !reqs || !spans) {
         st = stf_fail(err, STF_ERR_NOMEM, "%s: out of memory for the tensor table", path);
         goto fail;
     }
@@ -503,21 +572,24 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
     for (size_t i = 0; i < man->n_tensors; i++) {
         const Sparsetf__Model__Tensor *t = man->tensors[i];
         const char *tname = t->name ? t->name : "";
-        if (t->offset % MODEL_TENSOR_ALIGN != 0 || t->offset < MODEL_HEADER_SIZE ||
+        if (t->offset % MODEL_TENSOR_ALIGN != 0 || t->offset < hdr.data_offset ||
             t->nbytes > m->file_size || t->offset > m->file_size - t->nbytes) {
             st = stf_fail(err, STF_ERR_FORMAT,
-                          "%s: tensor %s: bytes %llu..%llu are out of bounds or misaligned (file "
-                          "has %llu bytes, alignment %u)",
+                          "%s: tensor %s: bytes %llu..%llu are out of bounds or misaligned (the "
+                          "data section is bytes %llu..%llu, alignment %u)",
                           path, tname, (unsigned long long)t->offset,
                           (unsigned long long)(t->offset + t->nbytes),
-                          (unsigned long long)m->file_size, MODEL_TENSOR_ALIGN);
+                          (unsigned long long)hdr.data_offset, (unsigned long long)m->file_size,
+                          MODEL_TENSOR_ALIGN);
             goto fail;
         }
+        spans[i] = (struct tensor_span){t->offset, t->nbytes, tname};
         if (strcmp(tname, MODEL_TOKENIZER_TENSOR) == 0) {
             enum stf_dtype tok_dtype;
             if (!dtype_from_proto(t->dtype, &tok_dtype) || tok_dtype != STF_DTYPE_U8 ||
-                have_tokenizer) {
-                st = stf_fail(err, STF_ERR_FORMAT, "%s: tensor %s: must appear once with dtype u8",
+                have_tokenizer || t->n_shape != 1 || t->shape[0] != t->nbytes) {
+                st = stf_fail(err, STF_ERR_FORMAT,
+                              "%s: tensor %s: must appear once, with dtype u8 and shape (nbytes)",
                               path, tname);
                 goto fail;
             }
@@ -585,6 +657,18 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
             goto fail;
         }
     }
+    if ((st = check_no_overlap(spans, man->n_tensors, path, err))) goto fail;
+    /* What this process will map and read every token must fit in its memory. */
+    uint64_t want = 0, limit = stf_memory_limit();
+    for (int i = 0; i < n_req; i++)
+        want += reqs[i].nbytes;
+    if (want > limit) {
+        st = stf_fail(err, STF_ERR_NOMEM,
+                      "%s: the tensors this process needs are %.3g GB, more than the %.3g GB of "
+                      "memory it may use (run more pipeline ranks, on more machines)",
+                      path, (double)want / 1e9, (double)limit / 1e9);
+        goto fail;
+    }
 
     /* Map the selected tensors, merging neighbours into one mapping per contiguous run. */
     qsort(reqs, (size_t)n_req, sizeof *reqs, cmp_request_offset);
@@ -625,6 +709,7 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
     free(descs);
     free(seen);
     free(reqs);
+    free(spans);
     sparsetf__model__manifest__free_unpacked(man, NULL);
     *out = m;
     return STF_OK;
@@ -632,6 +717,7 @@ fail:
     free(descs);
     free(seen);
     free(reqs);
+    free(spans);
     if (man) sparsetf__model__manifest__free_unpacked(man, NULL);
     model_close(m);
     return st;

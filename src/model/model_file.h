@@ -23,6 +23,7 @@
 #define MODEL_FILE_VERSION 1u
 #define MODEL_HEADER_SIZE  64u
 #define MODEL_TENSOR_ALIGN 64u
+#define MODEL_DATA_ALIGN   4096u /* data_offset: a page */
 
 /* The fixed header at byte 0 (all integers little-endian). */
 struct model_file_header {
@@ -34,7 +35,7 @@ struct model_file_header {
     uint64_t data_offset; /* first tensor byte, page aligned */
     uint64_t file_size;   /* total bytes, to detect truncation */
     uint32_t manifest_crc32c;
-    uint32_t reserved[3];
+    uint32_t reserved[3]; /* zero; a reader rejects anything else */
 };
 _Static_assert(sizeof(struct model_file_header) == MODEL_HEADER_SIZE, "header is 64 bytes");
 

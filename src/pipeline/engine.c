@@ -134,7 +134,8 @@ static void end_cancelled(struct engine *e)
 /* ---- results ---- */
 
 static enum stf_status handle_rows(struct engine *e, struct session *s, bool decode,
-                                   uint32_t position, uint32_t rows, const float *data)
+                                   uint32_t position, uint32_t rows, const float *data,
+                                   struct stf_error *err)
 {
     struct pipe *p = &e->p;
     const struct model_config *cfg = p->cfg;
@@ -150,7 +151,8 @@ static enum stf_status handle_rows(struct engine *e, struct session *s, bool dec
         bool all = s->all_logits && pos == s->logits_sent && !s->cancel;
         if (!all && !(sample && r + 1 == rows)) continue;
         memcpy(e->result, data + (size_t)r * cfg->d_model, cfg->d_model * sizeof(float));
-        forward_head(p->m, p->ws, e->result, e->logits);
+        uint32_t bad = forward_head(p->m, p->ws, e->result, e->logits);
+        if (bad != FORWARD_FINITE) return forward_fail_nonfinite(p->m, bad, pos, err);
         if (all) {
             s->logits_sent = pos + 1;
             if (h->cb.on_logits && h->cb.on_logits(h->user, s->id, pos, e->logits))
@@ -213,7 +215,7 @@ static enum stf_status handle_result(struct engine *e, const struct frame *f, in
                         "slot %u) matches no frame in flight",
                         from, (unsigned long long)f->session, f->position, f->rows, f->cache.slot);
     e->in_flight--;
-    return handle_rows(e, s, f->kind == FRAME_DECODE, f->position, f->rows, f->data);
+    return handle_rows(e, s, f->kind == FRAME_DECODE, f->position, f->rows, f->data, err);
 }
 
 /* Builds the next frame of s in p->rows, runs rank 0's own layers, then sends it (or, on a
@@ -227,8 +229,11 @@ static enum stf_status start_frame(struct engine *e, struct session *s, int buf,
     bool prefill = s->fill < s->n_prompt || pending > 1;
     uint32_t rows = prefill ? (pending < p->lim.max_rows ? pending : p->lim.max_rows) : 1;
     s->t_sent = stf_now();
-    for (uint32_t r = 0; r < rows; r++)
-        forward_embed(p->m, s->tokens[s->fill + r], s->fill + r, p->rows + (size_t)r * d);
+    for (uint32_t r = 0; r < rows; r++) {
+        uint32_t bad =
+            forward_embed(p->m, s->tokens[s->fill + r], s->fill + r, p->rows + (size_t)r * d);
+        if (bad != FORWARD_FINITE) return forward_fail_nonfinite(p->m, bad, s->fill + r, err);
+    }
     p->stats.compute_s += stf_now() - s->t_sent;
     struct frame f = {.kind = prefill ? FRAME_PREFILL : FRAME_DECODE,
                       .session = s->id,
@@ -245,7 +250,7 @@ static enum stf_status start_frame(struct engine *e, struct session *s, int buf,
     if (st) return st;
     s->phase = SESSION_IN_FLIGHT;
     s->in_flight_rows = rows;
-    if (p->size == 1) return handle_rows(e, s, !prefill, f.position, rows, p->rows);
+    if (p->size == 1) return handle_rows(e, s, !prefill, f.position, rows, p->rows, err);
     e->in_flight++;
     return send_frame(e, buf, &f, err);
 }

@@ -30,6 +30,18 @@ enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct tr
     p->stats.layer_end = mine->layer_end;
     enum stf_status st;
 
+    /* the whole estimate for this rank (weights, every slot's caches, buffers) is checked
+     * against this machine before anything is mapped or allocated */
+    uint64_t need = plan_rank_expected_bytes(&rc->plan, (uint32_t)p->rank),
+             limit = stf_memory_limit();
+    if (need > limit)
+        return stf_fail(
+            err, STF_ERR_NOMEM,
+            "%s: this rank needs about %.3g GB (weights %.3g, caches of %u slots x %u "
+            "positions %.3g, buffers %.3g), more than the %.3g GB of memory it may use: "
+            "run more ranks, or use fewer --slots or a smaller --ctx",
+            rc->model_path, (double)need / 1e9, (double)mine->weight_bytes / 1e9, n_slots, capacity,
+            (double)mine->cache_bytes / 1e9, (double)mine->buffer_bytes / 1e9, (double)limit / 1e9);
     double t0 = stf_now();
     struct model_select sel = {.layer_begin = mine->layer_begin,
                                .layer_end = mine->layer_end,
@@ -119,8 +131,12 @@ enum stf_status pipe_compute(struct pipe *p, const struct frame *f, int from, st
     const uint32_t d = p->cfg->d_model;
     if (f->data != p->rows) memcpy(p->rows, f->data, f->data_len);
     if (s->state)
-        for (uint32_t r = 0; r < f->rows; r++)
-            forward_layers(p->m, s->state, p->ws, f->position + r, p->rows + (size_t)r * d);
+        for (uint32_t r = 0; r < f->rows; r++) {
+            uint32_t bad =
+                forward_layers(p->m, s->state, p->ws, f->position + r, p->rows + (size_t)r * d);
+            if (bad != FORWARD_FINITE)
+                return forward_fail_nonfinite(p->m, bad, f->position + r, err);
+        }
     slots_advance(s, f->rows);
     p->stats.positions += f->rows;
     p->stats.compute_s += stf_now() - t0;

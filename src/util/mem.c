@@ -1,6 +1,7 @@
 #include "util/mem.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -60,4 +61,34 @@ void file_map_close(struct file_map *map)
 {
     if (map->base) munmap(map->base, map->base_len);
     memset(map, 0, sizeof *map);
+}
+
+/* A cgroup limit file holds a number of bytes or "max". */
+static uint64_t read_limit_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return UINT64_MAX;
+    unsigned long long v = 0;
+    int ok = fscanf(f, "%llu", &v) == 1;
+    fclose(f);
+    return ok && v > 0 ? (uint64_t)v : UINT64_MAX;
+}
+
+uint64_t stf_memory_limit(void)
+{
+    const char *env = getenv("STF_MEMORY_LIMIT");
+    if (env && *env) {
+        char *end;
+        unsigned long long v = strtoull(env, &end, 10);
+        unsigned shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+        if (v > 0 && (shift == 0 ? *end == '\0' : end[1] == '\0') && v <= (UINT64_MAX >> shift))
+            return (uint64_t)v << shift;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t limit = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : UINT64_MAX;
+    uint64_t v2 = read_limit_file("/sys/fs/cgroup/memory.max");
+    uint64_t v1 = read_limit_file("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+    if (v2 < limit) limit = v2;
+    if (v1 < limit) limit = v1;
+    return limit;
 }

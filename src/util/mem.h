@@ -31,4 +31,9 @@ enum stf_status file_map_open(struct file_map *map, int fd, const char *path, ui
 enum stf_status file_map_anon(struct file_map *map, uint64_t len, struct stf_error *err);
 void file_map_close(struct file_map *map);
 
+/* Bytes of memory this process may use: $STF_MEMORY_LIMIT when set (bytes, or with a K, M
+ * or G suffix: to leave room for other jobs), else the machine's physical memory, or the
+ * cgroup's memory limit when that is lower (a container, a Slurm job). */
+uint64_t stf_memory_limit(void);
+
 #endif

@@ -64,6 +64,8 @@ expect_fail "dist: bad top-p" "--top-p must be in (0, 1]" "$dist" --model a.stf 
 expect_fail "dist: --ctx 0" "--ctx must be at least 1" "$dist" --model a.stf --prompt-tokens "1" --ctx 0
 expect_fail "dist: fault on a missing rank" "rank 99 does not exist, the job has 1 rank" \
   "$dist" --model a.stf --prompt-tokens "1 2" --fault-inject kill-rank=99,after=0
+expect_fail "dist: rank over its memory" "a.stf: this rank needs about" \
+  env STF_MEMORY_LIMIT=200K "$dist" --model a.stf --prompt-tokens "1 2"
 expect_fail "dist: unknown option" "unknown option" "$dist" --model a.stf --bogus
 "$dist" --help | grep -q -- "--prompt-tokens"; check "dist: --help" $?
 out=$("$dist" --model a.stf --prompt-tokens "1 2 3" --max-tokens 5 --temperature 0 --print-tokens 2>/dev/null)

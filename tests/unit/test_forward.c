@@ -188,6 +188,84 @@ static void test_forward_per_token_path_allocates_nothing(void **state)
     }
 }
 
+/* A NaN or Inf weight never reaches sampling unnoticed: each step reports where the first
+ * non-finite value appeared (the embedding, the layer, the output layer): a NaN in a layer
+ * norm gain, an Inf in an FF weight. The clean model reports nothing. */
+static void test_forward_reports_nonfinite_layer(void **state)
+{
+    (void)state;
+    struct {
+        const char *preset;
+        int layer; /* -1: embedding, -2: head */
+        int which; /* 0: ln1 gain NaN, 1: dense FF b2 Inf */
+        uint32_t want;
+    } cases[] = {
+        {"tiny-sparse-sru", 1, 0, 1},
+        {"tiny-dense", 0, 1, 0},
+        {"tiny-sparse", -1, 0, FORWARD_AT_EMBED},
+        {"tiny-dense", -2, 0, FORWARD_AT_HEAD},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        struct model *m = make_model(cases[ci].preset, 5);
+        const struct model_config *c = &m->cfg;
+        struct stf_error err = {0};
+        struct seq_state *s;
+        struct workspace *ws;
+        assert_int_equal(seq_state_create(c, 0, c->n_layers, c->max_seq_len, &s, &err), STF_OK);
+        assert_int_equal(workspace_create(c, c->max_seq_len, &kernels_fast, &ws, &err), STF_OK);
+        float *x = malloc(c->d_model * sizeof *x), *logits = malloc(c->vocab_size * sizeof *logits);
+        seq_state_reset(s);
+        /* clean first */
+        assert_int_equal(forward_embed(m, 3, 0, x), FORWARD_FINITE);
+        assert_int_equal(forward_layers(m, s, ws, 0, x), FORWARD_FINITE);
+        assert_int_equal(forward_head(m, ws, x, logits), FORWARD_FINITE);
+        /* the in-memory model's views are writable anonymous memory */
+        if (cases[ci].layer == -1) {
+            ((float *)m->w.embed.data)[5 * c->d_model + 2] = NAN;
+        } else if (cases[ci].layer == -2) {
+            ((float *)m->w.lnf_g.data)[7] = NAN;
+        } else {
+            struct layer_weights *lw = &m->w.layers[cases[ci].layer];
+            if (cases[ci].which == 0) ((float *)lw->ln1_g.data)[3] = NAN;
+            if (cases[ci].which == 1) ((float *)lw->ff[3].data)[11] = INFINITY; /* dense b2 */
+        }
+        seq_state_reset(s);
+        uint32_t got = forward_embed(m, 5, 0, x);
+        if (got == FORWARD_FINITE) got = forward_layers(m, s, ws, 0, x);
+        if (got == FORWARD_FINITE) got = forward_head(m, ws, x, logits);
+        if (got != cases[ci].want)
+            fail_msg("case %zu (%s): reported %u, expected %u", ci, cases[ci].preset, got,
+                     cases[ci].want);
+        assert_int_equal(forward_fail_nonfinite(m, got, 0, &err), STF_ERR_FORMAT);
+        assert_non_null(strstr(err.msg, "produced a non-finite value (NaN or Inf) at position 0"));
+        free(x), free(logits);
+        workspace_free(ws);
+        seq_state_free(s);
+        model_close(m);
+    }
+}
+
+/* The caches are sized against the memory this process may use before anything is
+ * allocated ($STF_MEMORY_LIMIT stands in for a small machine). */
+static void test_forward_state_over_memory_limit(void **state)
+{
+    (void)state;
+    struct model *m = make_model("tiny-dense", 1);
+    const struct model_config *c = &m->cfg;
+    struct stf_error err = {0};
+    struct seq_state *s = NULL;
+    setenv("STF_MEMORY_LIMIT", "100K", 1);
+    long before = allocations;
+    assert_int_equal(seq_state_create(c, 0, c->n_layers, c->max_seq_len, &s, &err), STF_ERR_NOMEM);
+    assert_int_equal(allocations, before);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, "a sequence's caches (128 positions x 2 layers x d=64)"));
+    unsetenv("STF_MEMORY_LIMIT");
+    assert_int_equal(seq_state_create(c, 0, c->n_layers, c->max_seq_len, &s, &err), STF_OK);
+    seq_state_free(s);
+    model_close(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +273,8 @@ int main(void)
         cmocka_unit_test(test_forward_history_matters),
         cmocka_unit_test(test_forward_generated_model_is_lively),
         cmocka_unit_test(test_forward_per_token_path_allocates_nothing),
+        cmocka_unit_test(test_forward_reports_nonfinite_layer),
+        cmocka_unit_test(test_forward_state_over_memory_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

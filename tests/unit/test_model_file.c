@@ -167,6 +167,26 @@ static void mut_no_config(Sparsetf__Model__Manifest *m)
     m->config = NULL;
 }
 
+static void mut_overlap(Sparsetf__Model__Manifest *m)
+{
+    /* same size as layers.0.ln1.b, placed on it: two views of the same bytes */
+    find(m, "layers.0.ln1.g")->offset = find(m, "layers.0.ln1.b")->offset;
+}
+static void mut_into_manifest(Sparsetf__Model__Manifest *m)
+{
+    find(m, "layers.0.ln2.g")->offset = 64; /* the manifest's own bytes */
+}
+static void mut_huge_unused_ff_rank(Sparsetf__Model__Manifest *m)
+{
+    m->config->ff_rank = 4000000000u; /* ignored by a dense FF */
+    m->config->qkv_modules = 4000000000u;
+    m->config->out_modules = 7;
+}
+static void mut_tokenizer_shape(Sparsetf__Model__Manifest *m)
+{
+    find(m, "tokenizer.model")->shape[0] += 1;
+}
+
 static void test_model_file_round_trip_values(void **state)
 {
     (void)state;
@@ -309,6 +329,74 @@ static void test_model_file_tensor_errors(void **state)
     }
 }
 
+/* Writes a u64 / u32 at byte `at` of the header. */
+static void poke_header(const char *path, long at, uint64_t v, int width)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, at, SEEK_SET);
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+    assert_int_equal(fwrite(b, 1, (size_t)width, f), (size_t)width);
+    fclose(f);
+}
+
+static void test_model_file_untrusted_layout(void **state)
+{
+    (void)state;
+    char path[300];
+    path_for(path, sizeof path, "u.stf");
+    struct {
+        long at;
+        uint64_t value;
+        int width;
+        const char *needle;
+    } header_cases[] = {
+        {32, 0xffffffffffffff00ull, 8, "header: data_offset 18446744073709551360 must be"},
+        {32, 8192 + 64, 8, "header: data_offset 8256 must be a multiple of 4096"},
+        {32, 64, 8, "header: data_offset 64 must be"},
+        {52, 1, 4, "header: reserved bytes 52..63 are not zero"},
+        {60, 0x80000000u, 4, "header: reserved bytes 52..63 are not zero"},
+    };
+    for (size_t i = 0; i < sizeof header_cases / sizeof header_cases[0]; i++) {
+        write_preset(path, "tiny-dense", 1);
+        poke_header(path, header_cases[i].at, header_cases[i].value, header_cases[i].width);
+        expect_open_error(path, 0, header_cases[i].needle);
+    }
+    struct {
+        void (*mutate)(Sparsetf__Model__Manifest *);
+        const char *needle;
+    } cases[] = {
+        {mut_overlap, ") overlap"},
+        {mut_into_manifest, "tensor layers.0.ln2.g: bytes 64..320 are out of bounds"},
+        {mut_tokenizer_shape, "tensor tokenizer.model: must appear once, with dtype u8 and shape"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_preset(path, "tiny-dense", 1);
+        rewrite_manifest(path, cases[i].mutate);
+        expect_open_error(path, 0, cases[i].needle);
+    }
+    /* fields of kinds not chosen size nothing: they read as zero */
+    write_preset(path, "tiny-dense", 1);
+    rewrite_manifest(path, mut_huge_unused_ff_rank);
+    struct model *m = NULL;
+    struct stf_error err = {0};
+    assert_int_equal(model_open(path, NULL, 0, &m, &err), STF_OK);
+    assert_int_equal(m->cfg.ff_rank, 0);
+    assert_int_equal(m->cfg.ff_block, 0);
+    assert_int_equal(m->cfg.qkv_modules, 0);
+    assert_int_equal(m->cfg.out_modules, 0);
+    model_close(m);
+    struct model_config cfg;
+    assert_int_equal(model_read_config(path, &cfg, &err), STF_OK);
+    assert_int_equal(cfg.ff_rank, 0);
+    /* the tensors to map are checked against the memory this process may use */
+    setenv("STF_MEMORY_LIMIT", "100K", 1);
+    expect_open_error(path, 0, "the tensors this process needs are");
+    unsetenv("STF_MEMORY_LIMIT");
+}
+
 static void test_model_file_verify_catches_flipped_byte(void **state)
 {
     (void)state;
@@ -348,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_model_file_maps_only_selected_layers),
         cmocka_unit_test(test_model_file_header_errors),
         cmocka_unit_test(test_model_file_tensor_errors),
+        cmocka_unit_test(test_model_file_untrusted_layout),
         cmocka_unit_test(test_model_file_verify_catches_flipped_byte),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
