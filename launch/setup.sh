@@ -10,7 +10,8 @@ build=${BUILD_DIR:-$here/build}
 packages=(cmake gcc make pkg-config libc6-dev
           openmpi-bin libopenmpi-dev libopenblas-dev
           libprotobuf-c-dev protobuf-c-compiler libcmocka-dev
-          python3 python3-numpy python3-sentencepiece sentencepiece clang-format)
+          python3 python3-numpy python3-sentencepiece sentencepiece clang-format
+          clang libclang-rt-14-dev)  # clang: the sanitizer and libFuzzer build (CTest label sanitize)
 # tests/run.sh also wants what its cluster tests run on: a single-node Slurm (started and
 # stopped by the test itself, tests/integration/slurm_job.sh)
 if [ "${STF_SETUP_TESTS:-0}" = 1 ]; then
