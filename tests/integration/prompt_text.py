@@ -59,13 +59,24 @@ with tempfile.TemporaryDirectory() as tmp:
     with open(path, "w", encoding="utf-8") as f:
         f.write("".join(p + "\n" for p in prompts))
     # --prompts: each session's ids equal its --prompt-tokens run
+    # several sessions stream "[i] id" lines as tokens come, then "[i] text"
     out = run(["--prompts", path, "--print-tokens"] + common)
-    check(out is not None and len(out) == 2 * len(prompts), "--prompts printed %r" % out)
+    lines = {i: [] for i in range(len(prompts))}
+    for line in out or []:
+        tag, _, rest = line.partition("] ")
+        if tag.startswith("[") and tag[1:].isdigit() and int(tag[1:]) in lines:
+            lines[int(tag[1:])].append(rest)
     for i, prompt in enumerate(prompts):
         solo = run(["--prompt-tokens", " ".join(map(str, [sp.bos_id()] + sp.encode(prompt))),
                     "--print-tokens"] + common)
-        check(out is not None and solo is not None and out[2 * i] == solo[0],
-              "--prompts session %d (%r) differs from its solo run" % (i, prompt))
+        got = " ".join(lines[i][:-1])
+        check(solo is not None and got == solo[0],
+              "--prompts session %d (%r): ids %r differ from its solo run's %r"
+              % (i, prompt, got, solo and solo[0]))
+        ids = [sp.bos_id()] + sp.encode(prompt) + [int(t) for t in lines[i][:-1]]
+        check(lines[i][-1:] == [sp.decode(ids)],
+              "--prompts session %d (%r): text %r, sentencepiece %r"
+              % (i, prompt, lines[i][-1:], sp.decode(ids)))
     # --eval: one target per id after BOS plus the final EOS
     out = run(["--model", model, "--eval", path, "--quiet"])
     want = sum(len(sp.encode(p)) + 1 for p in prompts)
