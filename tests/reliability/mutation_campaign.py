@@ -32,9 +32,9 @@ import sys
 import numpy as np
 
 MICRO = {
-    "dense": "d_model = 16\nn_heads = 2\nn_layers = 3\nd_ff = 32\nvocab_size = 64\n"
+    "dense": "d_model = 16\nn_heads = 2\nn_layers = 3\nd_ff = 32\nvocab_size = 1500\n"
              "max_seq_len = 16\nff = dense\nattn = dense\nout = dense\nbos_id = 1\neos_id = 2\n",
-    "sparse": "d_model = 16\nn_heads = 2\nn_layers = 3\nd_ff = 32\nvocab_size = 64\n"
+    "sparse": "d_model = 16\nn_heads = 2\nn_layers = 3\nd_ff = 32\nvocab_size = 1500\n"
               "max_seq_len = 16\nff = sparse\nff_block = 4\nff_rank = 4\nattn = sparse_qkv\n"
               "qkv_modules = 2\nout = multiplicative\nout_modules = 4\nsru_units = 8\n"
               "bos_id = 1\neos_id = 2\n",
@@ -71,7 +71,7 @@ def main():
     ap.add_argument("--log", help="write one JSON line per mutation here")
     args = ap.parse_args()
     os.makedirs(args.workdir, exist_ok=True)
-    vocab = 64
+    vocab = 1500  # the embedded tokenizer's piece count
     sources = {}
     for name, text in MICRO.items():
         cfg = os.path.join(args.workdir, name + ".cfg")
