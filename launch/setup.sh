@@ -11,11 +11,15 @@ packages=(cmake gcc make pkg-config libc6-dev
           openmpi-bin libopenmpi-dev libopenblas-dev
           libprotobuf-c-dev protobuf-c-compiler libcmocka-dev
           python3 python3-numpy python3-sentencepiece sentencepiece clang-format
+          libmicrohttpd-dev libjansson-dev  # the HTTP server (src/server)
           clang libclang-rt-14-dev)  # clang: the sanitizer and libFuzzer build (CTest label sanitize)
 # tests/run.sh also wants what its cluster tests run on: a single-node Slurm (started and
-# stopped by the test itself, tests/integration/slurm_job.sh)
+# stopped by the test itself, tests/integration/slurm_job.sh), and the HTTP server's clients:
+# curl and Node.js with npm for the OpenAI client library (Debian's Node.js only when none is
+# installed: any Node.js >= 18 with npm will do)
 if [ "${STF_SETUP_TESTS:-0}" = 1 ]; then
-  packages+=(slurmd slurmctld slurm-client munge)
+  packages+=(slurmd slurmctld slurm-client munge curl)
+  command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 fi
 missing=()
 for p in "${packages[@]}"; do

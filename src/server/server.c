@@ -54,7 +54,8 @@ struct server {
     pthread_mutex_t mu;
     pthread_cond_t cv_main; /* the main loop waits here for jobs and cancellations */
     struct server_job *in_head, *in_tail;
-    uint32_t n_jobs; /* queued or taken and not yet released by the main loop */
+    uint32_t n_jobs;      /* queued or taken and not yet released by the main loop */
+    uint32_t n_answering; /* connections with a job, until libmicrohttpd is done with them */
     uint32_t running, queued;
     bool closing;
     char close_msg[256];
@@ -506,6 +507,7 @@ static enum MHD_Result handle_generate(struct conn *c, struct MHD_Connection *mc
     atomic_fetch_add(&s->events, 1);
     pthread_cond_signal(&s->cv_main);
     c->job = j;
+    s->n_answering++;
     enum wait_result w = wait_for(s, j, c->fd, j->req.stream ? is_accepted : is_ended);
     if (w != WAIT_READY) {
         pthread_mutex_unlock(&s->mu);
@@ -665,6 +667,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
         bool unfinished = c->job->state < JOB_DONE || (c->job->req.stream && !c->ended);
         if (code != MHD_REQUEST_TERMINATED_COMPLETED_OK && unfinished) mark_cancelled(s, c->job);
         job_unref_locked(c->job);
+        s->n_answering--;
         pthread_mutex_unlock(&s->mu);
     }
     free(c->body);
@@ -738,8 +741,17 @@ void server_close(struct server *s, const char *message)
     pthread_mutex_lock(&s->mu);
     s->closing = true;
     if (message) snprintf(s->close_msg, sizeof s->close_msg, "%s", message);
+    /* connections waiting for their jobs see `closing` within WAIT_SLICE_S and answer (503,
+     * or the answer the main loop gave): give them time to be sent before the sockets close */
+    double t0 = stf_now();
+    while (s->n_answering && stf_now() - t0 < 2.0) {
+        pthread_mutex_unlock(&s->mu);
+        struct timespec ts = {.tv_nsec = 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&s->mu);
+    }
     pthread_mutex_unlock(&s->mu);
-    if (s->d) MHD_stop_daemon(s->d); /* waiting connections see `closing` within 0.1 s */
+    if (s->d) MHD_stop_daemon(s->d);
     struct server_job *j;
     while ((j = server_take(s)))
         server_job_release(j);
