@@ -391,12 +391,37 @@ static int parse_stop(const json_t *root, struct api_request *r, struct api_erro
     return 0;
 }
 
+/* The deepest nesting of [ and { outside strings (the parser recurses per level). */
+static int nesting_depth(const char *s, size_t n)
+{
+    int depth = 0, max = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max) max = depth;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return max;
+}
+
 int api_request_parse(enum api_kind kind, const char *body, size_t len,
                       const struct api_limits *lim, struct api_request *r, struct api_error *e)
 {
     memset(r, 0, sizeof *r);
     r->kind = kind;
     r->sampling = lim->defaults;
+    if (nesting_depth(body, len) > API_MAX_DEPTH)
+        return bad(e, "", "the body nests arrays/objects more than %d deep", API_MAX_DEPTH);
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
@@ -433,7 +458,8 @@ int api_request_parse(enum api_kind kind, const char *body, size_t len,
     if (!get_int(root, "seed", 0, 0x7fffffffffffffffLL, &x, NULL, e, &st)) goto done;
     r->sampling.seed = (uint64_t)x;
     if ((st = parse_stop(root, r, e))) goto done;
-    if (kind == API_CHAT && !(r->stop[r->n_stop++] = strdup(API_CHAT_STOP))) {
+    if (kind == API_CHAT && (!(r->stop[r->n_stop++] = strdup(API_CHAT_STOP)) ||
+                             !(r->stop[r->n_stop++] = strdup(API_CHAT_STOP2)))) {
         st = api_error_set(e, 500, "server_error", "", "out of memory");
         goto done;
     }

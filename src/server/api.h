@@ -9,8 +9,9 @@
  *
  * The chat template (these are base models, trained on plain text): every message becomes
  * "<Role>: <content>\n" with Role one of System, User, Assistant, then "Assistant:" is
- * appended and generation continues from there; "\nUser:" is always a stop string so the
- * model does not write the user's next turn.
+ * appended and generation continues from there; "\nUser:" and " User:" are always stop
+ * strings so the model does not write the user's next turn (tokenizers that normalise
+ * newlines to spaces, like the bundled model's, decode "\n" as " ").
  */
 #ifndef STF_SERVER_API_H
 #define STF_SERVER_API_H
@@ -24,7 +25,9 @@
 #define API_MAX_STOP     4   /* stop strings per request (as OpenAI) */
 #define API_MAX_STOP_LEN 256 /* bytes per stop string */
 #define API_CHAT_STOP    "\nUser:"
+#define API_CHAT_STOP2   " User:"
 #define API_MAX_MESSAGES 256
+#define API_MAX_DEPTH    32 /* nesting of arrays/objects in a body */
 
 enum api_kind { API_COMPLETION, API_CHAT };
 
@@ -46,7 +49,7 @@ struct api_request {
     uint32_t max_tokens;
     bool max_tokens_given; /* false: default_max_tokens, cut to what the context leaves */
     struct sampler_params sampling;
-    char *stop[API_MAX_STOP + 1]; /* malloc'd; chat adds API_CHAT_STOP */
+    char *stop[API_MAX_STOP + 2]; /* malloc'd; chat adds API_CHAT_STOP and API_CHAT_STOP2 */
     uint32_t n_stop;
     bool stream;
     bool include_usage;    /* stream_options.include_usage: a last chunk with usage */

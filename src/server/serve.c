@@ -16,6 +16,7 @@
 
 #define STEP_WAIT_S 0.002 /* the longest engine_step waits before new requests are looked at */
 #define IDLE_WAIT_S 0.05  /* the longest an idle loop sleeps (signals are checked between) */
+#define SAMPLES     65536 /* per-step timing samples kept (a ring) for the summary */
 
 static volatile sig_atomic_t stop_signal;
 
@@ -56,6 +57,14 @@ struct serve {
     uint32_t n_reqs, running, waiting;
     uint64_t arrivals;
     struct engine_callbacks cb;
+    /* where rank 0's time goes per token while sessions run: for each step that sampled
+     * tokens, the engine's time and the server's (the loop's own work before the step plus
+     * the callbacks: decoding, stop strings, hand-over), each divided by the tokens */
+    double t_callbacks; /* callbacks of the current step */
+    uint32_t step_tokens;
+    uint64_t tokens;
+    float *engine_us, *server_us; /* (SAMPLES) rings */
+    uint64_t n_samples;
 };
 
 enum stf_status serve_parse_listen(const char *listen, char *addr, size_t cap, uint16_t *port,
@@ -146,6 +155,7 @@ static int on_token(void *user, uint64_t session, uint32_t token, const float *l
     struct serve_req *q = user;
     if (q->state != REQ_RUNNING) return 1; /* already answered (the server is stopping) */
     double now = stf_now();
+    q->sv->tokens++;
     struct metrics *mx = server_metrics(q->sv->srv);
     if (q->n_gen == 0)
         metrics_observe_ttft(mx, now - server_job_arrival(q->job));
@@ -154,6 +164,8 @@ static int on_token(void *user, uint64_t session, uint32_t token, const float *l
     q->t_last = now;
     q->ctx_ids[1 + q->n_gen++] = token;
     release_text(q, last);
+    q->sv->t_callbacks += stf_now() - now;
+    q->sv->step_tokens++;
     return q->stop_hit && !last; /* a stop string ends the session here */
 }
 
@@ -296,6 +308,20 @@ static void fail_all(struct serve *sv, const char *msg)
     }
 }
 
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorts v in place. */
+static double median_us(float *v, uint32_t n)
+{
+    if (!n) return 0;
+    qsort(v, n, sizeof *v, cmp_float);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 static const char *model_id(const char *path, char *buf, size_t cap)
 {
     const char *base = strrchr(path, '/');
@@ -323,7 +349,12 @@ enum stf_status serve_run(struct engine *e, const struct serve_options *o, struc
                                  .default_max_tokens = o->default_max_tokens,
                                  .defaults = o->defaults};
     sv.n_reqs = o->slots + o->max_queue;
-    if (!(sv.reqs = calloc(sv.n_reqs, sizeof *sv.reqs))) {
+    sv.engine_us = malloc(SAMPLES * sizeof *sv.engine_us);
+    sv.server_us = malloc(SAMPLES * sizeof *sv.server_us);
+    if (!(sv.reqs = calloc(sv.n_reqs, sizeof *sv.reqs)) || !sv.engine_us || !sv.server_us) {
+        free(sv.reqs);
+        free(sv.engine_us);
+        free(sv.server_us);
         dist_text_close(sv.text);
         return stf_fail(err, STF_ERR_NOMEM, "out of memory");
     }
@@ -354,6 +385,7 @@ enum stf_status serve_run(struct engine *e, const struct serve_options *o, struc
             o->n_ranks == 1 ? "" : "s", o->slots, o->max_queue, o->ctx);
     fflush(stderr);
     while (!stop_signal) {
+        double t0 = stf_now();
         struct server_job *j;
         while ((j = server_take(sv.srv)))
             admit(&sv, j);
@@ -364,7 +396,16 @@ enum stf_status serve_run(struct engine *e, const struct serve_options *o, struc
             server_wait(sv.srv, IDLE_WAIT_S);
             continue;
         }
+        double t1 = stf_now();
+        sv.t_callbacks = 0;
+        sv.step_tokens = 0;
         if ((st = engine_step(e, STEP_WAIT_S, err))) break;
+        if (sv.step_tokens) {
+            double step = stf_now() - t1, n = sv.step_tokens;
+            sv.engine_us[sv.n_samples % SAMPLES] = (float)(1e6 * (step - sv.t_callbacks) / n);
+            sv.server_us[sv.n_samples % SAMPLES] = (float)(1e6 * (t1 - t0 + sv.t_callbacks) / n);
+            sv.n_samples++;
+        }
     }
     char msg[1100];
     if (st)
@@ -379,7 +420,16 @@ enum stf_status serve_run(struct engine *e, const struct serve_options *o, struc
     server_close(sv.srv, msg);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-    if (!o->quiet && !st) fprintf(stderr, "sparsetf-dist: stopped serving (%s)\n", msg);
+    if (!o->quiet && !st) {
+        uint32_t n = sv.n_samples < SAMPLES ? (uint32_t)sv.n_samples : SAMPLES;
+        double eng = median_us(sv.engine_us, n), srv = median_us(sv.server_us, n);
+        fprintf(stderr,
+                "sparsetf-dist: stopped serving (%s); %llu tokens; rank 0 per token (median of "
+                "%u steps): engine %.1f us, serving %.1f us (%.2f %%)\n",
+                msg, (unsigned long long)sv.tokens, n, eng, srv, eng > 0 ? 100 * srv / eng : 0.0);
+    }
+    free(sv.engine_us);
+    free(sv.server_us);
     free(sv.reqs);
     dist_text_close(sv.text);
     return st;

@@ -12,6 +12,7 @@
 #ifndef STF_SERVER_SERVE_H
 #define STF_SERVER_SERVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 

@@ -13,35 +13,43 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/timer.h"
 
-#define WAIT_SLICE_S 0.1 /* how often a waiting connection checks its client is still there */
+#define WAIT_SLICE_MS 100 /* how often a waiting connection looks at the server closing */
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED };
 
 struct server_job {
     struct server *srv;
-    int refs;                /* guarded by srv->mu: the connection's and the main loop's */
+    atomic_int refs;         /* the connection's and the main loop's */
     struct server_job *next; /* the incoming queue */
     struct api_request req;  /* read-only once queued */
     char id[64];
     long long created;
     double arrival;
-    /* written by the main loop, read by the connection, all under srv->mu */
-    enum job_state state;
-    bool accepted; /* headers may go out */
-    struct api_error error;
-    char *text; /* released completion text */
-    size_t text_len, text_cap;
+    /* Written by the main loop, read by the connection. The main loop never waits for a
+     * lock the connection holds: it appends beyond the published lengths and then publishes
+     * them (release); only growing a buffer takes mu, under which the connection copies. A
+     * wake-up is a write to the eventfd, so none is lost. */
+    pthread_mutex_t mu;
+    int efd;
+    atomic_int state;       /* enum job_state */
+    atomic_bool accepted;   /* headers may go out */
+    struct api_error error; /* set before state becomes JOB_FAILED */
+    char *text;             /* released completion text */
+    size_t text_cap;
+    atomic_size_t text_len;
     uint32_t *ids; /* generated token ids */
-    uint32_t n_ids, ids_cap;
-    enum api_finish finish;
+    uint32_t ids_cap;
+    atomic_uint n_ids;
+    enum api_finish finish; /* set before state becomes JOB_DONE */
     struct api_usage usage;
     atomic_bool cancelled; /* the client left */
-    pthread_cond_t cv;
     /* the connection's reading position (its thread only) */
     size_t text_read;
     uint32_t ids_read;
@@ -56,10 +64,10 @@ struct server {
     struct server_job *in_head, *in_tail;
     uint32_t n_jobs;      /* queued or taken and not yet released by the main loop */
     uint32_t n_answering; /* connections with a job, until libmicrohttpd is done with them */
-    uint32_t running, queued;
-    bool closing;
-    char close_msg[256];
-    atomic_uint events; /* bumped on new jobs and cancellations */
+    atomic_uint running, queued;
+    atomic_bool closing;
+    char close_msg[256]; /* written before closing is set */
+    atomic_uint events;  /* bumped on new jobs and cancellations */
     struct metrics metrics;
     long long started;
     uint16_t port;
@@ -69,6 +77,7 @@ struct server {
 /* One per connection (MHD's con_cls). */
 struct conn {
     struct server *srv;
+    struct MHD_Connection *mc;
     enum metrics_endpoint endpoint;
     char *body;
     size_t len, cap;
@@ -84,13 +93,14 @@ struct conn {
 
 /* ---- jobs ---- */
 
-static void job_unref_locked(struct server_job *j)
+static void job_unref(struct server_job *j)
 {
-    if (--j->refs) return;
+    if (atomic_fetch_sub(&j->refs, 1) != 1) return;
     api_request_free(&j->req);
     free(j->text);
     free(j->ids);
-    pthread_cond_destroy(&j->cv);
+    if (j->efd >= 0) close(j->efd);
+    pthread_mutex_destroy(&j->mu);
     free(j);
 }
 
@@ -132,22 +142,29 @@ double server_job_arrival(const struct server_job *j)
     return j->arrival;
 }
 
+/* Wakes the job's connection. */
+static void notify(struct server_job *j)
+{
+    uint64_t one = 1;
+    ssize_t n = write(j->efd, &one, sizeof one);
+    (void)n; /* fails only when the counter is saturated: the connection is awake anyway */
+}
+
 void server_job_accept(struct server_job *j, uint32_t n_prompt)
 {
-    struct server *s = j->srv;
     size_t text_cap = 16 * (size_t)j->req.max_tokens + 256;
     char *text = malloc(text_cap);
     uint32_t *ids = malloc(((size_t)j->req.max_tokens + 1) * sizeof *ids);
-    pthread_mutex_lock(&s->mu);
+    pthread_mutex_lock(&j->mu);
     j->text = text;
     j->text_cap = text ? text_cap : 0;
     j->ids = ids;
     j->ids_cap = ids ? j->req.max_tokens + 1 : 0;
     j->usage.prompt_tokens = n_prompt;
-    j->state = JOB_RUNNING;
-    j->accepted = true;
-    pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&s->mu);
+    atomic_store(&j->state, JOB_RUNNING);
+    pthread_mutex_unlock(&j->mu);
+    atomic_store(&j->accepted, true);
+    notify(j);
 }
 
 static bool grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -166,42 +183,45 @@ static bool grow(void **p, size_t *cap, size_t need, size_t elem)
 void server_job_emit(struct server_job *j, const char *text, size_t len, const uint32_t *ids,
                      uint32_t n_ids)
 {
-    struct server *s = j->srv;
-    pthread_mutex_lock(&s->mu);
-    size_t ids_cap = j->ids_cap;
-    if (grow((void **)&j->text, &j->text_cap, j->text_len + len + 1, 1) &&
-        grow((void **)&j->ids, &ids_cap, (size_t)j->n_ids + n_ids, sizeof *ids)) {
-        memcpy(j->text + j->text_len, text, len);
-        j->text_len += len;
-        j->text[j->text_len] = 0;
-        memcpy(j->ids + j->n_ids, ids, n_ids * sizeof *ids);
-        j->n_ids += n_ids;
+    size_t t_len = atomic_load_explicit(&j->text_len, memory_order_relaxed);
+    uint32_t i_len = atomic_load_explicit(&j->n_ids, memory_order_relaxed);
+    bool locked = false;
+    if (t_len + len + 1 > j->text_cap || (size_t)i_len + n_ids > j->ids_cap) {
+        /* the rare path: the connection must not copy while a buffer moves */
+        pthread_mutex_lock(&j->mu);
+        locked = true;
+        size_t ids_cap = j->ids_cap;
+        bool ok = grow((void **)&j->text, &j->text_cap, t_len + len + 1, 1) &&
+                  grow((void **)&j->ids, &ids_cap, (size_t)i_len + n_ids, sizeof *ids);
+        j->ids_cap = (uint32_t)ids_cap;
+        if (!ok) {
+            pthread_mutex_unlock(&j->mu);
+            return; /* out of memory: this text is lost, the answer goes on */
+        }
     }
-    j->ids_cap = (uint32_t)ids_cap;
-    pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&s->mu);
+    memcpy(j->text + t_len, text, len);
+    j->text[t_len + len] = 0;
+    memcpy(j->ids + i_len, ids, n_ids * sizeof *ids);
+    atomic_store_explicit(&j->text_len, t_len + len, memory_order_release);
+    atomic_store_explicit(&j->n_ids, i_len + n_ids, memory_order_release);
+    if (locked) pthread_mutex_unlock(&j->mu);
+    notify(j);
 }
 
 void server_job_finish(struct server_job *j, enum api_finish finish, const struct api_usage *u)
 {
-    struct server *s = j->srv;
-    metrics_count_tokens(&s->metrics, u->prompt_tokens, u->completion_tokens);
-    pthread_mutex_lock(&s->mu);
+    metrics_count_tokens(&j->srv->metrics, u->prompt_tokens, u->completion_tokens);
     j->finish = finish;
     j->usage = *u;
-    j->state = JOB_DONE;
-    pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&s->mu);
+    atomic_store(&j->state, JOB_DONE);
+    notify(j);
 }
 
 void server_job_fail(struct server_job *j, const struct api_error *e)
 {
-    struct server *s = j->srv;
-    pthread_mutex_lock(&s->mu);
     j->error = *e;
-    j->state = JOB_FAILED;
-    pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&s->mu);
+    atomic_store(&j->state, JOB_FAILED);
+    notify(j);
 }
 
 bool server_job_cancelled(const struct server_job *j)
@@ -214,16 +234,14 @@ void server_job_release(struct server_job *j)
     struct server *s = j->srv;
     pthread_mutex_lock(&s->mu);
     s->n_jobs--;
-    job_unref_locked(j);
     pthread_mutex_unlock(&s->mu);
+    job_unref(j);
 }
 
 void server_set_load(struct server *s, uint32_t running, uint32_t queued)
 {
-    pthread_mutex_lock(&s->mu);
-    s->running = running;
-    s->queued = queued;
-    pthread_mutex_unlock(&s->mu);
+    atomic_store(&s->running, running);
+    atomic_store(&s->queued, queued);
 }
 
 struct metrics *server_metrics(struct server *s)
@@ -295,44 +313,42 @@ static enum MHD_Result fail(struct conn *c, struct MHD_Connection *mc, int statu
 
 /* ---- waiting for the main loop ---- */
 
-/* Whether the client closed its side or the socket failed (a poll, no reading). */
-static bool client_gone(int fd)
-{
-    if (fd < 0) return false;
-    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
-    if (poll(&p, 1, 0) <= 0) return false;
-    return p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL);
-}
-
 static void mark_cancelled(struct server *s, struct server_job *j)
 {
     if (!atomic_exchange(&j->cancelled, true)) {
+        pthread_mutex_lock(&s->mu);
         atomic_fetch_add(&s->events, 1);
+        pthread_mutex_unlock(&s->mu);
         pthread_cond_signal(&s->cv_main);
     }
 }
 
-static void timed_wait(pthread_cond_t *cv, pthread_mutex_t *mu, double seconds)
+/* libmicrohttpd counts the time a connection's thread spent waiting for the main loop as
+ * the client's idleness; after a wait, restart its timeout clock (setting the timeout from 0
+ * restarts it, as documented for MHD_CONNECTION_OPTION_TIMEOUT). */
+static void touch(struct conn *c)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long ns = ts.tv_nsec + (long long)(seconds * 1e9);
-    ts.tv_sec += (time_t)(ns / 1000000000LL);
-    ts.tv_nsec = (long)(ns % 1000000000LL);
-    pthread_cond_timedwait(cv, mu, &ts);
+    MHD_set_connection_option(c->mc, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+    MHD_set_connection_option(c->mc, MHD_CONNECTION_OPTION_TIMEOUT, c->srv->cfg.client_timeout);
 }
 
 enum wait_result { WAIT_READY, WAIT_GONE, WAIT_CLOSING };
 
-/* With s->mu held: waits until ready(j) holds, the client leaves or the server closes. */
+/* Waits until ready(j) holds, the client leaves (its socket closes) or the server closes. */
 static enum wait_result wait_for(struct server *s, struct server_job *j, int fd,
                                  bool (*ready)(const struct server_job *))
 {
     while (!ready(j)) {
-        if (s->closing) return WAIT_CLOSING;
-        timed_wait(&j->cv, &s->mu, WAIT_SLICE_S);
+        if (atomic_load(&s->closing)) return WAIT_CLOSING;
+        struct pollfd p[2] = {{.fd = j->efd, .events = POLLIN}, {.fd = fd, .events = POLLRDHUP}};
+        int n = poll(p, fd >= 0 ? 2 : 1, WAIT_SLICE_MS);
+        if (n > 0 && (p[0].revents & POLLIN)) {
+            uint64_t v;
+            ssize_t got = read(j->efd, &v, sizeof v);
+            (void)got; /* resets the counter; nothing else to learn */
+        }
         if (ready(j)) break;
-        if (client_gone(fd)) {
+        if (n > 0 && fd >= 0 && (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))) {
             mark_cancelled(s, j);
             return WAIT_GONE;
         }
@@ -342,17 +358,18 @@ static enum wait_result wait_for(struct server *s, struct server_job *j, int fd,
 
 static bool is_accepted(const struct server_job *j)
 {
-    return j->accepted || j->state >= JOB_DONE;
+    return atomic_load(&j->accepted) || atomic_load(&j->state) >= JOB_DONE;
 }
 
 static bool is_ended(const struct server_job *j)
 {
-    return j->state >= JOB_DONE;
+    return atomic_load(&j->state) >= JOB_DONE;
 }
 
 static bool has_news(const struct server_job *j)
 {
-    return j->state >= JOB_DONE || j->text_len > j->text_read || j->n_ids > j->ids_read;
+    return atomic_load(&j->state) >= JOB_DONE || atomic_load(&j->text_len) > j->text_read ||
+           atomic_load(&j->n_ids) > j->ids_read;
 }
 
 static void closing_error(const struct server *s, struct api_error *e)
@@ -390,18 +407,17 @@ static bool next_events(struct conn *c)
     struct server *s = c->srv;
     struct server_job *j = c->job;
     struct api_answer a = answer_of(j);
-    pthread_mutex_lock(&s->mu);
     enum wait_result w = wait_for(s, j, c->fd, has_news);
-    if (w == WAIT_GONE) {
-        pthread_mutex_unlock(&s->mu);
-        return false;
-    }
-    size_t n_text = j->text_len - j->text_read;
-    uint32_t n_ids = j->n_ids - j->ids_read;
+    if (w == WAIT_GONE) return false;
+    /* the state first: what was published before it became final is all there is */
+    enum job_state state = w == WAIT_CLOSING ? JOB_FAILED : atomic_load(&j->state);
+    pthread_mutex_lock(&j->mu);
+    size_t n_text = atomic_load(&j->text_len) - j->text_read;
+    uint32_t n_ids = atomic_load(&j->n_ids) - j->ids_read;
     char *text = malloc(n_text + 1);
     uint32_t *ids = malloc(((size_t)n_ids + 1) * sizeof *ids);
     if (!text || !ids) {
-        pthread_mutex_unlock(&s->mu);
+        pthread_mutex_unlock(&j->mu);
         free(text);
         free(ids);
         return false;
@@ -410,12 +426,19 @@ static bool next_events(struct conn *c)
     memcpy(ids, j->ids + j->ids_read, n_ids * sizeof *ids);
     j->text_read += n_text;
     j->ids_read += n_ids;
-    enum job_state state = w == WAIT_CLOSING ? JOB_FAILED : j->state;
-    struct api_error e = j->error;
-    if (w == WAIT_CLOSING) closing_error(s, &e);
-    enum api_finish finish = j->finish;
-    struct api_usage usage = j->usage;
-    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&j->mu);
+    /* the end's details were written before the state said so */
+    struct api_error e = {0};
+    enum api_finish finish = API_FINISH_LENGTH;
+    struct api_usage usage = {0};
+    if (w == WAIT_CLOSING)
+        closing_error(s, &e);
+    else if (state == JOB_FAILED)
+        e = j->error;
+    if (state == JOB_DONE) {
+        finish = j->finish;
+        usage = j->usage;
+    }
 
     const uint32_t *ret_ids = j->req.return_token_ids ? ids : NULL;
     bool ok = true;
@@ -454,6 +477,7 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
         if (c->ended) return MHD_CONTENT_READER_END_OF_STREAM;
         c->out_len = c->out_off = 0;
         if (!next_events(c)) return MHD_CONTENT_READER_END_WITH_ERROR;
+        touch(c);
     }
     size_t n = c->out_len - c->out_off;
     if (n > max) n = max;
@@ -482,53 +506,58 @@ static enum MHD_Result handle_generate(struct conn *c, struct MHD_Connection *mc
     j->created = (long long)time(NULL);
     snprintf(j->id, sizeof j->id, "%s-%llx%06llx", kind == API_CHAT ? "chatcmpl" : "cmpl",
              (unsigned long long)s->started, (unsigned long long)atomic_fetch_add(&s->seq, 1));
-    pthread_cond_init(&j->cv, NULL);
+    pthread_mutex_init(&j->mu, NULL);
+    if ((j->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        j->refs = 1;
+        job_unref(j);
+        return fail(c, mc, 500, "server_error", NULL, "cannot create an eventfd: %s",
+                    strerror(errno));
+    }
     pthread_mutex_lock(&s->mu);
-    int refuse = s->closing ? 503 : s->n_jobs >= s->cfg.slots + s->cfg.max_queue ? 429 : 0;
+    int refuse = atomic_load(&s->closing)                       ? 503
+                 : s->n_jobs >= s->cfg.slots + s->cfg.max_queue ? 429
+                                                                : 0;
     if (refuse) {
         uint32_t n_jobs = s->n_jobs;
-        j->refs = 1;
-        job_unref_locked(j);
-        char msg[sizeof s->close_msg];
-        snprintf(msg, sizeof msg, "%s", s->close_msg);
         pthread_mutex_unlock(&s->mu);
-        if (refuse == 503) return fail(c, mc, 503, "server_error", NULL, "%s", msg);
+        j->refs = 1;
+        job_unref(j);
+        if (refuse == 503) return fail(c, mc, 503, "server_error", NULL, "%s", s->close_msg);
         return fail(c, mc, 429, "rate_limit_error", NULL,
                     "the server is busy: %u requests are running or queued (--slots %u + "
                     "--max-queue %u); retry later",
                     n_jobs, s->cfg.slots, s->cfg.max_queue);
     }
     s->n_jobs++;
+    s->n_answering++;
     if (s->in_tail)
         s->in_tail->next = j;
     else
         s->in_head = j;
     s->in_tail = j;
-    atomic_fetch_add(&s->events, 1);
-    pthread_cond_signal(&s->cv_main);
     c->job = j;
-    s->n_answering++;
+    atomic_fetch_add(&s->events, 1);
+    pthread_mutex_unlock(&s->mu);
+    pthread_cond_signal(&s->cv_main);
     enum wait_result w = wait_for(s, j, c->fd, j->req.stream ? is_accepted : is_ended);
+    touch(c);
     if (w != WAIT_READY) {
-        pthread_mutex_unlock(&s->mu);
         if (w == WAIT_GONE) return MHD_NO; /* nobody to answer */
         closing_error(s, &e);
         return respond_error(c, mc, &e);
     }
-    if (j->state == JOB_FAILED) {
+    if (atomic_load(&j->state) == JOB_FAILED) {
         e = j->error;
-        pthread_mutex_unlock(&s->mu);
         return respond_error(c, mc, &e);
     }
-    if (!j->req.stream) {
+    if (!j->req.stream) { /* JOB_DONE: the main loop writes nothing more */
         struct api_answer a = answer_of(j);
         size_t len = 0;
-        char *body = api_write_answer(&a, j->text ? j->text : "", j->text_len, j->finish, &j->usage,
-                                      j->req.return_token_ids ? j->ids : NULL, j->n_ids, &len);
-        pthread_mutex_unlock(&s->mu);
+        char *body = api_write_answer(&a, j->text ? j->text : "", atomic_load(&j->text_len),
+                                      j->finish, &j->usage, j->req.return_token_ids ? j->ids : NULL,
+                                      atomic_load(&j->n_ids), &len);
         return respond(c, mc, 200, "application/json", body, len);
     }
-    pthread_mutex_unlock(&s->mu);
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_stream, c, NULL);
     if (!r) return MHD_NO;
@@ -578,6 +607,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         /* headers are in: route, authenticate and check the announced size first */
         if (!(c = calloc(1, sizeof *c))) return MHD_NO;
         c->srv = s;
+        c->mc = mc;
         c->fd = -1;
         *con_cls = c;
         const union MHD_ConnectionInfo *ci =
@@ -636,17 +666,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         return respond(c, mc, 200, "application/json", body, len);
     }
     case METRICS_HEALTH: {
-        pthread_mutex_lock(&s->mu);
-        bool closing = s->closing;
-        pthread_mutex_unlock(&s->mu);
+        bool closing = atomic_load(&s->closing);
         char *body = strdup(closing ? "{\"status\":\"closing\"}" : "{\"status\":\"ok\"}");
         return respond(c, mc, closing ? 503 : 200, "application/json", body,
                        body ? strlen(body) : 0);
     }
     case METRICS_OTHER: {
-        pthread_mutex_lock(&s->mu);
-        uint32_t running = s->running, queued = s->queued;
-        pthread_mutex_unlock(&s->mu);
+        uint32_t running = atomic_load(&s->running), queued = atomic_load(&s->queued);
         size_t len = 0;
         char *body = metrics_render(&s->metrics, running, queued, &len);
         return respond(c, mc, 200, "text/plain; version=0.0.4", body, len);
@@ -663,10 +689,11 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     struct conn *c = *con_cls;
     if (!c) return;
     if (c->job) {
-        pthread_mutex_lock(&s->mu);
-        bool unfinished = c->job->state < JOB_DONE || (c->job->req.stream && !c->ended);
+        bool unfinished =
+            atomic_load(&c->job->state) < JOB_DONE || (c->job->req.stream && !c->ended);
         if (code != MHD_REQUEST_TERMINATED_COMPLETED_OK && unfinished) mark_cancelled(s, c->job);
-        job_unref_locked(c->job);
+        job_unref(c->job);
+        pthread_mutex_lock(&s->mu);
         s->n_answering--;
         pthread_mutex_unlock(&s->mu);
     }
@@ -739,9 +766,9 @@ void server_close(struct server *s, const char *message)
 {
     if (!s) return;
     pthread_mutex_lock(&s->mu);
-    s->closing = true;
     if (message) snprintf(s->close_msg, sizeof s->close_msg, "%s", message);
-    /* connections waiting for their jobs see `closing` within WAIT_SLICE_S and answer (503,
+    atomic_store(&s->closing, true);
+    /* connections waiting for their jobs see `closing` within WAIT_SLICE_MS and answer (503,
      * or the answer the main loop gave): give them time to be sent before the sockets close */
     double t0 = stf_now();
     while (s->n_answering && stf_now() - t0 < 2.0) {

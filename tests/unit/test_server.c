@@ -84,9 +84,10 @@ static void test_server_parse_chat_template(void **state)
                      0);
     assert_string_equal(r.prompt_text, "System: Be brief.\nUser: Hi\nAssistant:");
     assert_int_equal(r.max_tokens, 3);
-    assert_int_equal(r.n_stop, 2);
+    assert_int_equal(r.n_stop, 3);
     assert_string_equal(r.stop[0], "x");
     assert_string_equal(r.stop[1], API_CHAT_STOP);
+    assert_string_equal(r.stop[2], API_CHAT_STOP2);
     api_request_free(&r);
 }
 
@@ -132,6 +133,8 @@ static void test_server_parse_rejects(void **state)
         {API_COMPLETION,
          "{\"prompt\":\"a\",\"stream\":true,\"stream_options\":{\"include_usage\":3}}",
          "stream_options.include_usage"},
+        {API_COMPLETION,
+         "{\"prompt\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}", ""},
         {API_CHAT, "{\"prompt\":\"a\"}", "messages"},
         {API_CHAT, "{\"messages\":[]}", "messages"},
         {API_CHAT, "{\"messages\":[5]}", "messages[0]"},
