@@ -255,7 +255,7 @@ static void admit(struct serve *sv, struct server_job *j)
 }
 
 /* Submits the oldest waiting requests while slots are free. */
-static enum stf_status submit_waiting(struct serve *sv, struct stf_error *err)
+static void submit_waiting(struct serve *sv)
 {
     while (sv->waiting && sv->running < sv->o->slots) {
         struct serve_req *q = NULL;
@@ -268,18 +268,14 @@ static enum stf_status submit_waiting(struct serve *sv, struct stf_error *err)
                                     .sampling = q->r->sampling};
         struct stf_error serr = {0};
         if (engine_submit(sv->e, &er, &sv->cb, q, &q->session, &serr)) {
-            if (serr.status == STF_ERR_ARG || serr.status == STF_ERR_UNSUPPORTED) {
-                req_fail(sv, q, 400, "%s", serr.msg);
-                continue;
-            }
-            *err = serr;
-            return serr.status;
+            /* nothing was queued: this request fails, the others go on */
+            req_fail(sv, q, serr.status == STF_ERR_ARG ? 400 : 503, "%s", serr.msg);
+            continue;
         }
         q->state = REQ_RUNNING;
         sv->waiting--;
         sv->running++;
     }
-    return STF_OK;
 }
 
 /* Clients that left: a waiting request is dropped, a running one cancelled in the engine
@@ -390,7 +386,7 @@ enum stf_status serve_run(struct engine *e, const struct serve_options *o, struc
         while ((j = server_take(sv.srv)))
             admit(&sv, j);
         reap_cancelled(&sv);
-        if ((st = submit_waiting(&sv, err))) break;
+        submit_waiting(&sv);
         server_set_load(sv.srv, sv.running, sv.waiting);
         if (engine_idle(e)) {
             server_wait(sv.srv, IDLE_WAIT_S);
