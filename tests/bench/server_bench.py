@@ -111,6 +111,8 @@ def main():
         log = "".join(srv.log)
         m = re.search(r"decode latency median ([\d.]+) ms", log)
         engine_ms = float(m.group(1)) if m else None
+        m = re.search(r"engine ([\d.]+) us, serving ([\d.]+) us", log)
+        step_us, serve_us = (float(m.group(1)), float(m.group(2))) if m else (None, None)
         tps = [x["tokens"] / x["wall"] for x in res]
         ttft = sorted(t for x in res for t in x["ttft"])
         gaps = sorted(g for x in res for g in x["gaps"])
@@ -120,7 +122,11 @@ def main():
                "ttft_ms_median": 1e3 * statistics.median(ttft),
                "ttft_ms_p90": 1e3 * ttft[int(0.9 * (len(ttft) - 1))],
                "client_gap_ms_median": 1e3 * statistics.median(gaps),
-               "engine_decode_ms_median": engine_ms}
+               "engine_decode_ms_median": engine_ms,
+               "rank0_engine_us_per_token_median": step_us,
+               "rank0_serving_us_per_token_median": serve_us,
+               "rank0_serving_vs_decode": serve_us / (1e3 * engine_ms) if serve_us and engine_ms
+               else None}
         if n == 1:
             c = statistics.median(cli)
             row["cli_decode_ms_median"] = c
@@ -134,9 +140,15 @@ def main():
             r["clients"], r["tok_per_s_median"], r["tok_per_s_min"], r["tok_per_s_max"],
             r["ttft_ms_median"], r["ttft_ms_p90"], r["client_gap_ms_median"],
             r["engine_decode_ms_median"] or 0))
+    print("\n rank 0's own serving work per token (median over steps; the HTTP threads run beside"
+          " it):")
+    for r in rows:
+        print(" %7d clients: %.1f us serving vs %.3f ms decode latency = %.2f %%" % (
+            r["clients"], r["rank0_serving_us_per_token_median"] or 0,
+            r["engine_decode_ms_median"] or 0, 100 * (r["rank0_serving_vs_decode"] or 0)))
     for r in rows:
         if "overhead_vs_engine" in r:
-            print("\n one client: %.3f ms between token events at the client vs %.3f ms engine "
+            print(" one client, end to end: %.3f ms between token events at the client vs %.3f ms engine "
                   "decode (server) and %.3f ms (--prompt run): overhead %+.1f %% / %+.1f %%" % (
                       r["client_gap_ms_median"], r["engine_decode_ms_median"],
                       r["cli_decode_ms_median"], 100 * r["overhead_vs_engine"],

@@ -256,6 +256,55 @@ static json_t *load_event(const char *s)
 static void test_server_write_chunks(void **state)
 {
     (void)state;
+    /* the hand-written chunk: escapes, invalid UTF-8, ids, every shape, read back by jansson */
+    static const struct {
+        enum api_kind kind;
+        const char *text;
+        bool ids, first;
+        const char *finish;
+    } shapes[] = {
+        {API_COMPLETION, "plain", false, false, NULL},
+        {API_COMPLETION, "q\"b\\s\n\t\x01 \xc3\xa9 \xff end", true, false, NULL},
+        {API_COMPLETION, "", true, false, "length"},
+        {API_CHAT, "hi", false, true, NULL},
+        {API_CHAT, "", false, true, "stop"},
+        {API_CHAT, "x\r", true, false, NULL},
+    };
+    struct api_answer q = {.kind = API_COMPLETION, .id = "c\"1", .created = 9, .model = "m\\o"};
+    uint32_t some[3] = {0, 7, 4294967295u};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        q.kind = shapes[i].kind;
+        size_t n;
+        char *c =
+            api_write_chunk(&q, shapes[i].text, strlen(shapes[i].text), shapes[i].ids ? some : NULL,
+                            3, shapes[i].first, shapes[i].finish, &n);
+        assert_int_equal(n, strlen(c));
+        json_t *v = load_event(c);
+        assert_string_equal(json_string_value(json_object_get(v, "id")), "c\"1");
+        assert_string_equal(json_string_value(json_object_get(v, "model")), "m\\o");
+        assert_int_equal(json_integer_value(json_object_get(v, "created")), 9);
+        json_t *ch = json_array_get(json_object_get(v, "choices"), 0);
+        json_t *t = q.kind == API_CHAT ? json_object_get(json_object_get(ch, "delta"), "content")
+                                       : json_object_get(ch, "text");
+        size_t clean_len;
+        char *clean = api_utf8_sanitize(shapes[i].text, strlen(shapes[i].text), &clean_len);
+        if (t)
+            assert_string_equal(json_string_value(t), clean);
+        else
+            assert_true(q.kind == API_CHAT && !clean_len);
+        free(clean);
+        json_t *fr = json_object_get(ch, "finish_reason");
+        if (shapes[i].finish)
+            assert_string_equal(json_string_value(fr), shapes[i].finish);
+        else
+            assert_true(json_is_null(fr));
+        json_t *ids = json_object_get(ch, "token_ids");
+        assert_true(shapes[i].ids ? json_array_size(ids) == 3 &&
+                                        json_integer_value(json_array_get(ids, 2)) == 4294967295LL
+                                  : ids == NULL);
+        json_decref(v);
+        free(c);
+    }
     struct api_answer a = {.kind = API_CHAT, .id = "chatcmpl-1", .created = 7, .model = "m"};
     char *s = api_write_chunk(&a, "", 0, NULL, 0, true, NULL, NULL);
     json_t *v = load_event(s);
