@@ -121,11 +121,13 @@ char *metrics_render(struct metrics *m, uint32_t running, uint32_t queued, size_
             "# HELP sparsetf_queue_depth Requests waiting for a session (--max-queue bounds it).\n"
             "# TYPE sparsetf_queue_depth gauge\nsparsetf_queue_depth %u\n",
             running, queued);
-    fprintf(f, "# HELP sparsetf_rank_compute_seconds Compute time of each pipeline rank.\n"
+    fprintf(f, "# HELP sparsetf_rank_compute_seconds CPU time of each pipeline rank in the engine "
+               "(live: rank 0).\n"
                "# TYPE sparsetf_rank_compute_seconds counter\n");
     for (int r = 0; r < m->n_ranks; r++)
         fprintf(f, "sparsetf_rank_compute_seconds{rank=\"%d\"} %.6f\n", r, m->rank_compute_s[r]);
-    fprintf(f, "# HELP sparsetf_rank_wait_seconds Time each pipeline rank waited for peers.\n"
+    fprintf(f, "# HELP sparsetf_rank_wait_seconds Time each pipeline rank spent in the engine "
+               "beyond its CPU time: waiting for peers or for a core (live: rank 0).\n"
                "# TYPE sparsetf_rank_wait_seconds counter\n");
     for (int r = 0; r < m->n_ranks; r++)
         fprintf(f, "sparsetf_rank_wait_seconds{rank=\"%d\"} %.6f\n", r, m->rank_wait_s[r]);

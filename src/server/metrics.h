@@ -7,7 +7,8 @@
  *   sparsetf_token_latency_seconds           histogram: time between a request's tokens
  *   sparsetf_time_to_first_token_seconds     histogram: request arrival to first token
  *   sparsetf_requests_running, sparsetf_queue_depth   gauges (read from the server)
- *   sparsetf_rank_compute_seconds{rank}, sparsetf_rank_wait_seconds{rank}
+ *   sparsetf_rank_compute_seconds{rank}, sparsetf_rank_wait_seconds{rank}: rank 0's, live
+ *     (the stages report their own only at the end of the job, in the shutdown summary)
  */
 #ifndef STF_SERVER_METRICS_H
 #define STF_SERVER_METRICS_H

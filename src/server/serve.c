@@ -73,6 +73,7 @@ struct serve {
      * engine_step, callbacks excluded), and the serving work on it (the callbacks: decoding,
      * stop strings, hand-over; the loop: taking jobs, cancelling, submitting) */
     double cpu_engine, cpu_callbacks;
+    double wall_engine; /* wall time inside engine_step, callbacks excluded */
     uint64_t tokens;
 };
 
@@ -358,6 +359,7 @@ enum stf_status serve_run(struct engine *e, const struct serve_options *o, struc
         return st;
     }
     stop_signal = 0;
+    double last_metrics = 0; /* when rank 0's metrics were last set; -1: up to date */
     const double cpu_main0 = thread_cpu(), cpu_proc0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID);
     struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
     sigemptyset(&sa.sa_mask);
@@ -378,12 +380,27 @@ enum stf_status serve_run(struct engine *e, const struct serve_options *o, struc
         submit_waiting(&sv);
         server_set_load(sv.srv, sv.running, sv.waiting);
         if (engine_idle(e)) {
+            if (last_metrics >= 0) { /* the last step's numbers, once */
+                double wait = sv.wall_engine - sv.cpu_engine;
+                metrics_set_ranks(server_metrics(sv.srv), 1, &sv.cpu_engine, &wait);
+                last_metrics = -1;
+            }
             server_wait(sv.srv, IDLE_WAIT_S);
             continue;
         }
-        double c0 = thread_cpu(), cb0 = sv.cpu_callbacks;
+        double c0 = thread_cpu(), cb0 = sv.cpu_callbacks, w0 = stf_now();
         if ((st = engine_step(e, STEP_WAIT_S, err))) break;
-        sv.cpu_engine += thread_cpu() - c0 - (sv.cpu_callbacks - cb0);
+        double w1 = stf_now(), cpu = thread_cpu() - c0 - (sv.cpu_callbacks - cb0);
+        sv.cpu_engine += cpu;
+        /* rank 0's wall time in the engine beyond its CPU: waiting for the stages (or for
+         * the host's CPU) */
+        sv.wall_engine += w1 - w0 - (sv.cpu_callbacks - cb0);
+        if (last_metrics < 0) last_metrics = w1; /* busy again */
+        if (w1 - last_metrics > 0.25) {
+            double wait = sv.wall_engine - sv.cpu_engine;
+            metrics_set_ranks(server_metrics(sv.srv), 1, &sv.cpu_engine, &wait);
+            last_metrics = w1;
+        }
     }
     char msg[1100];
     if (st)

@@ -317,8 +317,14 @@ def part_clients(a, workdir):
         metrics = srv.request("GET", "/metrics")[1].decode()
         for name in ("sparsetf_requests_total", "sparsetf_completion_tokens_total",
                      "sparsetf_token_latency_seconds_bucket", "sparsetf_queue_depth",
-                     "sparsetf_time_to_first_token_seconds_count", "sparsetf_rank_compute_seconds"):
+                     "sparsetf_time_to_first_token_seconds_count"):
             check(name in metrics, "/metrics has " + name)
+        m = re.search(r'sparsetf_rank_compute_seconds\{rank="0"\} ([\d.]+)', metrics)
+        check(m and float(m.group(1)) > 0, "/metrics: rank 0's compute seconds (%s)" %
+              (m.group(1) if m else None))
+        m = re.search(r"sparsetf_completion_tokens_total (\d+)", metrics)
+        check(m and int(m.group(1)) >= 32 * 24, "/metrics counted the tokens (%s)" %
+              (m.group(1) if m else None))
     finally:
         rc = srv.stop()
     check(rc == 0, "SIGTERM: the server stopped cleanly (exit %s)" % rc)
