@@ -6,11 +6,11 @@ at one client against the engine's own decode time.
   tests/bench/server_bench.py build/src/tools/sparsetf-dist src/train/models/default-sparse.stf \\
       [--clients 1,8,32] [--rounds 3] [--tokens 64] [--slots 32] [-- extra server options]
 
-Per configuration it prints one JSON line, then a table. Overhead at one client: the median
-time between a client's consecutive token events, against the median decode latency the
-engine itself measured for the same requests (send of the frame to the sampled token, from
-the server's summary at shutdown) and against `--prompt` runs of the same requests
-(in-process, no HTTP), interleaved with the server rounds.
+Per configuration it prints one JSON line, then a table. Server overhead per token, two ways:
+CPU time per token from the server's own summary at shutdown (the engine's CPU on rank 0's
+thread, the serving work on that thread, and all CPU of the HTTP threads), which the host's
+other load does not distort; and, at one client, a whole request over HTTP (send to
+`data: [DONE]`) against a `--prompt` run of the same request, interleaved, per token.
 """
 import argparse
 import http.client
@@ -72,7 +72,9 @@ def round_(port, n_clients, tokens, seed0):
     for o in out:
         for (a, _), (b, k) in zip(o["times"], o["times"][1:]):
             gaps.append((b - a) / k)
-    return {"wall": wall, "tokens": sum(o["tokens"] for o in out), "ttft": ttft, "gaps": gaps}
+    per_token = [(o["t_end"] - o["t0"]) / o["tokens"] for o in out if o["tokens"]]
+    return {"wall": wall, "tokens": sum(o["tokens"] for o in out), "ttft": ttft, "gaps": gaps,
+            "request_ms_per_token": 1e3 * statistics.median(per_token)}
 
 
 def cli_decode_ms(dist, model, tokens, seed, workdir):
@@ -82,7 +84,8 @@ def cli_decode_ms(dist, model, tokens, seed, workdir):
                     "--max-tokens", str(tokens), "--seed", str(seed), "--temperature", "0.8",
                     "--quiet", "--stats-json", stats], check=True, capture_output=True)
     with open(stats) as f:
-        return json.load(f)["latency_ms"]["median"]
+        j = json.load(f)
+    return j["latency_ms"]["median"], 1e3 * j["wall_s"] / max(1, j["generated_tokens"])
 
 
 def main():
@@ -111,8 +114,9 @@ def main():
         log = "".join(srv.log)
         m = re.search(r"decode latency median ([\d.]+) ms", log)
         engine_ms = float(m.group(1)) if m else None
-        m = re.search(r"engine ([\d.]+) us, serving ([\d.]+) us", log)
-        step_us, serve_us = (float(m.group(1)), float(m.group(2))) if m else (None, None)
+        m = re.search(r"CPU per token: engine ([\d.]+) us, serving ([\d.]+) us on rank 0's "
+                      r"thread \+ ([\d.]+) us in the HTTP threads", log)
+        cpu = [float(m.group(k)) for k in (1, 2, 3)] if m else [None] * 3
         tps = [x["tokens"] / x["wall"] for x in res]
         ttft = sorted(t for x in res for t in x["ttft"])
         gaps = sorted(g for x in res for g in x["gaps"])
@@ -123,13 +127,16 @@ def main():
                "ttft_ms_p90": 1e3 * ttft[int(0.9 * (len(ttft) - 1))],
                "client_gap_ms_median": 1e3 * statistics.median(gaps),
                "engine_decode_ms_median": engine_ms,
-               "rank0_engine_us_per_token_median": step_us,
-               "rank0_serving_us_per_token_median": serve_us,
-               "rank0_serving_vs_decode": serve_us / (1e3 * engine_ms) if serve_us and engine_ms
-               else None}
+               "cpu_us_per_token_engine": cpu[0], "cpu_us_per_token_rank0_serving": cpu[1],
+               "cpu_us_per_token_http_threads": cpu[2]}
         if n == 1:
-            c = statistics.median(cli)
+            c = statistics.median(x[0] for x in cli)
             row["cli_decode_ms_median"] = c
+            # the same request end to end, both under the host's load at the same time:
+            # HTTP request send to [DONE], vs the --prompt run's wall time, per token
+            row["server_request_ms_per_token"] = statistics.median(
+                x["request_ms_per_token"] for x in res)
+            row["cli_wall_ms_per_token"] = statistics.median(x[1] for x in cli)
             row["overhead_vs_engine"] = row["client_gap_ms_median"] / engine_ms - 1
             row["overhead_vs_cli"] = row["client_gap_ms_median"] / c - 1
         print(json.dumps(row), flush=True)
@@ -140,19 +147,20 @@ def main():
             r["clients"], r["tok_per_s_median"], r["tok_per_s_min"], r["tok_per_s_max"],
             r["ttft_ms_median"], r["ttft_ms_p90"], r["client_gap_ms_median"],
             r["engine_decode_ms_median"] or 0))
-    print("\n rank 0's own serving work per token (median over steps; the HTTP threads run beside"
-          " it):")
+    print("\n CPU per token (the whole run): engine | serving on rank 0's thread | HTTP threads")
     for r in rows:
-        print(" %7d clients: %.1f us serving vs %.3f ms decode latency = %.2f %%" % (
-            r["clients"], r["rank0_serving_us_per_token_median"] or 0,
-            r["engine_decode_ms_median"] or 0, 100 * (r["rank0_serving_vs_decode"] or 0)))
+        e, r0, h = (r["cpu_us_per_token_engine"], r["cpu_us_per_token_rank0_serving"],
+                    r["cpu_us_per_token_http_threads"])
+        if e:
+            print(" %7d clients: %8.1f us | %6.1f us = %5.2f %% | %6.1f us = %5.2f %%  (total "
+                  "%.2f %%)" % (r["clients"], e, r0, 100 * r0 / e, h, 100 * h / e,
+                               100 * (r0 + h) / e))
     for r in rows:
         if "overhead_vs_engine" in r:
-            print(" one client, end to end: %.3f ms between token events at the client vs %.3f ms engine "
-                  "decode (server) and %.3f ms (--prompt run): overhead %+.1f %% / %+.1f %%" % (
-                      r["client_gap_ms_median"], r["engine_decode_ms_median"],
-                      r["cli_decode_ms_median"], 100 * r["overhead_vs_engine"],
-                      100 * r["overhead_vs_cli"]))
+            print(" one client, a whole request per token: %.3f ms over HTTP vs %.3f ms for the "
+                  "--prompt run (interleaved): %+.1f %%" % (
+                      r["server_request_ms_per_token"], r["cli_wall_ms_per_token"],
+                      100 * (r["server_request_ms_per_token"] / r["cli_wall_ms_per_token"] - 1)))
 
 
 if __name__ == "__main__":
