@@ -720,14 +720,19 @@ enum stf_status server_open(const struct server_config *cfg, struct server **out
 {
     *out = NULL;
     const char *addr = cfg->addr && cfg->addr[0] ? cfg->addr : "127.0.0.1";
-    struct addrinfo hints = {.ai_flags = AI_NUMERICSERV | AI_PASSIVE, .ai_socktype = SOCK_STREAM},
+    if (strcmp(addr, "localhost") == 0) addr = "127.0.0.1";
+    /* numeric addresses only: no name lookup (which can hang) on start-up */
+    struct addrinfo hints = {.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST | AI_PASSIVE,
+                             .ai_socktype = SOCK_STREAM},
                     *ai = NULL;
     char port[8];
     snprintf(port, sizeof port, "%u", cfg->port);
     int gai = getaddrinfo(addr, port, &hints, &ai);
     if (gai)
-        return stf_fail(err, STF_ERR_ARG, "--serve: cannot use address `%s`: %s", addr,
-                        gai_strerror(gai));
+        return stf_fail(err, STF_ERR_ARG,
+                        "--serve: cannot use address `%s` (an IPv4 or IPv6 address, or "
+                        "localhost): %s",
+                        addr, gai_strerror(gai));
     struct server *s = calloc(1, sizeof *s);
     if (!s) {
         freeaddrinfo(ai);

@@ -182,11 +182,21 @@ PROMPTS = ["It is a truth universally acknowledged, that", "The President said t
 
 def part_clients(a, workdir):
     dist, model = a.dist, a.model
+    for bad, what in [("127.0.0.1:99999", "--serve"), ("[::1", "--serve"),
+                      ("example:0", "`example` (an IPv4 or IPv6 address")]:
+        r = subprocess.run([dist, "--model", model, "--serve", bad], capture_output=True,
+                           text=True, timeout=30)
+        check(r.returncode != 0 and what in r.stderr,
+              "--serve %s: refused (%s)" % (bad, r.stderr.strip()[:100]))
     srv = Server(dist, model, ["--slots", "16", "--max-queue", "64", "--client-timeout", "2"],
                  a.launcher)
     try:
         status, data = srv.request("GET", "/health")
         check(status == 200 and json.loads(data)["status"] == "ok", "GET /health")
+        r = subprocess.run([dist, "--model", model, "--serve", "127.0.0.1:%d" % srv.port],
+                           capture_output=True, text=True, timeout=30)
+        check(r.returncode != 0 and "cannot listen" in r.stderr,
+              "a second server on the same port: refused (%s)" % r.stderr.strip()[:100])
         status, data = srv.request("GET", "/v1/models")
         check(status == 200 and json.loads(data)["data"][0]["id"] == "default-sparse",
               "GET /v1/models names the model")
