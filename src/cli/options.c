@@ -1,5 +1,7 @@
 #include "cli/options.h"
 
+#include "server/serve.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -12,7 +14,7 @@ void dist_options_usage(FILE *f)
     fprintf(
         f,
         "usage: [mpirun -np N] sparsetf-dist -m FILE (-p TEXT | -f FILE | --prompt-tokens IDS |\n"
-        "                                    --prompts FILE) [options]\n"
+        "                                    --prompts FILE | --serve [ADDR:]PORT) [options]\n"
         "\n"
         "Generates text with a sparse (or dense) Transformer LM. Under mpirun the layers are\n"
         "split across ranks (pipeline stages); rank 0 tokenises, samples and prints.\n"
@@ -28,6 +30,17 @@ void dist_options_usage(FILE *f)
         "  --prompts-tokens FILE  one prompt of token ids per line, concurrent sessions\n"
         "  --eval FILE          instead of generating: log-perplexity of a UTF-8 text file,\n"
         "                       one paragraph per line (JSON on stdout; one process)\n"
+        "Serving (docs/server.md):\n"
+        "  --serve [ADDR:]PORT  answer an OpenAI-style HTTP API on rank 0: /v1/completions,\n"
+        "                       /v1/chat/completions, /v1/models, /health, /metrics; ADDR\n"
+        "                       an IP address or localhost (default 127.0.0.1), PORT 0 =\n"
+        "                       any free port;\n"
+        "                       requests are sessions, --slots at once (default 16); the\n"
+        "                       generation options below are the requests' defaults\n"
+        "  --api-key KEY        require `Authorization: Bearer KEY` (or $SPARSETF_API_KEY)\n"
+        "  --max-queue N        requests waiting for a slot before 429 (default 64)\n"
+        "  --max-body BYTES     request body limit (default 1048576)\n"
+        "  --client-timeout S   drop a client idle for S seconds (default 30)\n"
         "Generation:\n"
         "  -n, --max-tokens N   tokens to generate (default 64); stops early at end-of-text\n"
         "  --temperature T      0 = greedy (default 0.8)\n"
@@ -110,6 +123,11 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
     o->run.timeout = 60;
     o->run.fault_inject = getenv("STF_FAULT_INJECT");
     float timeout = 60;
+    o->max_queue = 64;
+    o->max_body = 1u << 20;
+    o->client_timeout = 30;
+    o->api_key = getenv("SPARSETF_API_KEY");
+    if (o->api_key && !o->api_key[0]) o->api_key = NULL;
     o->sampling = (struct sampler_params){.temperature = 0.8f,
                                           .top_k = 40,
                                           .top_p = 0.95f,
@@ -118,6 +136,11 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
                                           .repeat_last_n = 64};
     enum {
         OPT_MODEL = 256,
+        OPT_SERVE,
+        OPT_API_KEY,
+        OPT_MAX_QUEUE,
+        OPT_MAX_BODY,
+        OPT_CLIENT_TIMEOUT,
         OPT_PROMPT,
         OPT_PROMPT_TOKENS,
         OPT_PROMPTS,
@@ -153,6 +176,11 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, OPT_MODEL},
+        {"serve", required_argument, 0, OPT_SERVE},
+        {"api-key", required_argument, 0, OPT_API_KEY},
+        {"max-queue", required_argument, 0, OPT_MAX_QUEUE},
+        {"max-body", required_argument, 0, OPT_MAX_BODY},
+        {"client-timeout", required_argument, 0, OPT_CLIENT_TIMEOUT},
         {"prompt", required_argument, 0, OPT_PROMPT},
         {"prompt-tokens", required_argument, 0, OPT_PROMPT_TOKENS},
         {"prompts", required_argument, 0, OPT_PROMPTS},
@@ -305,6 +333,30 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
                 st = stf_fail(err, STF_ERR_ARG, "--balance must be `memory` or `time`, got `%s`",
                               optarg);
             break;
+        case OPT_SERVE:
+            o->serve = optarg;
+            break;
+        case OPT_API_KEY:
+            o->api_key = optarg;
+            break;
+        case OPT_MAX_QUEUE:
+            st = parse_u32("--max-queue", optarg, &o->max_queue, err);
+            if (!st && o->max_queue > 65536)
+                st = stf_fail(err, STF_ERR_ARG, "--max-queue must be in 0..65536, got %u",
+                              o->max_queue);
+            break;
+        case OPT_MAX_BODY:
+            st = parse_u32("--max-body", optarg, &o->max_body, err);
+            if (!st && (o->max_body < 1024 || o->max_body > (1u << 30)))
+                st = stf_fail(err, STF_ERR_ARG, "--max-body must be in 1024..%u bytes, got %u",
+                              1u << 30, o->max_body);
+            break;
+        case OPT_CLIENT_TIMEOUT:
+            st = parse_u32("--client-timeout", optarg, &o->client_timeout, err);
+            if (!st && (o->client_timeout < 1 || o->client_timeout > 86400))
+                st = stf_fail(err, STF_ERR_ARG, "--client-timeout must be in 1..86400 s, got %u",
+                              o->client_timeout);
+            break;
         case OPT_EVAL:
             o->eval_file = optarg;
             break;
@@ -359,6 +411,17 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
     if (o->plan_ranks && !o->plan_only)
         return stf_fail(err, STF_ERR_ARG,
                         "--ranks N only applies to --plan (under mpirun the rank count is -np)");
+    if (o->serve && (n_inputs || o->eval_file || o->dump_logits || o->print_tokens))
+        return stf_fail(err, STF_ERR_ARG,
+                        "--serve takes its prompts over HTTP: no --prompt*, --eval, "
+                        "--dump-logits or --print-tokens");
+    if (o->serve) {
+        char addr[256];
+        uint16_t port;
+        enum stf_status lst = serve_parse_listen(o->serve, addr, sizeof addr, &port, err);
+        if (lst) return lst;
+        return sampler_params_check(&o->sampling, err);
+    }
     if (o->eval_file && n_inputs)
         return stf_fail(err, STF_ERR_ARG, "--eval FILE takes no prompt options");
     if (!o->plan_only && !o->eval_file && n_inputs != 1)

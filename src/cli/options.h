@@ -29,9 +29,14 @@ struct dist_options {
     bool print_tokens;
     bool plan_only;
     bool quiet;
-    bool local;            /* --local: the whole model in this process, no MPI */
-    uint32_t plan_ranks;   /* --ranks N: plan for N ranks (--plan outside mpirun) */
-    const char *eval_file; /* --eval FILE: log-perplexity of a text file */
+    bool local;              /* --local: the whole model in this process, no MPI */
+    uint32_t plan_ranks;     /* --ranks N: plan for N ranks (--plan outside mpirun) */
+    const char *eval_file;   /* --eval FILE: log-perplexity of a text file */
+    const char *serve;       /* --serve [ADDR:]PORT: the HTTP API on rank 0 (docs/server.md) */
+    const char *api_key;     /* --api-key KEY or $SPARSETF_API_KEY: Bearer key for /v1/... */
+    uint32_t max_queue;      /* --max-queue N: requests waiting beyond the slots (then 429) */
+    uint32_t max_body;       /* --max-body BYTES: request body limit */
+    uint32_t client_timeout; /* --client-timeout S: idle seconds before a client is dropped */
     struct sampler_params sampling;
     const char *stops[DIST_MAX_STOPS]; /* --stop STR: generation ends after the text has one */
     uint32_t n_stops;

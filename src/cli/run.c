@@ -1,6 +1,7 @@
 /* run: see run.h. */
 #include "cli/run.h"
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "cli/eval.h"
 #include "cli/generate.h"
+#include "server/serve.h"
 #include "pipeline/engine.h"
 #include "pipeline/prompt.h"
 
@@ -30,6 +32,46 @@ static enum stf_status print_plan(const struct dist_options *o, uint32_t n_ranks
     plan_print(stdout, &rc.plan, rc.model_path);
     run_config_free(&rc);
     return STF_OK;
+}
+
+/* --serve on rank 0: the engine under the HTTP server until a signal or a failure. */
+static enum stf_status serve_front(const struct dist_options *o, const struct run_config *rc,
+                                   struct transport *t, struct stf_error *err)
+{
+    struct engine *e = NULL;
+    const struct engine_report *r = NULL;
+    struct serve_options so = {.listen = o->serve,
+                               .api_key = o->api_key,
+                               .max_queue = o->max_queue,
+                               .max_body = o->max_body,
+                               .max_prompt_bytes = 65536,
+                               .client_timeout = o->client_timeout,
+                               .default_max_tokens = o->max_tokens,
+                               .defaults = o->sampling,
+                               .model_path = rc->model_path,
+                               .n_ranks = (int)rc->n_ranks,
+                               .slots = rc->n_slots,
+                               .ctx = rc->ctx,
+                               .quiet = o->quiet};
+    enum stf_status st = engine_open(rc, t, &e, err);
+    if (!st) st = serve_run(e, &so, err);
+    if (!st) st = engine_finish(e, &r, err);
+    if (!st && !o->quiet && r) {
+        fprintf(stderr,
+                "sparsetf-dist: served %llu sessions, %llu tokens on %d rank%s; decode latency "
+                "median %.3f ms, p90 %.3f ms\n",
+                (unsigned long long)r->sessions, (unsigned long long)r->generated_tokens,
+                r->n_ranks, r->n_ranks == 1 ? "" : "s", 1e3 * r->latency_median_s,
+                1e3 * r->latency_p90_s);
+        for (int i = 0; i < r->n_ranks; i++)
+            fprintf(stderr, "  rank %d (%s): layers [%u, %u), compute %.3f s, wait %.3f s\n",
+                    r->ranks[i].rank, r->ranks[i].host, r->ranks[i].layer_begin,
+                    r->ranks[i].layer_end, r->ranks[i].compute_s, r->ranks[i].wait_s);
+    }
+    /* the stages of a multi-rank job wait for rank 0: a failure here ends the job */
+    if (st && transport_size(t) > 1) engine_abort(t, err);
+    engine_close(e);
+    return st;
 }
 
 /* The prompts, read once (a --prompts file may be a pipe): one line each. */
@@ -99,7 +141,7 @@ enum stf_status dist_run(const struct dist_options *o, int *argc, char ***argv,
     uint32_t n_lines = 0;
     uint32_t header[2] = {0, 0}; /* slots, ok */
     if (rank == 0) {
-        st = read_prompts(o, &lines, &n_lines, err);
+        if (!o->serve) st = read_prompts(o, &lines, &n_lines, err);
         if (!st) st = run_config_resolve(&o->run, (uint32_t)size, n_lines, &rc, err);
         if (!st) header[0] = rc.n_slots;
         header[1] = st == STF_OK;
@@ -113,8 +155,15 @@ enum stf_status dist_run(const struct dist_options *o, int *argc, char ***argv,
         if ((st = run_config_resolve(&s, (uint32_t)size, 0, &rc, err))) engine_abort(t, err);
     }
     if (header[1]) {
-        st = rank == 0 ? generate_run(o, &rc, t, lines, n_lines, err)
-                       : engine_run_stage(&rc, t, err);
+        /* serving, only rank 0 reacts to SIGINT/SIGTERM (mpirun forwards them to every rank):
+         * it answers what is open, then ends the stages with the shutdown frame */
+        if (o->serve && rank != 0) {
+            signal(SIGINT, SIG_IGN);
+            signal(SIGTERM, SIG_IGN);
+        }
+        st = rank != 0  ? engine_run_stage(&rc, t, err)
+             : o->serve ? serve_front(o, &rc, t, err)
+                        : generate_run(o, &rc, t, lines, n_lines, err);
         run_config_free(&rc);
     } else {
         /* A start-up error every rank now agrees on. Rank 0 prints it before any rank may

@@ -386,6 +386,8 @@ enum stf_status serve_run(struct engine *e, const struct serve_options *o, struc
                 last_metrics = -1;
             }
             server_wait(sv.srv, IDLE_WAIT_S);
+            /* an idle multi-rank engine sends its keep-alive round the ring when due */
+            if ((st = engine_step(e, 0, err))) break;
             continue;
         }
         double c0 = thread_cpu(), cb0 = sv.cpu_callbacks, w0 = stf_now();
