@@ -11,6 +11,11 @@
 
 void dist_options_usage(FILE *f)
 {
+    /* the whole text (over 4 KiB) in one write at exit, so a reader that stops early
+     * (`sparsetf-dist -h | grep -q ...`) cannot make the second write fail with SIGPIPE;
+     * usage is printed before anything else on the stream */
+    static char whole[1 << 14];
+    setvbuf(f, whole, _IOFBF, sizeof whole);
     fprintf(
         f,
         "usage: [mpirun -np N] sparsetf-dist -m FILE (-p TEXT | -f FILE | --prompt-tokens IDS |\n"
@@ -29,18 +34,21 @@ void dist_options_usage(FILE *f)
         "                       standard input)\n"
         "  --prompts-tokens FILE  one prompt of token ids per line, concurrent sessions\n"
         "  --eval FILE          instead of generating: log-perplexity of a UTF-8 text file,\n"
-        "                       one paragraph per line (JSON on stdout; one process)\n"
-        "Serving (docs/server.md):\n"
-        "  --serve [ADDR:]PORT  answer an OpenAI-style HTTP API on rank 0: /v1/completions,\n"
-        "                       /v1/chat/completions, /v1/models, /health, /metrics; ADDR\n"
-        "                       an IP address or localhost (default 127.0.0.1), PORT 0 =\n"
-        "                       any free port;\n"
-        "                       requests are sessions, --slots at once (default 16); the\n"
-        "                       generation options below are the requests' defaults\n"
-        "  --api-key KEY        require `Authorization: Bearer KEY` (or $SPARSETF_API_KEY)\n"
-        "  --max-queue N        requests waiting for a slot before 429 (default 64)\n"
-        "  --max-body BYTES     request body limit (default 1048576)\n"
-        "  --client-timeout S   drop a client idle for S seconds (default 30)\n"
+        "                       one paragraph per line (JSON on stdout; one process)\n");
+    fputs("Serving (docs/server.md):\n"
+          "  --serve [ADDR:]PORT  answer an OpenAI-style HTTP API on rank 0: /v1/completions,\n"
+          "                       /v1/chat/completions, /v1/models, /health, /metrics; ADDR\n"
+          "                       an IP address or localhost (default 127.0.0.1), PORT 0 =\n"
+          "                       any free port;\n"
+          "                       requests are sessions, --slots at once (default 16); the\n"
+          "                       generation options below are the requests' defaults\n"
+          "  --api-key KEY        require `Authorization: Bearer KEY` (or $SPARSETF_API_KEY)\n"
+          "  --max-queue N        requests waiting for a slot before 429 (default 64)\n"
+          "  --max-body BYTES     request body limit (default 1048576)\n"
+          "  --client-timeout S   drop a client idle for S seconds (default 30)\n",
+          f);
+    fprintf(
+        f,
         "Generation:\n"
         "  -n, --max-tokens N   tokens to generate (default 64); stops early at end-of-text\n"
         "  --temperature T      0 = greedy (default 0.8)\n"
