@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/mem.h"
+#include "util/timer.h"
 
 /* One layer's block of sequence state: the attention kind's part, the FF kind's, the SRU
  * branch's (each 64-byte aligned). Returns the block's size. */
@@ -181,6 +182,21 @@ uint32_t forward_embed(const struct model *m, uint32_t token, uint32_t pos, floa
     return all_finite(x, d) ? FORWARD_FINITE : FORWARD_AT_EMBED;
 }
 
+/* Profile laps: with ws->prof set, the time since t is added to part and the new time
+ * returned; without, one branch. */
+static inline double prof_start(const struct workspace *ws)
+{
+    return ws->prof ? stf_now() : 0.0;
+}
+
+static inline double prof_lap(const struct workspace *ws, enum forward_part part, double t)
+{
+    if (!ws->prof) return 0.0;
+    double now = stf_now();
+    ws->prof->seconds[part] += now - t;
+    return now;
+}
+
 uint32_t forward_layers(const struct model *m, struct seq_state *s, struct workspace *ws,
                         uint32_t pos, float *x)
 {
@@ -189,26 +205,33 @@ uint32_t forward_layers(const struct model *m, struct seq_state *s, struct works
     uint32_t d = c->d_model;
     struct sublayer_step step = {
         .cfg = c, .k = ws->k, .scratch = ws->scratch, .capacity = s->capacity, .pos = pos};
+    double t = prof_start(ws);
     for (uint32_t l = s->layer_begin; l < s->layer_end; l++) {
         const struct layer_weights *lw = &m->w.layers[l];
         unsigned char *state = s->data + (uint64_t)(l - s->layer_begin) * s->layer_bytes;
         /* x += Attn(LN1(x)) */
         layernorm(ws->xn, x, view_f32(&lw->ln1_g), view_f32(&lw->ln1_b), d);
+        t = prof_lap(ws, FWD_NORM, t);
         step.w = lw->attn;
         step.state = state + s->attn.offset;
         kind->attn->forward(&step, ws->xn, ws->sub);
+        t = prof_lap(ws, FWD_ATTN, t);
         for (uint32_t i = 0; i < d; i++)
             x[i] += ws->sub[i];
+        t = prof_lap(ws, FWD_RESIDUAL, t);
         /* x += FF(LN2(x)) [+ Dense_o(SRU(Dense_i(LN'(x))))] */
         if (kind->sru) {
             step.w = lw->sru;
             step.state = state + s->sru.offset;
             kind->sru->forward(&step, x, ws->sru_out);
+            t = prof_lap(ws, FWD_SRU, t);
         }
         layernorm(ws->xn, x, view_f32(&lw->ln2_g), view_f32(&lw->ln2_b), d);
+        t = prof_lap(ws, FWD_NORM, t);
         step.w = lw->ff;
         step.state = state + s->ff.offset;
         kind->ff->forward(&step, ws->xn, ws->sub);
+        t = prof_lap(ws, FWD_FF, t);
         if (kind->sru) {
             for (uint32_t i = 0; i < d; i++)
                 x[i] += ws->sub[i] + ws->sru_out[i];
@@ -216,6 +239,7 @@ uint32_t forward_layers(const struct model *m, struct seq_state *s, struct works
             for (uint32_t i = 0; i < d; i++)
                 x[i] += ws->sub[i];
         }
+        t = prof_lap(ws, FWD_RESIDUAL, t);
         if (!all_finite(x, d)) return l;
     }
     return FORWARD_FINITE;
@@ -226,7 +250,10 @@ uint32_t forward_head(const struct model *m, struct workspace *ws, const float *
     const struct model_config *c = &m->cfg;
     struct sublayer_step step = {.cfg = c, .k = ws->k, .w = m->w.out, .scratch = ws->scratch};
     /* logits = Out(LN_f(x)) */
+    double t = prof_start(ws);
     layernorm(ws->xn, x, view_f32(&m->w.lnf_g), view_f32(&m->w.lnf_b), c->d_model);
+    t = prof_lap(ws, FWD_NORM, t);
     m->kinds.out->forward(&step, ws->xn, logits);
+    prof_lap(ws, FWD_HEAD, t);
     return all_finite(logits, c->vocab_size) ? FORWARD_FINITE : FORWARD_AT_HEAD;
 }

@@ -32,12 +32,31 @@ struct seq_state {
     unsigned char *data; /* (layers, layer_bytes) */
 };
 
+/* The parts of the forward pass a profile times (sparsetf-bench --model): each sub-layer kind's
+ * forward step, the LayerNorms before them, the residual additions and the output layer.
+ * The embedding lookup and sampling happen in the caller, which times them itself. */
+enum forward_part {
+    FWD_NORM,     /* every LayerNorm except the SRU branch's own (inside FWD_SRU) */
+    FWD_ATTN,     /* the attention kind's step, attention over the cache included */
+    FWD_SRU,      /* the SRU branch */
+    FWD_FF,       /* the FF kind's step */
+    FWD_RESIDUAL, /* x += sub-layer outputs */
+    FWD_HEAD,     /* the output kind's step (its LayerNorm counts as FWD_NORM) */
+    FWD_PARTS
+};
+
+/* Seconds spent per part, added up over the calls made while a workspace points at it. */
+struct forward_profile {
+    double seconds[FWD_PARTS];
+};
+
 struct workspace {
     const struct kernels *k;
-    float *xn;      /* (d) normalised input of a sub-layer */
-    float *sub;     /* (d) sub-layer output */
-    float *sru_out; /* (d) SRU branch output */
-    void *scratch;  /* the largest scratch of the model's kinds (they run one at a time) */
+    struct forward_profile *prof; /* NULL (the default): nothing is timed */
+    float *xn;                    /* (d) normalised input of a sub-layer */
+    float *sub;                   /* (d) sub-layer output */
+    float *sru_out;               /* (d) SRU branch output */
+    void *scratch; /* the largest scratch of the model's kinds (they run one at a time) */
 };
 
 /* Bytes of sequence state one layer needs for capacity positions (KV cache and the like):

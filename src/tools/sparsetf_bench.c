@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_model.h"
 #include "model/forward.h"
 #include "model/init.h"
 #include "util/mem.h"
@@ -285,10 +286,15 @@ static int variant_listed(const char *list, const char *name)
 static void usage(FILE *f)
 {
     fprintf(
-        f,
-        "usage: sparsetf-bench [--sizes 800m,17b] [--reps N] [--warmup N] [--threads N]\n"
-        "                      [--kernels fast|ref] [--json FILE] [--variants +both,...]\n"
-        "Times decoder blocks and output layers for Table 1's variants; see docs/benchmarks.md.\n");
+        f, "usage: sparsetf-bench [--sizes 800m,17b] [--reps N] [--warmup N] [--threads N]\n"
+           "                      [--kernels fast|ref] [--json FILE] [--variants +both,...]\n"
+           "       sparsetf-bench --model FILE [--tokens N] [--warmup N] [--threads N]\n"
+           "                      [--madvise none|willneed|hugepage] [--prefault] [--json FILE]\n"
+           "Without --model: times decoder blocks and output layers for Table 1's variants, built\n"
+           "in memory. With --model: the per-token time budget of a model file on the engine's\n"
+           "own path (mapped file, forward pass, sampling): time per part and per kernel shape\n"
+           "against its roofline bound, max(bytes / STREAM triad, multiply-adds / FMA peak),\n"
+           "both measured first with the same threads. See docs/benchmarks.md.\n");
 }
 
 int main(int argc, char **argv)
@@ -305,8 +311,12 @@ int main(int argc, char **argv)
         {"sizes", required_argument, 0, 's'},    {"reps", required_argument, 0, 'r'},
         {"warmup", required_argument, 0, 'w'},   {"threads", required_argument, 0, 't'},
         {"kernels", required_argument, 0, 'k'},  {"json", required_argument, 0, 'j'},
-        {"variants", required_argument, 0, 'v'}, {"help", no_argument, 0, 'h'},
+        {"variants", required_argument, 0, 'v'}, {"model", required_argument, 0, 'm'},
+        {"tokens", required_argument, 0, 'n'},   {"madvise", required_argument, 0, 'a'},
+        {"prefault", no_argument, 0, 'p'},       {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},        {0, 0, 0, 0}};
+    int warmup_given = 0;
+    struct bench_model_opts mo = {.tokens = 32, .warmup = -1, .kernels = "fast"};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -318,6 +328,7 @@ int main(int argc, char **argv)
             break;
         case 'w':
             o.warmup = atoi(optarg);
+            warmup_given = 1;
             break;
         case 't':
             o.threads = atoi(optarg);
@@ -327,6 +338,30 @@ int main(int argc, char **argv)
             break;
         case 'v':
             o.only = optarg;
+            break;
+        case 'm':
+            mo.path = optarg;
+            break;
+        case 'n':
+            mo.tokens = atoi(optarg);
+            break;
+        case 'p':
+            mo.prefault = 1;
+            break;
+        case 'a':
+            if (strcmp(optarg, "none") == 0)
+                mo.madvise = BENCH_MADV_NONE;
+            else if (strcmp(optarg, "willneed") == 0)
+                mo.madvise = BENCH_MADV_WILLNEED;
+            else if (strcmp(optarg, "hugepage") == 0)
+                mo.madvise = BENCH_MADV_HUGEPAGE;
+            else {
+                fprintf(stderr,
+                        "sparsetf-bench: --madvise %s: expected none, willneed or "
+                        "hugepage\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'j':
             if (!(o.json = fopen(optarg, "w"))) {
@@ -379,6 +414,32 @@ int main(int argc, char **argv)
         return 2;
     }
     kernels_set_threads(o.threads);
+    if (mo.path) {
+        if (mo.tokens < 3) {
+            fprintf(stderr, "sparsetf-bench: need --tokens >= 3\n");
+            return 2;
+        }
+        mo.warmup = warmup_given ? o.warmup : 4;
+        mo.kernels = o.kernels;
+        mo.json = o.json;
+        struct roofline rl;
+        if (roofline_measure(&rl, (size_t)(o.stream_mb * 1e6 / sizeof(float)), 7)) {
+            fprintf(stderr, "sparsetf-bench: cannot allocate the STREAM arrays\n");
+            return 1;
+        }
+        fprintf(stderr,
+                "roofline (%d thread%s): STREAM triad %.2f GB/s (min %.2f, max %.2f); %s peak "
+                "%.1f GMAC/s (min %.1f, max %.1f)\n",
+                rl.threads, rl.threads == 1 ? "" : "s", rl.stream_gbs, rl.stream_lo, rl.stream_hi,
+                rl.isa, rl.peak_gmacs, rl.peak_lo, rl.peak_hi);
+        fprintf(o.json,
+                "{\"kind\":\"roofline\",\"threads\":%d,\"stream_gbs\":%.3f,\"peak_gmacs\":%.2f,"
+                "\"isa\":\"%s\"}\n",
+                rl.threads, rl.stream_gbs, rl.peak_gmacs, rl.isa);
+        int rc = bench_model_run(&mo, &rl);
+        if (o.json != stdout) fclose(o.json);
+        return rc;
+    }
     double slo, shi;
     size_t stream_n = (size_t)(o.stream_mb * 1e6 / sizeof(float));
     double stream = stream_triad_gbs(stream_n, 7, &slo, &shi);

@@ -1,0 +1,28 @@
+/*
+ * roofline: this machine's two ceilings, measured by the benchmark that uses them, with the
+ * same thread count — the memory bandwidth of a STREAM triad and the peak rate of fused
+ * multiply-adds — and the bound they put on a piece of work:
+ *     bound = max(bytes / bandwidth, multiply-adds / peak).
+ */
+#ifndef STF_TOOLS_ROOFLINE_H
+#define STF_TOOLS_ROOFLINE_H
+
+#include <stddef.h>
+
+struct roofline {
+    int threads;
+    double stream_gbs, stream_lo, stream_hi; /* triad GB/s: median, min, max */
+    double peak_gmacs, peak_lo, peak_hi;     /* fused multiply-adds per ns (G/s) */
+    const char *isa;                         /* the vector unit the peak was measured on */
+};
+
+/* STREAM triad a = b + s·c over three arrays of n floats (far larger than the caches),
+ * counted as STREAM does (3 × 4 bytes per element, no write-allocate), reps timed runs after
+ * one warm-up, split over the OpenMP threads. Returns 0, or -1 if the arrays cannot be
+ * allocated. */
+int roofline_measure(struct roofline *r, size_t stream_n, int reps);
+
+/* Seconds the work cannot beat on this machine. */
+double roofline_bound(const struct roofline *r, double bytes, double macs);
+
+#endif
