@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "util/mem.h"
-#include "util/timer.h"
 
 /* One layer's block of sequence state: the attention kind's part, the FF kind's, the SRU
  * branch's (each 64-byte aligned). Returns the block's size. */
@@ -186,13 +185,13 @@ uint32_t forward_embed(const struct model *m, uint32_t token, uint32_t pos, floa
  * returned; without, one branch. */
 static inline double prof_start(const struct workspace *ws)
 {
-    return ws->prof ? stf_now() : 0.0;
+    return ws->prof ? ws->prof->now() : 0.0;
 }
 
 static inline double prof_lap(const struct workspace *ws, enum forward_part part, double t)
 {
     if (!ws->prof) return 0.0;
-    double now = stf_now();
+    double now = ws->prof->now();
     ws->prof->seconds[part] += now - t;
     return now;
 }

@@ -45,9 +45,11 @@ enum forward_part {
     FWD_PARTS
 };
 
-/* Seconds spent per part, added up over the calls made while a workspace points at it. */
+/* Seconds spent per part, added up over the calls made while a workspace points at it,
+ * read from `now` (wall-clock stf_now, or a CPU-time clock on a machine shared with others). */
 struct forward_profile {
     double seconds[FWD_PARTS];
+    double (*now)(void);
 };
 
 struct workspace {

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kernels/sampler.h"
@@ -38,7 +39,7 @@ static struct kstat *kstat_at(const char *name)
 
 static void kstat_add(const char *name, double t0, double bytes, double macs)
 {
-    double t = stf_now() - t0;
+    double t = roofline_now() - t0;
     struct kstat *k = kstat_at(name);
     k->seconds += t;
     k->bytes += bytes;
@@ -51,7 +52,7 @@ static void tk_dense(float *y, const float *x, const float *W, const float *b, u
 {
     char name[64];
     snprintf(name, sizeof name, "dense %ux%u", in, out);
-    double t = stf_now();
+    double t = roofline_now();
     kinner->dense(y, x, W, b, in, out);
     kstat_add(name, t, 4.0 * ((double)in * out + (b ? out : 0)), (double)in * out);
 }
@@ -62,7 +63,7 @@ static void tk_sparse_ff(float *out, const float *x, const float *c1, const floa
 {
     char name[64];
     snprintf(name, sizeof name, "sparse_ff d=%u F=%u N=%u r=%u", dm.d, dm.F, dm.N, dm.r);
-    double B = dm.F / dm.N, t = stf_now();
+    double B = dm.F / dm.N, t = roofline_now();
     kinner->sparse_ff(out, x, c1, c2, cb, w1t, w2, b2, dm, s);
     kstat_add(name, t,
               4.0 * ((double)dm.d * dm.r + (double)dm.r * dm.F + dm.F + 2 * B * dm.d + dm.d),
@@ -74,7 +75,7 @@ static void tk_mult_dense(float *y, const float *x, const float *G, const float 
 {
     char name[64];
     snprintf(name, sizeof name, "mult_dense d=%u S=%u M=%u", d, S, M);
-    double t = stf_now();
+    double t = roofline_now();
     kinner->mult_dense(y, x, G, P, c, d, S, M, scratch);
     kstat_add(name, t, 4.0 * ((double)S * d + (double)d * M + (double)S * M), (double)S * d * M);
 }
@@ -84,7 +85,7 @@ static void tk_local_conv(float *out, const float *const rows[3], const float *W
 {
     char name[64];
     snprintf(name, sizeof name, "local_conv 3x%u S=%u M=%u", Km, S, M);
-    double t = stf_now();
+    double t = roofline_now();
     kinner->local_conv(out, rows, W, beta, S, M, Km, scratch);
     kstat_add(name, t, 4.0 * (3.0 * Km * M * M + M), (double)S * 3 * Km * M * M);
 }
@@ -94,7 +95,7 @@ static void tk_attention(float *out, const float *q, const float *kc, const floa
 {
     char name[64];
     snprintf(name, sizeof name, "attention H=%u dh=%u", H, dh);
-    double t = stf_now();
+    double t = roofline_now();
     kinner->attention(out, q, kc, vc, n, stride, H, dh, scores);
     kstat_add(name, t, 4.0 * 2 * (double)n * H * dh, 2.0 * n * H * dh);
 }
@@ -191,6 +192,13 @@ static void advise(const struct model *m, const struct bench_model_opts *o)
     }
 }
 
+static double cpu_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 static long faults(void)
 {
     struct rusage ru;
@@ -208,9 +216,9 @@ int bench_model_run(const struct bench_model_opts *o, const struct roofline *r)
     float *x = NULL, *logits = NULL;
     double *per = NULL, *ktok = NULL;
     int rc = 1;
-    double t_open = stf_now();
+    double t_open = roofline_now();
     if (model_open(o->path, NULL, 0, &m, &err)) goto fail;
-    t_open = stf_now() - t_open;
+    t_open = roofline_now() - t_open;
     const struct model_config *c = &m->cfg;
     if (c->arch != ARCH_SCALING) {
         stf_fail(&err, STF_ERR_ARG, "%s: --model times Scaling Transformer files only (arch %d)",
@@ -229,7 +237,7 @@ int bench_model_run(const struct bench_model_opts *o, const struct roofline *r)
         workspace_create(c, cap, &timed_kernels, &ws, &err) ||
         sampler_create(&smp, &sp, c->vocab_size, &err))
         goto fail;
-    struct forward_profile prof = {0};
+    struct forward_profile prof = {.now = roofline_now};
     ws->prof = &prof;
     x = malloc((size_t)c->d_model * sizeof *x);
     logits = malloc((size_t)c->vocab_size * sizeof *logits);
@@ -239,9 +247,9 @@ int bench_model_run(const struct bench_model_opts *o, const struct roofline *r)
         stf_fail(&err, STF_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    double t_adv = stf_now();
+    double t_adv = roofline_now();
     advise(m, o);
-    t_adv = stf_now() - t_adv;
+    t_adv = roofline_now() - t_adv;
     fprintf(stderr,
             "%s: %u layers, d=%u, %.2f GB mapped (open %.2f s, advice/prefault %.2f s), "
             "kernels %s\n",
@@ -250,23 +258,25 @@ int bench_model_run(const struct bench_model_opts *o, const struct roofline *r)
     seq_state_reset(s);
     uint32_t tok = c->bos_id;
     long f0 = 0;
+    double c0 = 0, w0 = 0;
     for (int i = -o->warmup; i < o->tokens; i++) {
         uint32_t pos = (uint32_t)(i + o->warmup);
         if (i == 0) {
             memset(kstats, 0, sizeof kstats), n_kstats = 0;
             f0 = faults();
+            c0 = cpu_seconds(), w0 = stf_now();
         }
-        memset(&prof, 0, sizeof prof);
+        memset(prof.seconds, 0, sizeof prof.seconds);
         for (int k = 0; k < n_kstats; k++)
             kstats[k].mark = kstats[k].seconds;
-        double t0 = stf_now();
+        double t0 = roofline_now();
         forward_embed(m, tok, pos, x);
-        double t1 = stf_now();
+        double t1 = roofline_now();
         forward_layers(m, s, ws, pos, x);
         forward_head(m, ws, x, logits);
-        double t2 = stf_now();
+        double t2 = roofline_now();
         tok = sampler_sample(&smp, logits);
-        double t3 = stf_now();
+        double t3 = roofline_now();
         if (i < 0) continue;
         for (int k = 0; k < n_kstats; k++)
             ktok[(size_t)k * o->tokens + i] = kstats[k].seconds - kstats[k].mark;
@@ -283,6 +293,9 @@ int bench_model_run(const struct bench_model_opts *o, const struct roofline *r)
             bd[PART_TOTAL] += bd[p]; /* the sum of the parts' bounds */
     }
     double fpt = (double)(faults() - f0) / o->tokens;
+    /* CPU seconds of the process per wall second of the timed tokens: the threads used when
+     * nothing else competes for the cores; less means the run was preempted */
+    double busy = (cpu_seconds() - c0) / (stf_now() - w0);
 
     /* medians over the timed tokens, part by part; ratio = median of per-token ratios */
     int n = o->tokens;
@@ -296,9 +309,10 @@ int bench_model_run(const struct bench_model_opts *o, const struct roofline *r)
     token_costs(m, (uint32_t)o->warmup, bytes0, macs0);
     fprintf(stderr,
             "\nper token (median of %d tokens after %d warm-up, greedy from BOS; %d thread%s; "
-            "STREAM %.2f GB/s, %s peak %.1f GMAC/s; %.0f page faults per token)\n",
+            "STREAM %.2f GB/s, %s peak %.1f GMAC/s; %.0f page faults per token; %.2f CPUs "
+            "busy of %d; %s clock)\n",
             n, o->warmup, r->threads, r->threads == 1 ? "" : "s", r->stream_gbs, r->isa,
-            r->peak_gmacs, fpt);
+            r->peak_gmacs, fpt, busy, r->threads, o->cpu_clock ? "CPU" : "wall");
     fprintf(stderr, "%-28s %9s %10s %8s %10s %10s  %s\n", "part", "ms", "bound ms", "ratio",
             "MB read", "M MACs", "bound by");
     static const int order[N_PARTS] = {PART_EMBED,   FWD_NORM, FWD_ATTN,    FWD_SRU,   FWD_FF,
@@ -331,9 +345,9 @@ int bench_model_run(const struct bench_model_opts *o, const struct roofline *r)
         fprintf(o->json,
                 "{\"kind\":\"budget\",\"model\":\"%s\",\"part\":\"%s\",\"sublayer_kind\":\"%s\","
                 "\"ms\":%.4f,\"bound_ms\":%.4f,\"ratio\":%.3f,\"bytes\":%.0f,\"macs\":%.0f,"
-                "\"threads\":%d,\"tokens\":%d,\"faults_per_token\":%.1f}\n",
+                "\"threads\":%d,\"tokens\":%d,\"faults_per_token\":%.1f,\"cpus_busy\":%.2f}\n",
                 o->path, part_names[p], kind, ms, bms, ratio, bytes0[p], macs0[p], r->threads, n,
-                fpt);
+                fpt, busy);
     }
     fprintf(stderr, "\nper kernel shape (median over the timed tokens of the time per token)\n");
     fprintf(stderr, "%-34s %7s %9s %10s %8s %9s\n", "kernel", "calls", "ms", "bound ms", "ratio",

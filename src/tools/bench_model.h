@@ -23,6 +23,7 @@ struct bench_model_opts {
     enum bench_madvise madvise; /* advice given on every mapping after open */
     int prefault;               /* read one byte of every page before timing */
     FILE *json;                 /* one JSON line per result */
+    int cpu_clock;              /* times are CPU seconds per thread (roofline_now) */
 };
 
 /* Runs the budget; messages go to stderr. Returns 0, or 1 on an error (printed). */

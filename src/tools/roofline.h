@@ -16,6 +16,13 @@ struct roofline {
     const char *isa;                         /* the vector unit the peak was measured on */
 };
 
+/* The clock every measurement of a benchmark reads: wall-clock seconds (stf_now), or, with
+ * roofline_use_cpu_clock, the process's CPU seconds divided by its threads — on a machine
+ * whose cores other jobs share, the time this process's threads actually ran (memory stalls
+ * included), which wall-clock time is not when the scheduler takes the cores away. */
+double roofline_now(void);
+void roofline_use_cpu_clock(int threads);
+
 /* STREAM triad a = b + s·c over three arrays of n floats (far larger than the caches),
  * counted as STREAM does (3 × 4 bytes per element, no write-allocate), reps timed runs after
  * one warm-up, split over the OpenMP threads. Returns 0, or -1 if the arrays cannot be

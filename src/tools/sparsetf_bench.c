@@ -289,12 +289,14 @@ static void usage(FILE *f)
         f, "usage: sparsetf-bench [--sizes 800m,17b] [--reps N] [--warmup N] [--threads N]\n"
            "                      [--kernels fast|ref] [--json FILE] [--variants +both,...]\n"
            "       sparsetf-bench --model FILE [--tokens N] [--warmup N] [--threads N]\n"
-           "                      [--madvise none|willneed|hugepage] [--prefault] [--json FILE]\n"
+           "                      [--madvise none|willneed|hugepage] [--prefault]\n"
+           "                      [--clock wall|cpu] [--json FILE]\n"
            "Without --model: times decoder blocks and output layers for Table 1's variants, built\n"
            "in memory. With --model: the per-token time budget of a model file on the engine's\n"
            "own path (mapped file, forward pass, sampling): time per part and per kernel shape\n"
            "against its roofline bound, max(bytes / STREAM triad, multiply-adds / FMA peak),\n"
-           "both measured first with the same threads. See docs/benchmarks.md.\n");
+           "both measured first with the same threads; --clock cpu times everything in CPU\n"
+           "seconds per thread (for a machine shared with other jobs). See docs/benchmarks.md.\n");
 }
 
 int main(int argc, char **argv)
@@ -307,14 +309,21 @@ int main(int argc, char **argv)
                            .kernels = "fast",
                            .json = stdout,
                            .stream_mb = 256};
-    static const struct option lo[] = {
-        {"sizes", required_argument, 0, 's'},    {"reps", required_argument, 0, 'r'},
-        {"warmup", required_argument, 0, 'w'},   {"threads", required_argument, 0, 't'},
-        {"kernels", required_argument, 0, 'k'},  {"json", required_argument, 0, 'j'},
-        {"variants", required_argument, 0, 'v'}, {"model", required_argument, 0, 'm'},
-        {"tokens", required_argument, 0, 'n'},   {"madvise", required_argument, 0, 'a'},
-        {"prefault", no_argument, 0, 'p'},       {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},        {0, 0, 0, 0}};
+    static const struct option lo[] = {{"sizes", required_argument, 0, 's'},
+                                       {"reps", required_argument, 0, 'r'},
+                                       {"warmup", required_argument, 0, 'w'},
+                                       {"threads", required_argument, 0, 't'},
+                                       {"kernels", required_argument, 0, 'k'},
+                                       {"json", required_argument, 0, 'j'},
+                                       {"variants", required_argument, 0, 'v'},
+                                       {"model", required_argument, 0, 'm'},
+                                       {"tokens", required_argument, 0, 'n'},
+                                       {"madvise", required_argument, 0, 'a'},
+                                       {"prefault", no_argument, 0, 'p'},
+                                       {"clock", required_argument, 0, 'c'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {"version", no_argument, 0, 'V'},
+                                       {0, 0, 0, 0}};
     int warmup_given = 0;
     struct bench_model_opts mo = {.tokens = 32, .warmup = -1, .kernels = "fast"};
     int ch;
@@ -347,6 +356,13 @@ int main(int argc, char **argv)
             break;
         case 'p':
             mo.prefault = 1;
+            break;
+        case 'c':
+            if (strcmp(optarg, "wall") && strcmp(optarg, "cpu")) {
+                fprintf(stderr, "sparsetf-bench: --clock %s: expected wall or cpu\n", optarg);
+                return 2;
+            }
+            mo.cpu_clock = strcmp(optarg, "cpu") == 0;
             break;
         case 'a':
             if (strcmp(optarg, "none") == 0)
@@ -420,6 +436,7 @@ int main(int argc, char **argv)
             return 2;
         }
         mo.warmup = warmup_given ? o.warmup : 4;
+        if (mo.cpu_clock) roofline_use_cpu_clock(o.threads);
         mo.kernels = o.kernels;
         mo.json = o.json;
         struct roofline rl;
