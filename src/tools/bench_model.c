@@ -1,4 +1,4 @@
-#include "bench_model.h"
+#include "tools/bench_model.h"
 
 #include <stdlib.h>
 #include <string.h>

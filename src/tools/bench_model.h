@@ -12,7 +12,7 @@
 
 #include <stdio.h>
 
-#include "roofline.h"
+#include "tools/roofline.h"
 
 enum bench_madvise { BENCH_MADV_NONE, BENCH_MADV_WILLNEED, BENCH_MADV_HUGEPAGE };
 

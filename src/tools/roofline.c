@@ -1,4 +1,4 @@
-#include "roofline.h"
+#include "tools/roofline.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -6,9 +6,6 @@
 #include "util/mem.h"
 #include "util/timer.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 #endif
@@ -77,12 +74,9 @@ static double fma_burst(long iters, float *sink)
 #endif
 }
 
-int roofline_measure(struct roofline *r, size_t n, int reps)
+int roofline_measure(struct roofline *r, int threads, size_t n, int reps)
 {
-    r->threads = 1;
-#ifdef _OPENMP
-    r->threads = omp_get_max_threads();
-#endif
+    r->threads = threads;
 #if defined(__AVX512F__)
     r->isa = "AVX-512 FMA";
 #elif defined(__AVX2__) && defined(__FMA__)

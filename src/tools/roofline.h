@@ -24,10 +24,11 @@ double roofline_now(void);
 void roofline_use_cpu_clock(int threads);
 
 /* STREAM triad a = b + s·c over three arrays of n floats (far larger than the caches),
- * counted as STREAM does (3 × 4 bytes per element, no write-allocate), reps timed runs after
- * one warm-up, split over the OpenMP threads. Returns 0, or -1 if the arrays cannot be
- * allocated. */
-int roofline_measure(struct roofline *r, size_t stream_n, int reps);
+ * counted as STREAM does (3 × 4 bytes per element, no write-allocate), and bursts of
+ * independent FMAs on registers; reps timed runs of each after one warm-up, split over the
+ * threads kernels_set_threads gave (passed as threads for the report). Returns 0, or -1 if
+ * the arrays cannot be allocated. */
+int roofline_measure(struct roofline *r, int threads, size_t stream_n, int reps);
 
 /* Seconds the work cannot beat on this machine. */
 double roofline_bound(const struct roofline *r, double bytes, double macs);

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench_model.h"
+#include "tools/bench_model.h"
 #include "model/forward.h"
 #include "model/init.h"
 #include "util/mem.h"
@@ -440,7 +440,7 @@ int main(int argc, char **argv)
         mo.kernels = o.kernels;
         mo.json = o.json;
         struct roofline rl;
-        if (roofline_measure(&rl, (size_t)(o.stream_mb * 1e6 / sizeof(float)), 7)) {
+        if (roofline_measure(&rl, o.threads, (size_t)(o.stream_mb * 1e6 / sizeof(float)), 7)) {
             fprintf(stderr, "sparsetf-bench: cannot allocate the STREAM arrays\n");
             return 1;
         }
