@@ -435,6 +435,12 @@ int main(int argc, char **argv)
             fprintf(stderr, "sparsetf-bench: need --tokens >= 3\n");
             return 2;
         }
+        struct model_config mcfg;
+        struct stf_error merr = {0};
+        if (model_read_config(mo.path, &mcfg, &merr)) { /* before the roofline's seconds */
+            fprintf(stderr, "sparsetf-bench: %s\n", merr.msg);
+            return 1;
+        }
         mo.warmup = warmup_given ? o.warmup : 4;
         if (mo.cpu_clock) roofline_use_cpu_clock(o.threads);
         mo.kernels = o.kernels;
