@@ -232,7 +232,7 @@ int bench_model_run(const struct bench_model_opts *o, const struct roofline *r)
         goto fail;
     }
     kinner = kernels_by_name(o->kernels);
-    struct sampler_params sp = {0.0f, 0, 1.0f, 1};
+    struct sampler_params sp = {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f, .seed = 1};
     if (seq_state_create(c, 0, c->n_layers, cap, &s, &err) ||
         workspace_create(c, cap, &timed_kernels, &ws, &err) ||
         sampler_create(&smp, &sp, c->vocab_size, &err))
