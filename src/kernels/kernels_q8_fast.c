@@ -289,17 +289,20 @@ struct q8_tiles {
 static void tiles_store_row(struct q8_tiles *tl, uint32_t s, const int8_t *q, const float *d)
 {
     uint32_t t = s / 8, lane = s % 8;
+#if Q8_SIMD && Q8_VNNI
+    const uint32_t flip = 0x80808080u; /* q + 128 as u8 */
+#else
+    const uint32_t flip = 0;
+#endif
+    uint8_t *dst = tl->x + (uint64_t)t * 32 + lane * 4;
+    uint64_t step = (uint64_t)tl->T * 32; /* from group g to g + 1 */
     for (uint32_t k = 0; k < tl->nb; k++) {
         tl->d[((uint64_t)k * tl->T + t) * 8 + lane] = d[k];
-        for (uint32_t g = 0; g < 8; g++) {
-            uint8_t *dst = tl->x + (((uint64_t)k * 8 + g) * tl->T + t) * 32 + lane * 4;
-            const int8_t *src = q + k * STF_Q8_BLOCK + g * 4;
-            for (int j = 0; j < 4; j++)
-#if Q8_SIMD && Q8_VNNI
-                dst[j] = (uint8_t)(src[j] ^ 0x80);
-#else
-                dst[j] = (uint8_t)src[j];
-#endif
+        for (uint32_t g = 0; g < 8; g++, dst += step) {
+            uint32_t v;
+            memcpy(&v, q + k * STF_Q8_BLOCK + g * 4, 4);
+            v ^= flip;
+            memcpy(dst, &v, 4);
         }
     }
 }
