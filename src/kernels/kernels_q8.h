@@ -3,8 +3,8 @@
  * interchangeable implementations behind struct kernels_q8:
  *   kernels_q8_ref  — plain loops: quantise the activations, integer dot product per block,
  *                     then scale; the yardstick for tests;
- *   kernels_q8_fast — AVX2 (with AVX-VNNI / AVX512-VNNI dot products where the CPU has them)
- *                     and OpenMP over outputs.
+ *   kernels_q8_fast — AVX2, with AVX-VNNI dot products when the CPU has them (chosen at
+ *                     run time), and OpenMP over outputs.
  *
  * What is rounded where (the same in both twins; docs/file-format.md):
  *   - weights, once, when a file is written (q8_quantize_row): per block of 32 along the
@@ -104,7 +104,13 @@ struct kernels_q8 {
 };
 
 extern const struct kernels_q8 kernels_q8_ref;
-extern const struct kernels_q8 kernels_q8_fast;
+extern const struct kernels_q8 kernels_q8_fast; /* picks one of the two below, once */
+/* The fast kernels' two builds, for tests: AVX2 (vpmaddubsw) and AVX-VNNI (vpdpbusd; its
+ * entries are NULL when the compiler cannot build it). Bitwise equal results. */
+extern const struct kernels_q8 kernels_q8_avx2;
+extern const struct kernels_q8 kernels_q8_vnni;
+/* 1 when kernels_q8_fast uses the VNNI build (built, and the CPU has AVX-VNNI). */
+int kernels_q8_have_vnni(void);
 
 /* The q8 twin of a kernel set ("ref" -> ref, anything else -> fast). */
 const struct kernels_q8 *kernels_q8_for(const struct kernels *k);

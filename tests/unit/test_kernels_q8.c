@@ -352,6 +352,50 @@ static void test_kernels_q8_threads_do_not_change_results(void **state)
     q8_scratch_free(&qs);
 }
 
+/* The AVX2 and VNNI builds of the fast kernels agree bit for bit (same integer sums, same
+ * float operations), so a model gives the same tokens on either kind of CPU. */
+static void test_kernels_q8_vnni_matches_avx2(void **state)
+{
+    (void)state;
+    if (!kernels_q8_have_vnni()) {
+        skip();
+        return;
+    }
+    struct rng r;
+    rng_seed(&r, 12);
+    uint32_t d = 200, F = 640, N = 16, rk = 8, S = 13, M = 40, out = 70, Km = 3, K = 3 * Km * M;
+    float *x = rand_vec(&r, d, 1.0f), *c1 = rand_vec(&r, d * rk, 0.1f);
+    float *c2 = rand_vec(&r, rk * F, 0.1f), *cb = rand_vec(&r, F, 0.1f),
+          *b2 = rand_vec(&r, d, 0.1f);
+    float *G = rand_vec(&r, S * d, 1.0f), *cc = rand_vec(&r, S * M, 0.1f);
+    float *y0 = rand_vec(&r, S * M, 1.0f), *beta = rand_vec(&r, M, 0.1f);
+    const float *rows[3] = {y0, y0, cc};
+    struct q8_block *w1t = rand_q8(&r, F, d, 0.1f), *w2 = rand_q8(&r, F, d, 0.1f);
+    struct q8_block *pt = rand_q8(&r, M, d, 0.1f), *wt = rand_q8(&r, out, d, 0.1f);
+    struct q8_block *cw = rand_q8(&r, M, K, 0.1f);
+    struct q8_scratch qs;
+    assert_int_equal(q8_scratch_init(&qs, S, K), 0);
+    float res[2][4][1024];
+    float u[8], lg[640], hb[40];
+    uint32_t ch[40];
+    struct sparse_ff_scratch s = {u, lg, ch, hb};
+    const struct kernels_q8 *impls[2] = {&kernels_q8_avx2, &kernels_q8_vnni};
+    for (int i = 0; i < 2; i++) {
+        impls[i]->sparse_ff(res[i][0], x, c1, c2, cb, w1t, w2, b2,
+                            (struct sparse_ff_dims){d, F, N, rk}, &s, &qs);
+        impls[i]->mult_dense(res[i][1], x, G, STF_DTYPE_F32, pt, cc, d, S, M, &qs);
+        impls[i]->dense(res[i][2], x, wt, NULL, d, out, &qs);
+        impls[i]->local_conv(res[i][3], rows, cw, beta, S, M, Km, &qs);
+    }
+    assert_memory_equal(res[0][0], res[1][0], d * 4);
+    assert_memory_equal(res[0][1], res[1][1], S * M * 4);
+    assert_memory_equal(res[0][2], res[1][2], out * 4);
+    assert_memory_equal(res[0][3], res[1][3], S * M * 4);
+    free(x), free(c1), free(c2), free(cb), free(b2), free(G), free(cc), free(y0), free(beta);
+    free(w1t), free(w2), free(pt), free(wt), free(cw);
+    q8_scratch_free(&qs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -362,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_kernels_q8_mult_dense),
         cmocka_unit_test(test_kernels_q8_local_conv),
         cmocka_unit_test(test_kernels_q8_threads_do_not_change_results),
+        cmocka_unit_test(test_kernels_q8_vnni_matches_avx2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
