@@ -54,16 +54,19 @@ static inline uint32_t q8_row_blocks(uint32_t n)
  * elements, rows rounded up to a multiple of 8) and one f32 row. Allocated once (at
  * workspace creation); q8_scratch_init sizes it for the largest use. */
 struct q8_scratch {
-    int8_t *q;       /* rows8 · npad bytes */
-    float *d;        /* rows8 · npad / 32 block scales */
-    float *row;      /* 2 · npad f32: one row (x ⊙ G[s], an im2col row) and its quantised copy */
-    uint32_t rows;   /* capacity: rows */
-    uint32_t n;      /* capacity: elements per row */
-    uint32_t *units; /* sparse FF: chosen units in block order (ff blocks) */
+    int8_t *q;     /* rows8 · npad bytes */
+    float *d;      /* rows8 · npad / 32 block scales */
+    float *row;    /* 2 · npad f32: one row (x ⊙ G[s], an im2col row) and its quantised copy */
+    uint32_t rows; /* capacity: rows */
+    uint32_t n;    /* capacity: elements per row */
+    void *owned;   /* the allocation of q8_scratch_init, or NULL when carved from a buffer */
 };
 
-/* Allocates scratch for products of up to `rows` activation rows of up to `n` elements
- * (rows = S or 1; n = d, F or 3·Km·M). Returns 0 or -1 (out of memory). */
+/* Lays the scratch for products of up to `rows` activation rows of up to `n` elements
+ * (rows = S or 1; n = d, F or 3·Km·M) out in base (64-byte aligned; NULL only counts).
+ * Returns the bytes it takes. */
+uint64_t q8_scratch_layout(struct q8_scratch *s, void *base, uint32_t rows, uint32_t n);
+/* The same in its own allocation. Returns 0 or -1 (out of memory). */
 int q8_scratch_init(struct q8_scratch *s, uint32_t rows, uint32_t n);
 void q8_scratch_free(struct q8_scratch *s);
 

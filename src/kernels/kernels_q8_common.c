@@ -103,29 +103,39 @@ int64_t q8_check_row(const struct q8_block *in, uint32_t n)
     return -1;
 }
 
-int q8_scratch_init(struct q8_scratch *s, uint32_t rows, uint32_t n)
+static void *take(unsigned char *base, uint64_t *used, uint64_t bytes)
 {
-    memset(s, 0, sizeof *s);
+    void *p = base ? base + *used : NULL;
+    *used += (bytes + 63) / 64 * 64;
+    return p;
+}
+
+uint64_t q8_scratch_layout(struct q8_scratch *s, void *base, uint32_t rows, uint32_t n)
+{
     uint64_t rows8 = (rows + 7u) / 8u * 8u, npad = (uint64_t)q8_row_blocks(n) * STF_Q8_BLOCK;
+    uint64_t used = 0;
+    memset(s, 0, sizeof *s);
     s->rows = rows;
     s->n = n;
-    s->q = stf_alloc(rows8 * npad + 64);
-    s->d = stf_alloc(rows8 * (npad / STF_Q8_BLOCK) * sizeof(float) + 64);
-    s->row = stf_alloc((2 * npad + 64) * sizeof(float)); /* a row, then its quantised copy */
-    s->units = stf_alloc((npad + 64) * sizeof(uint32_t));
-    if (!s->q || !s->d || !s->row || !s->units) {
-        q8_scratch_free(s);
-        return -1;
-    }
+    s->q = take(base, &used, rows8 * npad + 64);
+    s->d = take(base, &used, rows8 * (npad / STF_Q8_BLOCK) * sizeof(float) + 64);
+    s->row = take(base, &used, (2 * npad + 64) * sizeof(float)); /* a row, then its q8 copy */
+    return used;
+}
+
+int q8_scratch_init(struct q8_scratch *s, uint32_t rows, uint32_t n)
+{
+    uint64_t bytes = q8_scratch_layout(s, NULL, rows, n);
+    void *base = stf_alloc(bytes);
+    if (!base) return -1;
+    q8_scratch_layout(s, base, rows, n);
+    s->owned = base;
     return 0;
 }
 
 void q8_scratch_free(struct q8_scratch *s)
 {
-    stf_free(s->q);
-    stf_free(s->d);
-    stf_free(s->row);
-    stf_free(s->units);
+    stf_free(s->owned);
     memset(s, 0, sizeof *s);
 }
 
