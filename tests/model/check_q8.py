@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 import reference as R  # noqa: E402
 
 NATS_TOL = 0.005
-MIN_SAME = 12
+MIN_SAME = 10
 GAP_TOL = 0.03
 REF_TOL = 1e-4
 FLIP_TOL = 5e-2
