@@ -25,6 +25,7 @@ static void usage(FILE *f)
                "\n"
                "  --type q8     the weight type to write (q8 is the one there is)\n"
                "  --verify      check IN.stf's checksums while reading\n"
+               "  --version     print the version\n"
                "  -h, --help    this text\n");
 }
 
@@ -62,6 +63,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"type", required_argument, 0, 't'},
                                          {"verify", no_argument, 0, 'v'},
                                          {"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, 'V'},
                                          {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -74,6 +76,9 @@ int main(int argc, char **argv)
             break;
         case 'h':
             usage(stdout);
+            return 0;
+        case 'V':
+            printf("sparsetf-quantize %s\n", PROJECT_VERSION);
             return 0;
         default:
             usage(stderr);
