@@ -353,13 +353,17 @@ int main(int argc, char **argv)
                            .dtype = "f32",
                            .json = stdout,
                            .stream_mb = 256};
-    static const struct option lo[] = {
-        {"sizes", required_argument, 0, 's'},    {"reps", required_argument, 0, 'r'},
-        {"warmup", required_argument, 0, 'w'},   {"threads", required_argument, 0, 't'},
-        {"kernels", required_argument, 0, 'k'},  {"json", required_argument, 0, 'j'},
-        {"variants", required_argument, 0, 'v'}, {"dtype", required_argument, 0, 'd'},
-        {"help", no_argument, 0, 'h'},           {"version", no_argument, 0, 'V'},
-        {0, 0, 0, 0}};
+    static const struct option lo[] = {{"sizes", required_argument, 0, 's'},
+                                       {"reps", required_argument, 0, 'r'},
+                                       {"warmup", required_argument, 0, 'w'},
+                                       {"threads", required_argument, 0, 't'},
+                                       {"kernels", required_argument, 0, 'k'},
+                                       {"json", required_argument, 0, 'j'},
+                                       {"variants", required_argument, 0, 'v'},
+                                       {"dtype", required_argument, 0, 'd'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {"version", no_argument, 0, 'V'},
+                                       {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {

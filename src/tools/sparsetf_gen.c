@@ -87,18 +87,13 @@ int main(int argc, char **argv)
     const char *preset = NULL, *config_path = NULL, *out = NULL, *tok_path = NULL, *dtype = NULL;
     uint64_t seed = 1, layers = 0;
     int print_config = 0;
-    static const struct option opts[] = {{"preset", required_argument, 0, 'p'},
-                                         {"config", required_argument, 0, 'c'},
-                                         {"seed", required_argument, 0, 's'},
-                                         {"layers", required_argument, 0, 'l'},
-                                         {"out", required_argument, 0, 'o'},
-                                         {"tokenizer", required_argument, 0, 't'},
-                                         {"list-presets", no_argument, 0, 'L'},
-                                         {"print-config", no_argument, 0, 'P'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {"version", no_argument, 0, 'V'},
-                                         {"dtype", required_argument, 0, 'd'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"preset", required_argument, 0, 'p'}, {"config", required_argument, 0, 'c'},
+        {"seed", required_argument, 0, 's'},   {"layers", required_argument, 0, 'l'},
+        {"out", required_argument, 0, 'o'},    {"tokenizer", required_argument, 0, 't'},
+        {"list-presets", no_argument, 0, 'L'}, {"print-config", no_argument, 0, 'P'},
+        {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
+        {"dtype", required_argument, 0, 'd'},  {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
