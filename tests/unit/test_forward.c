@@ -100,6 +100,35 @@ static void test_forward_fast_matches_ref_all_variants(void **state)
     }
 }
 
+/* Threads split outputs, never a sum: logits are bitwise the same with 1 and 2 threads, on a
+ * model large enough that the output layer, the sparse FF and the Sparse QKV layer all run
+ * threaded (their kernels thread above 2^22 multiply-adds or 2^18 gathered elements). */
+static void test_forward_threads_do_not_change_logits(void **state)
+{
+    (void)state;
+    static const char text[] = "arch = scaling\nd_model = 512\nn_heads = 8\nn_layers = 2\n"
+                               "d_ff = 4096\nvocab_size = 32000\nmax_seq_len = 16\nff = sparse\n"
+                               "ff_block = 8\nff_rank = 16\nattn = sparse_qkv\nqkv_modules = 4\n"
+                               "out = multiplicative\nout_modules = 4\nsru_units = 32\n"
+                               "bos_id = 1\neos_id = 2\n";
+    struct model_config cfg = {0};
+    struct stf_error err = {0};
+    assert_int_equal(model_config_parse(&cfg, text, "test config", &err), STF_OK);
+    struct model_select all = {0, cfg.n_layers, true, true};
+    struct model *m = NULL;
+    assert_int_equal(model_create_random(&cfg, 77, &all, 0, &m, &err), STF_OK);
+    uint32_t n = 6, V = cfg.vocab_size, toks[6] = {1, 500, 31999, 7, 7, 12345};
+    float *a = malloc((size_t)n * V * sizeof *a), *b = malloc((size_t)n * V * sizeof *b);
+    kernels_set_threads(1);
+    run(m, &kernels_fast, toks, n, a);
+    kernels_set_threads(2);
+    run(m, &kernels_fast, toks, n, b);
+    kernels_set_threads(1);
+    assert_memory_equal(a, b, (size_t)n * V * sizeof *a);
+    free(a), free(b);
+    model_close(m);
+}
+
 /* The state carries history: the same token at position 5 gives different logits after
  * different prefixes, and identical ones after identical prefixes. */
 static void test_forward_history_matters(void **state)
@@ -271,6 +300,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_fast_matches_ref_all_variants),
         cmocka_unit_test(test_forward_history_matters),
+        cmocka_unit_test(test_forward_threads_do_not_change_logits),
         cmocka_unit_test(test_forward_generated_model_is_lively),
         cmocka_unit_test(test_forward_per_token_path_allocates_nothing),
         cmocka_unit_test(test_forward_reports_nonfinite_layer),
