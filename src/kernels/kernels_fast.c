@@ -348,8 +348,19 @@ static void rows_gemm(float *y, const float *A, uint64_t lda, const float *B, ui
 #endif
         uint32_t n_lo = t_lo * ROWS_TW, n_hi = t_hi * ROWS_TW < N ? t_hi * ROWS_TW : N;
         if (n_lo < n_hi)
-            for (uint32_t k0 = 0; k0 < K; k0 += kb)
+            for (uint32_t k0 = 0; k0 < K; k0 += kb) {
+#ifdef ROWS_VL
+                /* a narrow B's next block is one contiguous stretch: ask for all of it now
+                 * (800m Sparse QKV shapes: 1.2-1.4x faster from DRAM) */
+                if (N <= 512 && k0 + kb < K) {
+                    const char *next = (const char *)(B + (uint64_t)(k0 + kb) * N);
+                    uint64_t len = (uint64_t)(K - k0 - kb < kb ? K - k0 - kb : kb) * N * 4;
+                    for (uint64_t o = 0; o < len; o += 64)
+                        _mm_prefetch(next + o, _MM_HINT_T0);
+                }
+#endif
                 rows_block(y, A, lda, B, Rows, N, k0, k0 + kb < K ? k0 + kb : K, n_lo, n_hi);
+            }
     }
 }
 
