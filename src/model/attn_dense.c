@@ -15,13 +15,13 @@ static int tensors(const struct model_config *c, struct tensor_desc *t)
 {
     uint64_t d = c->d_model;
     float s = (float)(1.0 / sqrt((double)d));
-    kind_tensor(&t[WQ], "attn.wq", INIT_NORMAL, s, 2, d, d);
+    kind_q8(c, kind_tensor(&t[WQ], "attn.wq", INIT_NORMAL, s, 2, d, d), true);
     kind_tensor(&t[BQ], "attn.bq", INIT_NORMAL, KIND_BIAS_SCALE, 1, d);
-    kind_tensor(&t[WK], "attn.wk", INIT_NORMAL, s, 2, d, d);
+    kind_q8(c, kind_tensor(&t[WK], "attn.wk", INIT_NORMAL, s, 2, d, d), true);
     kind_tensor(&t[BK], "attn.bk", INIT_NORMAL, KIND_BIAS_SCALE, 1, d);
-    kind_tensor(&t[WV], "attn.wv", INIT_NORMAL, s, 2, d, d);
+    kind_q8(c, kind_tensor(&t[WV], "attn.wv", INIT_NORMAL, s, 2, d, d), true);
     kind_tensor(&t[BV], "attn.bv", INIT_NORMAL, KIND_BIAS_SCALE, 1, d);
-    kind_tensor(&t[WO], "attn.wo", INIT_NORMAL, s, 2, d, d);
+    kind_q8(c, kind_tensor(&t[WO], "attn.wo", INIT_NORMAL, s, 2, d, d), true);
     kind_tensor(&t[BO], "attn.bo", INIT_NORMAL, KIND_BIAS_SCALE, 1, d);
     return N_TENSORS;
 }
@@ -30,6 +30,7 @@ struct scratch {
     float *q;      /* (d) query */
     float *att;    /* (d) merged heads */
     float *scores; /* (capacity) */
+    struct q8_scratch qs;
 };
 
 static uint64_t scratch_layout(const struct model_config *c, uint32_t capacity, void *base,
@@ -39,6 +40,7 @@ static uint64_t scratch_layout(const struct model_config *c, uint32_t capacity, 
     s->q = carve_take(&cv, c->d_model * sizeof(float));
     s->att = carve_take(&cv, c->d_model * sizeof(float));
     s->scores = carve_take(&cv, (uint64_t)capacity * sizeof(float));
+    kind_q8_scratch(c, &cv, &s->qs, 1, c->d_model);
     return cv.used;
 }
 
@@ -74,11 +76,11 @@ static void forward(const struct sublayer_step *s, const float *x, float *out)
     scratch_layout(s->cfg, s->capacity, s->scratch, &sc);
     state_layout(s->cfg, s->capacity, s->state, &st);
     float *kslot = st.k + (uint64_t)s->pos * d, *vslot = st.v + (uint64_t)s->pos * d;
-    k->dense(sc.q, x, view_f32(&w[WQ]), view_f32(&w[BQ]), d, d);
-    k->dense(kslot, x, view_f32(&w[WK]), view_f32(&w[BK]), d, d);
-    k->dense(vslot, x, view_f32(&w[WV]), view_f32(&w[BV]), d, d);
+    kind_dense(s, sc.q, x, &w[WQ], &w[BQ], d, d, &sc.qs);
+    kind_dense(s, kslot, x, &w[WK], &w[BK], d, d, &sc.qs);
+    kind_dense(s, vslot, x, &w[WV], &w[BV], d, d, &sc.qs);
     k->attention(sc.att, sc.q, st.k, st.v, s->pos + 1, d, H, dh, sc.scores);
-    k->dense(out, sc.att, view_f32(&w[WO]), view_f32(&w[BO]), d, d);
+    kind_dense(s, out, sc.att, &w[WO], &w[BO], d, d, &sc.qs);
 }
 
 const struct sublayer_kind attn_dense = {

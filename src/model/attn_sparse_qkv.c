@@ -32,6 +32,12 @@ static int tensors(const struct model_config *c, struct tensor_desc *t)
     kind_tensor(&t[CONV_V_W], "attn.conv_v.w", INIT_NORMAL, s31, 4, (uint64_t)3, (uint64_t)1, M, M)
         ->uses = (uint32_t)S;
     kind_tensor(&t[CONV_V_B], "attn.conv_v.b", INIT_NORMAL, KIND_BIAS_SCALE, 1, M);
+    /* q8: G as S rows of d; P and the kernels transposed, rows along the reduction axis */
+    kind_q8(c, &t[MULT_G], false);
+    kind_q8(c, &t[MULT_P], true);
+    kind_q8(c, &t[CONV_Q_W], true);
+    kind_q8(c, &t[CONV_K_W], true);
+    kind_q8(c, &t[CONV_V_W], true);
     return N_T;
 }
 
@@ -44,10 +50,11 @@ static enum stf_status validate(const struct model_config *c, struct stf_error *
 }
 
 struct scratch {
-    float *q;      /* (d) query */
-    float *y;      /* (d) multiplicative layer output, (S, M) module-major */
-    float *scores; /* (capacity) */
-    float *work;   /* max(S·d, 9·d): mult_dense's and local_conv's own scratch */
+    float *q;             /* (d) query */
+    float *y;             /* (d) multiplicative layer output, (S, M) module-major */
+    float *scores;        /* (capacity) */
+    float *work;          /* max(S·d, 9·d): mult_dense's and local_conv's own scratch */
+    struct q8_scratch qs; /* q8: S rows of max(d, 3·3·M) */
 };
 
 static uint64_t scratch_layout(const struct model_config *c, uint32_t capacity, void *base,
@@ -59,6 +66,8 @@ static uint64_t scratch_layout(const struct model_config *c, uint32_t capacity, 
     s->y = carve_take(&cv, d * sizeof(float));
     s->scores = carve_take(&cv, (uint64_t)capacity * sizeof(float));
     s->work = carve_take(&cv, (S > 9 ? S : 9) * d * sizeof(float));
+    uint64_t K = 9 * (d / S);
+    kind_q8_scratch(c, &cv, &s->qs, (uint32_t)S, (uint32_t)(K > d ? K : d));
     return cv.used;
 }
 
@@ -102,12 +111,23 @@ static void forward(const struct sublayer_step *s, const float *x, float *out)
     state_layout(s->cfg, s->capacity, s->state, &st, &reset);
     float *kslot = st.k + (uint64_t)s->pos * d, *vslot = st.v + (uint64_t)s->pos * d;
     /* y = mult(x); q, k = conv3x3(y history), v = conv3x1 */
-    k->mult_dense(sc.y, x, view_f32(&w[MULT_G]), view_f32(&w[MULT_P]), view_f32(&w[MULT_C]), d, S,
-                  M, sc.work);
     const float *rows[3] = {st.conv_y, st.conv_y + d, sc.y}; /* y_{t-2}, y_{t-1}, y_t */
-    k->local_conv(sc.q, rows, view_f32(&w[CONV_Q_W]), view_f32(&w[CONV_Q_B]), S, M, 3, sc.work);
-    k->local_conv(kslot, rows, view_f32(&w[CONV_K_W]), view_f32(&w[CONV_K_B]), S, M, 3, sc.work);
-    k->local_conv(vslot, rows, view_f32(&w[CONV_V_W]), view_f32(&w[CONV_V_B]), S, M, 1, sc.work);
+    if (w[MULT_P].dtype == STF_DTYPE_Q8_0) {                 /* q8 weights: kernels_q8.h */
+        const struct kernels_q8 *q8 = kernels_q8_for(k);
+        q8->mult_dense(sc.y, x, w[MULT_G].data, w[MULT_G].dtype, w[MULT_P].data,
+                       view_f32(&w[MULT_C]), d, S, M, &sc.qs);
+        q8->local_conv(sc.q, rows, w[CONV_Q_W].data, view_f32(&w[CONV_Q_B]), S, M, 3, &sc.qs);
+        q8->local_conv(kslot, rows, w[CONV_K_W].data, view_f32(&w[CONV_K_B]), S, M, 3, &sc.qs);
+        q8->local_conv(vslot, rows, w[CONV_V_W].data, view_f32(&w[CONV_V_B]), S, M, 1, &sc.qs);
+    } else {
+        k->mult_dense(sc.y, x, view_f32(&w[MULT_G]), view_f32(&w[MULT_P]), view_f32(&w[MULT_C]), d,
+                      S, M, sc.work);
+        k->local_conv(sc.q, rows, view_f32(&w[CONV_Q_W]), view_f32(&w[CONV_Q_B]), S, M, 3, sc.work);
+        k->local_conv(kslot, rows, view_f32(&w[CONV_K_W]), view_f32(&w[CONV_K_B]), S, M, 3,
+                      sc.work);
+        k->local_conv(vslot, rows, view_f32(&w[CONV_V_W]), view_f32(&w[CONV_V_B]), S, M, 1,
+                      sc.work);
+    }
     memcpy(st.conv_y, st.conv_y + d, d * sizeof(float)); /* shift the time window */
     memcpy(st.conv_y + d, sc.y, d * sizeof(float));
     k->attention(out, sc.q, st.k, st.v, s->pos + 1, d, H, dh, sc.scores);

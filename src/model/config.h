@@ -22,6 +22,7 @@ enum model_arch { ARCH_SCALING = 0, ARCH_TERRAFORMER = 1 };
 enum ff_kind { FF_DENSE = 0, FF_SPARSE = 1 };
 enum attn_kind { ATTN_DENSE = 0, ATTN_SPARSE_QKV = 1, ATTN_LSH = 2 };
 enum out_kind { OUT_DENSE = 0, OUT_MULT = 1 };
+enum weight_type { WEIGHTS_F32 = 0, WEIGHTS_Q8 = 1 };
 
 /* One row per field, in text and struct order:
  *   U32(name, min, max, comment)          an unsigned 32-bit size, checked to lie in min..max
@@ -45,7 +46,8 @@ enum out_kind { OUT_DENSE = 0, OUT_MULT = 1 };
     U32(out_modules, 0, UINT32_MAX, "S_out; V % S_out == 0 (multiplicative output)")               \
     U32(sru_units, 0, 1u << 20, "n; 0 = no SRU branch")                                            \
     U32(bos_id, 0, UINT32_MAX, "token that starts a sequence")                                     \
-    U32(eos_id, 0, UINT32_MAX, "token that ends generation")
+    U32(eos_id, 0, UINT32_MAX, "token that ends generation")                                       \
+    ENUM(weights, enum weight_type, ("f32", "q8"), "large matrices f32 or q8 (file-format.md)")
 
 #define MODEL_CONFIG_MEMBER_U32(name, min, max, comment)       uint32_t name;
 #define MODEL_CONFIG_MEMBER_ENUM(name, type, choices, comment) type name;

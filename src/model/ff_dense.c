@@ -16,6 +16,8 @@ static int tensors(const struct model_config *c, struct tensor_desc *t)
     kind_tensor(&t[B1], "ff.b1", INIT_NORMAL, KIND_BIAS_SCALE, 1, F);
     kind_tensor(&t[W2], "ff.w2", INIT_NORMAL, (float)(1.0 / sqrt((double)F)), 2, F, d);
     kind_tensor(&t[B2], "ff.b2", INIT_NORMAL, KIND_BIAS_SCALE, 1, d);
+    kind_q8(c, &t[W1], true); /* q8: (F, d) and (d, F), rows along the reduction axis */
+    kind_q8(c, &t[W2], true);
     return N_TENSORS;
 }
 
@@ -23,20 +25,24 @@ static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capaci
 {
     (void)capacity;
     struct carve cv = {NULL, 0};
+    struct q8_scratch qs;
     carve_take(&cv, c->d_ff * sizeof(float)); /* the hidden layer (F) */
+    kind_q8_scratch(c, &cv, &qs, 1, c->d_ff > c->d_model ? c->d_ff : c->d_model);
     return (struct sublayer_sizes){.scratch_bytes = cv.used};
 }
 
 static void forward(const struct sublayer_step *s, const float *x, float *out)
 {
-    const struct kernels *k = s->k;
     const struct tensor_view *w = s->w;
     uint32_t d = s->cfg->d_model, F = s->cfg->d_ff;
-    float *hidden = s->scratch; /* (F) */
-    k->dense(hidden, x, view_f32(&w[W1]), view_f32(&w[B1]), d, F);
+    struct carve cv = {s->scratch, 0};
+    struct q8_scratch qs;
+    float *hidden = carve_take(&cv, F * sizeof(float)); /* (F) */
+    kind_q8_scratch(s->cfg, &cv, &qs, 1, F > d ? F : d);
+    kind_dense(s, hidden, x, &w[W1], &w[B1], d, F, &qs);
     for (uint32_t i = 0; i < F; i++)
         hidden[i] = hidden[i] > 0.0f ? hidden[i] : 0.0f;
-    k->dense(out, hidden, view_f32(&w[W2]), view_f32(&w[B2]), F, d);
+    kind_dense(s, out, hidden, &w[W2], &w[B2], F, d, &qs);
 }
 
 const struct sublayer_kind ff_dense = {

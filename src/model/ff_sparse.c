@@ -23,6 +23,9 @@ static int tensors(const struct model_config *c, struct tensor_desc *t)
     kind_tensor(&t[W2], "ff.w2", INIT_NORMAL, (float)(1.0 / sqrt((double)B)), 2, F, d)->rows_read =
         B;
     kind_tensor(&t[B2], "ff.b2", INIT_NORMAL, KIND_BIAS_SCALE, 1, d);
+    /* q8: the gathered rows as they are; the controller stays f32 (it picks the units) */
+    kind_q8(c, &t[W1T], false);
+    kind_q8(c, &t[W2], false);
     return N_TENSORS;
 }
 
@@ -37,7 +40,7 @@ static enum stf_status validate(const struct model_config *c, struct stf_error *
 }
 
 static uint64_t scratch_layout(const struct model_config *c, void *base,
-                               struct sparse_ff_scratch *s)
+                               struct sparse_ff_scratch *s, struct q8_scratch *qs)
 {
     uint64_t F = c->d_ff;
     struct carve cv = {base, 0};
@@ -45,6 +48,7 @@ static uint64_t scratch_layout(const struct model_config *c, void *base,
     s->u = carve_take(&cv, c->ff_rank * sizeof(float));
     s->logits = carve_take(&cv, F * sizeof(float));
     s->h = carve_take(&cv, F * sizeof(float));
+    kind_q8_scratch(c, &cv, qs, 1, c->d_model);
     return cv.used;
 }
 
@@ -52,7 +56,8 @@ static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capaci
 {
     (void)capacity;
     struct sparse_ff_scratch sc;
-    return (struct sublayer_sizes){.scratch_bytes = scratch_layout(c, NULL, &sc)};
+    struct q8_scratch qs;
+    return (struct sublayer_sizes){.scratch_bytes = scratch_layout(c, NULL, &sc, &qs)};
 }
 
 static void forward(const struct sublayer_step *s, const float *x, float *out)
@@ -60,16 +65,23 @@ static void forward(const struct sublayer_step *s, const float *x, float *out)
     const struct model_config *c = s->cfg;
     const struct tensor_view *w = s->w;
     struct sparse_ff_scratch sc;
-    scratch_layout(c, s->scratch, &sc);
+    struct q8_scratch qs;
+    scratch_layout(c, s->scratch, &sc, &qs);
     struct sparse_ff_dims dims = {c->d_model, c->d_ff, c->ff_block, c->ff_rank};
-    s->k->sparse_ff(out, x, view_f32(&w[CTRL_C1]), view_f32(&w[CTRL_C2]), view_f32(&w[CTRL_CB]),
-                    view_f32(&w[W1T]), view_f32(&w[W2]), view_f32(&w[B2]), dims, &sc);
+    if (w[W1T].dtype == STF_DTYPE_Q8_0) /* q8 rows, f32 controller: kernels_q8.h */
+        kernels_q8_for(s->k)->sparse_ff(out, x, view_f32(&w[CTRL_C1]), view_f32(&w[CTRL_C2]),
+                                        view_f32(&w[CTRL_CB]), w[W1T].data, w[W2].data,
+                                        view_f32(&w[B2]), dims, &sc, &qs);
+    else
+        s->k->sparse_ff(out, x, view_f32(&w[CTRL_C1]), view_f32(&w[CTRL_C2]), view_f32(&w[CTRL_CB]),
+                        view_f32(&w[W1T]), view_f32(&w[W2]), view_f32(&w[B2]), dims, &sc);
 }
 
 const uint32_t *ff_sparse_chosen(const struct model_config *c, const void *scratch)
 {
     struct sparse_ff_scratch sc;
-    scratch_layout(c, (void *)scratch, &sc);
+    struct q8_scratch qs;
+    scratch_layout(c, (void *)scratch, &sc, &qs);
     return sc.chosen;
 }
 

@@ -174,10 +174,14 @@ enum stf_status forward_fail_nonfinite(const struct model *m, uint32_t where, ui
 uint32_t forward_embed(const struct model *m, uint32_t token, uint32_t pos, float *x)
 {
     uint32_t d = m->cfg.d_model;
-    const float *e = view_f32(&m->w.embed) + (uint64_t)token * d;
     const float *p = view_f32(&m->w.pos) + (uint64_t)pos * d;
+    if (m->w.embed.dtype == STF_DTYPE_Q8_0) /* a q8 row, dequantised */
+        q8_dequantize_row(
+            x, (const struct q8_block *)m->w.embed.data + (uint64_t)token * q8_row_blocks(d), d);
+    else
+        memcpy(x, view_f32(&m->w.embed) + (uint64_t)token * d, d * sizeof(float));
     for (uint32_t i = 0; i < d; i++)
-        x[i] = e[i] + p[i]; /* SPEC §1: E[tok] + PE[p], no scaling */
+        x[i] += p[i]; /* SPEC §1: E[tok] + PE[p], no scaling */
     return all_finite(x, d) ? FORWARD_FINITE : FORWARD_AT_EMBED;
 }
 

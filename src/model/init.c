@@ -38,9 +38,9 @@ enum stf_status model_init_fill(void *ctx, const struct tensor_desc *t, float *b
 }
 
 /* Uniform on [-a, a] with a = scale * sqrt(3) (same variance as the normal init). */
-static void fill_fast(const struct tensor_desc *t, float *buf, uint64_t n, uint64_t seed)
+static void fill_fast_from(const struct tensor_desc *t, float *buf, uint64_t n, uint64_t *state)
 {
-    uint64_t x = rng_hash_string(seed, t->name) | 1;
+    uint64_t x = *state;
     float a = t->scale * 1.7320508f, offset = t->init == INIT_GAIN ? 1.0f : 0.0f;
     for (uint64_t i = 0; i < n; i++) {
         x ^= x << 13; /* xorshift64 */
@@ -48,6 +48,39 @@ static void fill_fast(const struct tensor_desc *t, float *buf, uint64_t n, uint6
         x ^= x << 17;
         buf[i] = offset + a * ((float)(x >> 40) * (2.0f / 16777216.0f) - 1.0f);
     }
+    *state = x;
+}
+
+static void fill_fast(const struct tensor_desc *t, float *buf, uint64_t n, uint64_t seed)
+{
+    uint64_t x = rng_hash_string(seed, t->name) | 1;
+    fill_fast_from(t, buf, n, &x);
+}
+
+/* A q8 tensor of random values: rows are drawn in stored order (a random model has no
+ * f32 original to match) and quantised one at a time. */
+static enum stf_status fill_q8(const struct tensor_desc *t, unsigned char *out, unsigned flags,
+                               struct model_init *ini, uint64_t seed, struct stf_error *err)
+{
+    uint64_t n = 1, rows = t->shape[0];
+    for (int i = 1; i < t->rank; i++)
+        n *= t->shape[i];
+    uint64_t row_bytes = stf_dtype_row_bytes(STF_DTYPE_Q8_0, n);
+    struct tensor_desc f = *t;
+    f.dtype = STF_DTYPE_F32;
+    float *row = malloc(n * sizeof *row);
+    if (!row) return stf_fail(err, STF_ERR_NOMEM, "out of memory for a row of tensor %s", t->name);
+    uint64_t x = rng_hash_string(seed, t->name) | 1;
+    enum stf_status st = STF_OK;
+    for (uint64_t r = 0; r < rows && !st; r++) {
+        if (flags & MODEL_RANDOM_FAST)
+            fill_fast_from(t, row, n, &x);
+        else
+            st = model_init_fill(ini, &f, row, r * n, n, err);
+        q8_quantize_row((struct q8_block *)(out + r * row_bytes), row, (uint32_t)n);
+    }
+    free(row);
+    return st;
 }
 
 static bool selected(const struct tensor_desc *t, const struct model_select *sel)
@@ -84,17 +117,14 @@ enum stf_status model_create_random(const struct model_config *cfg, uint64_t see
     model_init_begin(&ini, seed);
     for (int i = 0; i < n; i++) {
         if (!selected(&descs[i], sel)) continue;
-        if (descs[i].dtype != STF_DTYPE_F32) {
-            st = stf_fail(err, STF_ERR_UNSUPPORTED, "tensor %s: random %s weights are not made yet",
-                          descs[i].name, stf_dtype_name(descs[i].dtype));
-            goto fail;
-        }
         uint64_t elems = tensor_desc_elements(&descs[i]), bytes = tensor_desc_bytes(&descs[i]);
         st = file_map_anon(&m->maps[m->n_maps], bytes, err);
         if (st) goto fail;
         float *buf = (float *)m->maps[m->n_maps].data;
         m->n_maps++;
-        if ((flags & MODEL_RANDOM_FAST) && descs[i].init != INIT_SINCOS)
+        if (descs[i].dtype == STF_DTYPE_Q8_0) {
+            if ((st = fill_q8(&descs[i], (unsigned char *)buf, flags, &ini, seed, err))) goto fail;
+        } else if ((flags & MODEL_RANDOM_FAST) && descs[i].init != INIT_SINCOS)
             fill_fast(&descs[i], buf, elems, seed);
         else if ((st = model_init_fill(&ini, &descs[i], buf, 0, elems, err)))
             goto fail;

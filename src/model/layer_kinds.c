@@ -50,6 +50,25 @@ enum stf_status layer_kinds_pick(const struct model_config *c, struct layer_kind
     return STF_OK;
 }
 
+struct tensor_desc *kind_q8(const struct model_config *c, struct tensor_desc *t, bool transposed)
+{
+    if (c->weights != WEIGHTS_Q8) return t;
+    t->dtype = STF_DTYPE_Q8_0;
+    if (transposed) {
+        bool all_rows = t->rows_read == t->shape[0];
+        uint64_t out = t->shape[t->rank - 1], in = 1;
+        for (int i = 0; i < t->rank - 1; i++)
+            in *= t->shape[i];
+        memset(t->shape, 0, sizeof t->shape);
+        t->shape[0] = out;
+        t->shape[1] = in;
+        t->rank = 2;
+        t->transposed = true;
+        if (all_rows) t->rows_read = out;
+    }
+    return t;
+}
+
 struct tensor_desc *kind_tensor(struct tensor_desc *t, const char *name, enum tensor_init init,
                                 float scale, int rank, ...)
 {

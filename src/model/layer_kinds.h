@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "kernels/kernels.h"
+#include "kernels/kernels_q8.h"
 #include "model/config.h"
 #include "model/weights.h"
 
@@ -79,6 +80,11 @@ const uint32_t *ff_sparse_chosen(const struct model_config *c, const void *scrat
 struct tensor_desc *kind_tensor(struct tensor_desc *t, const char *name, enum tensor_init init,
                                 float scale, int rank, ...);
 
+/* Makes t a q8 tensor when the config stores weights as q8 (else leaves it f32): shape
+ * becomes the stored one — for `transposed`, (out, in) of the f32 (in, out) layout, where
+ * `out` is the last axis and `in` the product of the others. Rows read follow. Returns t. */
+struct tensor_desc *kind_q8(const struct model_config *c, struct tensor_desc *t, bool transposed);
+
 /* Initial scales: biases and norm parameters start small but non-zero so every term is
  * tested (matrices use 1/sqrt(fan-in), which keeps activations near unit variance). */
 #define KIND_BIAS_SCALE 0.02f
@@ -95,6 +101,31 @@ static inline void *carve_take(struct carve *cv, uint64_t bytes)
     void *p = cv->base ? cv->base + cv->used : (void *)0;
     cv->used += (bytes + 63) / 64 * 64;
     return p;
+}
+
+/* The q8 kernels' scratch, carved after a kind's own pieces when the config is q8 (products
+ * of up to `rows` activation rows of up to n elements); left empty for f32. */
+static inline void kind_q8_scratch(const struct model_config *c, struct carve *cv,
+                                   struct q8_scratch *qs, uint32_t rows, uint32_t n)
+{
+    struct q8_scratch none = {0};
+    *qs = none;
+    if (c->weights != WEIGHTS_Q8) return;
+    uint64_t bytes = q8_scratch_layout(qs, NULL, rows, n);
+    void *base = carve_take(cv, bytes);
+    q8_scratch_layout(qs, base, rows, n);
+}
+
+/* y = x·W + b by W's dtype (q8 W is stored transposed); b may be NULL. */
+static inline void kind_dense(const struct sublayer_step *s, float *y, const float *x,
+                              const struct tensor_view *W, const struct tensor_view *b, uint32_t in,
+                              uint32_t out, struct q8_scratch *qs)
+{
+    const float *bias = b ? view_f32(b) : (const float *)0;
+    if (W->dtype == STF_DTYPE_Q8_0)
+        kernels_q8_for(s->k)->dense(y, x, W->data, bias, in, out, qs);
+    else
+        s->k->dense(y, x, view_f32(W), bias, in, out);
 }
 
 #endif

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels/kernels_q8.h"
 #include "model.pb-c.h"
 #include "util/crc32c.h"
 
@@ -103,6 +104,7 @@ static const struct {
 } dtype_map[] = {
     {SPARSETF__MODEL__DTYPE__DTYPE_F32, STF_DTYPE_F32},
     {SPARSETF__MODEL__DTYPE__DTYPE_U8, STF_DTYPE_U8},
+    {SPARSETF__MODEL__DTYPE__DTYPE_Q8_0, STF_DTYPE_Q8_0},
 };
 
 static Sparsetf__Model__DType dtype_to_proto(enum stf_dtype t)
@@ -157,6 +159,81 @@ static enum stf_status write_all(int fd, const void *buf, size_t len, uint64_t o
     return STF_OK;
 }
 
+/* Elements of one stored row (everything after the row axis). */
+static uint64_t desc_row_elems(const struct tensor_desc *t)
+{
+    uint64_t n = 1;
+    for (int i = 1; i < t->rank; i++)
+        n *= t->shape[i];
+    return n;
+}
+
+/* Writes q8 tensor t at offset: the fill callback gives its values in f32 order (it sees an
+ * f32 desc), quantised one stored row at a time (q8_quantize_row). A transposed tensor's rows
+ * are f32 columns, so it is filled whole first: the largest such tensor bounds the memory
+ * (out.p, 147 MB at 17b-sparse; ff.w1, 1.5 GB at 17b-dense); others stream in chunks. */
+static enum stf_status write_q8(int fd, const char *tmp_path, const struct model_write_opts *o,
+                                const struct tensor_desc *t, uint64_t offset, uint32_t *crc,
+                                uint64_t *done, uint64_t total, struct stf_error *err)
+{
+    uint64_t rows = t->shape[0], n = desc_row_elems(t), nb = q8_row_blocks((uint32_t)n);
+    uint64_t row_bytes = nb * STF_Q8_BLOCK_BYTES, elems = rows * n;
+    struct tensor_desc f = *t; /* what the fill callback sees: f32, in f32 order */
+    f.dtype = STF_DTYPE_F32;
+    f.transposed = false;
+    if (t->transposed) {
+        memset(f.shape, 0, sizeof f.shape);
+        f.rank = 2;
+        f.shape[0] = n;
+        f.shape[1] = rows;
+    }
+    uint64_t batch = t->transposed ? 1 : (WRITE_CHUNK_ELEMS / n ? WRITE_CHUNK_ELEMS / n : 1);
+    float *vals = stf_alloc((t->transposed ? elems : batch * n) * sizeof(float));
+    float *col = stf_alloc(n * sizeof(float));
+    uint64_t qrows = WRITE_CHUNK_ELEMS / n ? WRITE_CHUNK_ELEMS / n : 1;
+    struct q8_block *q = stf_alloc(qrows * row_bytes);
+    enum stf_status st = STF_OK;
+    if (!vals || !col || !q) {
+        st = stf_fail(err, STF_ERR_NOMEM, "out of memory quantising tensor %s (%llu values)",
+                      t->name, (unsigned long long)(t->transposed ? elems : batch * n));
+        goto out;
+    }
+    if (t->transposed) /* the whole f32 tensor, in order */
+        for (uint64_t s = 0; s < elems; s += WRITE_CHUNK_ELEMS) {
+            uint64_t cnt = elems - s < WRITE_CHUNK_ELEMS ? elems - s : WRITE_CHUNK_ELEMS;
+            if ((st = o->fill(o->fill_ctx, &f, vals + s, s, cnt, err))) goto out;
+        }
+    for (uint64_t r0 = 0; r0 < rows; r0 += qrows) {
+        uint64_t cnt = rows - r0 < qrows ? rows - r0 : qrows;
+        for (uint64_t r = 0; r < cnt; r++) {
+            const float *src;
+            if (t->transposed) { /* stored row r0 + r = f32 column r0 + r */
+                for (uint64_t i = 0; i < n; i++)
+                    col[i] = vals[i * rows + r0 + r];
+                src = col;
+            } else {
+                if ((r % batch) == 0) {
+                    uint64_t k = cnt - r < batch ? cnt - r : batch;
+                    if ((st = o->fill(o->fill_ctx, &f, vals, (r0 + r) * n, k * n, err))) goto out;
+                }
+                src = vals + (r % batch) * n;
+            }
+            q8_quantize_row((struct q8_block *)((unsigned char *)q + r * row_bytes), src,
+                            (uint32_t)n);
+        }
+        *crc = crc32c_update(*crc, q, cnt * row_bytes);
+        if ((st = write_all(fd, q, cnt * row_bytes, offset + r0 * row_bytes, tmp_path, err)))
+            goto out;
+        *done += cnt * row_bytes;
+        if (o->progress) o->progress(o->progress_ctx, *done, total);
+    }
+out:
+    stf_free(vals);
+    stf_free(col);
+    stf_free(q);
+    return st;
+}
+
 enum stf_status model_write(const char *path, const struct model_config *cfg,
                             const struct model_write_opts *opts, struct stf_error *err)
 {
@@ -178,9 +255,9 @@ enum stf_status model_write(const char *path, const struct model_config *cfg,
     }
     model_tensor_list(cfg, NULL, descs, n);
     for (int i = 0; i < n; i++)
-        if (descs[i].dtype != STF_DTYPE_F32) { /* the fill callback produces floats */
-            st = stf_fail(err, STF_ERR_UNSUPPORTED, "%s: tensor %s: cannot write dtype %s yet",
-                          path, descs[i].name, stf_dtype_name(descs[i].dtype));
+        if (descs[i].dtype != STF_DTYPE_F32 && descs[i].dtype != STF_DTYPE_Q8_0) {
+            st = stf_fail(err, STF_ERR_UNSUPPORTED, "%s: tensor %s: cannot write dtype %s", path,
+                          descs[i].name, stf_dtype_name(descs[i].dtype));
             goto fail;
         }
 
@@ -248,6 +325,12 @@ enum stf_status model_write(const char *path, const struct model_config *cfg,
             st = write_all(fd, opts->tokenizer, opts->tokenizer_len, t->offset, tmp_path, err);
             if (st) goto fail;
             done += t->nbytes;
+        } else if (descs[i].dtype == STF_DTYPE_Q8_0) {
+            st = write_q8(fd, tmp_path, opts, &descs[i], t->offset, &crc, &done, total, err);
+            if (st) {
+                stf_wrap(err, "%s: tensor %s", path, descs[i].name);
+                goto fail;
+            }
         } else {
             uint64_t elems = tensor_desc_elements(&descs[i]);
             for (uint64_t s = 0; s < elems; s += WRITE_CHUNK_ELEMS) {
@@ -695,6 +778,22 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
                               "%s: tensor %s: checksum mismatch (stored %08x, computed %08x)", path,
                               reqs[k].name, reqs[k].crc, crc32c_update(0, p, reqs[k].nbytes));
                 goto fail;
+            }
+            if (reqs[k].dtype == STF_DTYPE_Q8_0) { /* every block's scale finite, >= 0 */
+                const struct q8_block *blk = (const struct q8_block *)p;
+                uint64_t nblk = reqs[k].nbytes / STF_Q8_BLOCK_BYTES;
+                for (uint64_t b0 = 0; b0 < nblk; b0 += 1u << 20) {
+                    uint64_t cnt = nblk - b0 < (1u << 20) ? nblk - b0 : (1u << 20);
+                    int64_t bad = q8_check_row(blk + b0, (uint32_t)(cnt * STF_Q8_BLOCK));
+                    if (bad >= 0) {
+                        st = stf_fail(err, STF_ERR_FORMAT,
+                                      "%s: tensor %s: q8 block %llu has scale %g (must be finite "
+                                      "and not negative)",
+                                      path, reqs[k].name, (unsigned long long)(b0 + (uint64_t)bad),
+                                      (double)q8_half_to_float(blk[b0 + (uint64_t)bad].d));
+                        goto fail;
+                    }
+                }
             }
             if (reqs[k].slot) {
                 *reqs[k].slot = (struct tensor_view){p, reqs[k].dtype, reqs[k].nbytes};

@@ -12,19 +12,25 @@ static int tensors(const struct model_config *c, struct tensor_desc *t)
     uint64_t d = c->d_model, V = c->vocab_size;
     kind_tensor(&t[W], "out.w", INIT_NORMAL, (float)(1.0 / sqrt((double)d)), 2, d, V);
     kind_tensor(&t[B], "out.b", INIT_NORMAL, KIND_BIAS_SCALE, 1, V);
+    kind_q8(c, &t[W], true);
     return N_TENSORS;
 }
 
 static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity)
 {
-    (void)c, (void)capacity;
-    return (struct sublayer_sizes){0};
+    (void)capacity;
+    struct carve cv = {NULL, 0};
+    struct q8_scratch qs;
+    kind_q8_scratch(c, &cv, &qs, 1, c->d_model);
+    return (struct sublayer_sizes){.scratch_bytes = cv.used};
 }
 
 static void forward(const struct sublayer_step *s, const float *x, float *logits)
 {
-    s->k->dense(logits, x, view_f32(&s->w[W]), view_f32(&s->w[B]), s->cfg->d_model,
-                s->cfg->vocab_size);
+    struct carve cv = {s->scratch, 0};
+    struct q8_scratch qs;
+    kind_q8_scratch(s->cfg, &cv, &qs, 1, s->cfg->d_model);
+    kind_dense(s, logits, x, &s->w[W], &s->w[B], s->cfg->d_model, s->cfg->vocab_size, &qs);
 }
 
 const struct sublayer_kind out_dense = {

@@ -16,6 +16,8 @@ static int tensors(const struct model_config *c, struct tensor_desc *t)
     kind_tensor(&t[P], "out.p", INIT_NORMAL, (float)(1.0 / sqrt((double)d)), 2, d, V / S)->uses =
         (uint32_t)S; /* shared by the S modules */
     kind_tensor(&t[C], "out.c", INIT_NORMAL, KIND_BIAS_SCALE, 1, V);
+    kind_q8(c, &t[G], false);
+    kind_q8(c, &t[P], true);
     return N_TENSORS;
 }
 
@@ -31,15 +33,28 @@ static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capaci
 {
     (void)capacity;
     struct carve cv = {NULL, 0};
+    struct q8_scratch qs;
     carve_take(&cv, (uint64_t)c->out_modules * c->d_model * sizeof(float)); /* mult_dense's */
+    kind_q8_scratch(c, &cv, &qs, c->out_modules, c->d_model);
     return (struct sublayer_sizes){.scratch_bytes = cv.used};
 }
 
 static void forward(const struct sublayer_step *s, const float *x, float *logits)
 {
     const struct model_config *c = s->cfg;
-    s->k->mult_dense(logits, x, view_f32(&s->w[G]), view_f32(&s->w[P]), view_f32(&s->w[C]),
-                     c->d_model, c->out_modules, c->vocab_size / c->out_modules, s->scratch);
+    const struct tensor_view *w = s->w;
+    uint32_t S = c->out_modules, M = c->vocab_size / S;
+    if (w[P].dtype == STF_DTYPE_Q8_0) { /* q8 weights: kernels_q8.h */
+        struct carve cv = {s->scratch, 0};
+        struct q8_scratch qs;
+        carve_take(&cv, (uint64_t)S * c->d_model * sizeof(float));
+        kind_q8_scratch(c, &cv, &qs, S, c->d_model);
+        kernels_q8_for(s->k)->mult_dense(logits, x, w[G].data, w[G].dtype, w[P].data,
+                                         view_f32(&w[C]), c->d_model, S, M, &qs);
+        return;
+    }
+    s->k->mult_dense(logits, x, view_f32(&w[G]), view_f32(&w[P]), view_f32(&w[C]), c->d_model, S, M,
+                     s->scratch);
 }
 
 const struct sublayer_kind out_mult = {

@@ -22,6 +22,9 @@ static int tensors(const struct model_config *c, struct tensor_desc *t)
     kind_tensor(&t[B], "sru.b", INIT_NORMAL, KIND_BIAS_SCALE, 1, 3 * n);
     kind_tensor(&t[WO], "sru.wo", INIT_NORMAL, (float)(1.0 / sqrt((double)n)), 2, n, d);
     kind_tensor(&t[BO], "sru.bo", INIT_NORMAL, KIND_BIAS_SCALE, 1, d);
+    kind_q8(c, &t[WI], true);
+    kind_q8(c, &t[W], true);
+    kind_q8(c, &t[WO], true);
     return N_TENSORS;
 }
 
@@ -30,6 +33,7 @@ struct scratch {
     float *u;     /* (n) */
     float *gates; /* (3n) */
     float *h;     /* (n) */
+    struct q8_scratch qs;
 };
 
 static uint64_t scratch_layout(const struct model_config *c, void *base, struct scratch *s)
@@ -40,6 +44,8 @@ static uint64_t scratch_layout(const struct model_config *c, void *base, struct 
     s->u = carve_take(&cv, n * sizeof(float));
     s->gates = carve_take(&cv, 3 * n * sizeof(float));
     s->h = carve_take(&cv, n * sizeof(float));
+    uint32_t wide = 3 * c->sru_units > c->d_model ? 3 * c->sru_units : c->d_model;
+    kind_q8_scratch(c, &cv, &s->qs, 1, wide);
     return cv.used;
 }
 
@@ -56,16 +62,15 @@ static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capaci
 
 static void forward(const struct sublayer_step *s, const float *x, float *out)
 {
-    const struct kernels *k = s->k;
     const struct tensor_view *w = s->w;
     uint32_t d = s->cfg->d_model, n = s->cfg->sru_units;
     struct scratch sc;
     scratch_layout(s->cfg, s->scratch, &sc);
     layernorm(sc.xn, x, view_f32(&w[LN_G]), view_f32(&w[LN_B]), d);
-    k->dense(sc.u, sc.xn, view_f32(&w[WI]), view_f32(&w[BI]), d, n);
-    k->dense(sc.gates, sc.u, view_f32(&w[W]), view_f32(&w[B]), n, 3 * n);
+    kind_dense(s, sc.u, sc.xn, &w[WI], &w[BI], d, n, &sc.qs);
+    kind_dense(s, sc.gates, sc.u, &w[W], &w[B], n, 3 * n, &sc.qs);
     sru_step(sc.h, s->state, sc.u, sc.gates, n);
-    k->dense(out, sc.h, view_f32(&w[WO]), view_f32(&w[BO]), n, d);
+    kind_dense(s, out, sc.h, &w[WO], &w[BO], n, d, &sc.qs);
 }
 
 const struct sublayer_kind sru_branch = {

@@ -83,8 +83,8 @@ int model_tensor_list(const struct model_config *c, struct model_weights *w,
     struct list_builder b = {out, max, 0};
     uint64_t d = c->d_model, V = c->vocab_size;
     struct tensor_desc t;
-    add(&b, kind_tensor(&t, "embed", INIT_NORMAL, 1.0f, 2, V, d), GROUP_EMBED, -1,
-        w ? &w->embed : NULL);
+    add(&b, kind_q8(c, kind_tensor(&t, "embed", INIT_NORMAL, 1.0f, 2, V, d), false), GROUP_EMBED,
+        -1, w ? &w->embed : NULL);
     add(&b, kind_tensor(&t, "pos", INIT_SINCOS, 1.0f, 2, (uint64_t)c->max_seq_len, d), GROUP_EMBED,
         -1, w ? &w->pos : NULL);
     for (uint32_t i = 0; i < c->n_layers; i++)

@@ -13,6 +13,7 @@
 #define STF_MODEL_WEIGHTS_H
 
 #include <assert.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "model/config.h"
@@ -67,6 +68,10 @@ struct tensor_desc {
     int rank;
     uint64_t shape[4]; /* shape[0] is the row axis: a row is the rest, contiguous */
     enum stf_dtype dtype;
+    /* q8 only: shape is (out, in), the transpose of the f32 layout (in, out) — or, for a
+     * convolution kernel, of its (3·Km·M, M) im2col matrix — so that rows run along the
+     * reduction axis. Fill functions (generator, converter) still see f32 element order. */
+    bool transposed;
     enum tensor_init init;
     float scale;
     /* per-token cost: rows_read of the shape[0] rows are read for one token (all of them

@@ -29,7 +29,8 @@ struct bench_opts {
     int reps, warmup, threads;
     const char *sizes;
     const char *kernels;
-    const char *only; /* comma-separated variant names, NULL = all */
+    const char *dtype; /* "f32", "q8", or "f32,q8": each variant in both, q8 timed against f32 */
+    const char *only;  /* comma-separated variant names, NULL = all */
     FILE *json;
     double stream_mb;
 };
@@ -81,7 +82,7 @@ static const struct variant variants[] = {
 /* The config of one Table 1 row: the dense preset with the sparse preset's FF / QKV /
  * output swapped in (the sparse FF keeps its own d_ff, as in SPEC §5). */
 static struct model_config variant_config(const char *size, const struct variant *v,
-                                          uint32_t slice_layers)
+                                          uint32_t slice_layers, enum weight_type weights)
 {
     char dense_name[32], sparse_name[32];
     snprintf(dense_name, sizeof dense_name, "%s-dense", size);
@@ -95,6 +96,7 @@ static struct model_config variant_config(const char *size, const struct variant
     }
     struct model_config c = dn;
     c.n_layers = slice_layers;
+    c.weights = weights;
     c.max_seq_len = 256;
     if (v->sparse_ff) {
         c.ff = FF_SPARSE;
@@ -136,7 +138,7 @@ static void die(const struct stf_error *err)
 }
 
 static void bench_model_build(struct bench_model *b, const char *size, const struct variant *v,
-                              const struct bench_opts *o)
+                              const struct bench_opts *o, enum weight_type weights)
 {
     memset(b, 0, sizeof *b);
     struct stf_error err = {0};
@@ -145,20 +147,20 @@ static void bench_model_build(struct bench_model *b, const char *size, const str
     struct model_config dn = {0};
     if (model_config_parse(&dn, model_preset_text(dense_name), dense_name, &err)) die(&err);
     /* the slice must be much larger than the last-level cache or the weights stay cached */
-    struct model_config one = variant_config(size, v, 1);
+    struct model_config one = variant_config(size, v, 1, weights);
     uint64_t layer_bytes = model_layer_bytes(&one);
     b->slice = 1;
     while ((uint64_t)b->slice * layer_bytes < (uint64_t)(o->stream_mb * 1e6) && b->slice < 8)
         b->slice++;
     b->v = v;
-    b->cfg = variant_config(size, v, b->slice);
+    b->cfg = variant_config(size, v, b->slice, weights);
     /* the sparse presets have 14 layers at 17b where the dense have 15: per-token time uses
      * the layer count of the model the variant belongs to */
     b->full_layers =
         (v->sparse_ff || v->sparse_qkv) ? (strcmp(size, "17b") ? 24u : 14u) : dn.n_layers;
     struct model_select sel = {0, b->slice, false, true};
-    fprintf(stderr, "  %-4s %-17s building a %u-layer slice (%.2f GB)...\n", size, v->name,
-            b->slice, (double)(b->slice * layer_bytes) / 1e9);
+    fprintf(stderr, "  %-4s %-17s %-3s building a %u-layer slice (%.2f GB)...\n", size, v->name,
+            weights == WEIGHTS_Q8 ? "q8" : "f32", b->slice, (double)(b->slice * layer_bytes) / 1e9);
     if (model_create_random(&b->cfg, 1234, &sel, MODEL_RANDOM_FAST, &b->m, &err) ||
         seq_state_create(&b->cfg, 0, b->slice, b->cfg.max_seq_len, &b->s, &err) ||
         workspace_create(&b->cfg, b->cfg.max_seq_len, kernels_by_name(o->kernels), &b->ws, &err))
@@ -199,6 +201,8 @@ static void bench_model_free(struct bench_model *b)
 
 struct row {
     char size[8];
+    const char *dtype; /* "f32" or "q8" */
+    const char *vs;    /* what block_x / token_x compare with: "baseline" or "f32" */
     const struct variant *v;
     uint32_t full_layers;
     int n;
@@ -213,6 +217,8 @@ static void row_fill(struct row *r, const char *size, const struct bench_model *
     memset(r, 0, sizeof *r);
     snprintf(r->size, sizeof r->size, "%s", size);
     r->v = b->v;
+    r->dtype = b->cfg.weights == WEIGHTS_Q8 ? "q8" : "f32";
+    r->vs = "baseline";
     r->full_layers = b->full_layers;
     r->n = n;
     r->head_ms = 1e3 * stf_median(th, n);
@@ -235,7 +241,8 @@ static int run_size(const char *size, const struct bench_opts *o, struct row *ro
     for (size_t v = 1; v < sizeof variants / sizeof variants[0]; v++)
         if (!o->only || variant_listed(o->only, variants[v].name)) todo[nv++] = &variants[v];
     struct bench_model base;
-    bench_model_build(&base, size, &variants[0], o);
+    enum weight_type wt = strcmp(o->dtype, "q8") == 0 ? WEIGHTS_Q8 : WEIGHTS_F32;
+    bench_model_build(&base, size, &variants[0], o, wt);
     int per = o->reps, total_base = per * (nv ? nv : 1);
     double *btb = calloc((size_t)total_base, sizeof *btb);
     double *bth = calloc((size_t)total_base, sizeof *bth);
@@ -251,7 +258,7 @@ static int run_size(const char *size, const struct bench_opts *o, struct row *ro
     }
     for (int k = 0; k < nv; k++) {
         struct bench_model var;
-        bench_model_build(&var, size, todo[k], o);
+        bench_model_build(&var, size, todo[k], o, wt);
         for (int i = 0; i < o->warmup; i++) {
             bench_model_token(&base, &db, &dh);
             bench_model_token(&var, &db, &dh);
@@ -273,6 +280,47 @@ static int run_size(const char *size, const struct bench_opts *o, struct row *ro
     return 1 + nv;
 }
 
+/* --dtype f32,q8: each variant (baseline included) built in f32 and in q8 and timed token by
+ * token in turn, so each q8 speedup is a median of ratios to the same variant in f32. */
+static int run_dtypes(const char *size, const struct bench_opts *o, struct row *rows)
+{
+    int nv = 0, nrows = 0;
+    const struct variant *todo[8];
+    for (size_t v = 0; v < sizeof variants / sizeof variants[0]; v++)
+        if (v == 0 || !o->only || variant_listed(o->only, variants[v].name))
+            todo[nv++] = &variants[v];
+    int per = o->reps;
+    double *ta = calloc((size_t)per, sizeof *ta), *ha = calloc((size_t)per, sizeof *ha);
+    double *tq = calloc((size_t)per, sizeof *tq), *hq = calloc((size_t)per, sizeof *hq);
+    double *rb = calloc((size_t)per, sizeof *rb), *rt = calloc((size_t)per, sizeof *rt);
+    double db, dh;
+    for (int k = 0; k < nv; k++) {
+        struct bench_model a, q;
+        bench_model_build(&a, size, todo[k], o, WEIGHTS_F32);
+        bench_model_build(&q, size, todo[k], o, WEIGHTS_Q8);
+        for (int i = 0; i < o->warmup; i++) {
+            bench_model_token(&a, &db, &dh);
+            bench_model_token(&q, &db, &dh);
+        }
+        for (int i = 0; i < per; i++) {
+            bench_model_token(&a, &ta[i], &ha[i]);
+            bench_model_token(&q, &tq[i], &hq[i]);
+            rb[i] = ta[i] / tq[i];
+            rt[i] = (a.full_layers * ta[i] + ha[i]) / (q.full_layers * tq[i] + hq[i]);
+        }
+        row_fill(&rows[nrows], size, &a, ta, ha, per);
+        rows[nrows++].vs = "f32";
+        row_fill(&rows[nrows], size, &q, tq, hq, per);
+        rows[nrows].vs = "f32";
+        rows[nrows].block_x = stf_median(rb, per);
+        rows[nrows++].token_x = stf_median(rt, per);
+        bench_model_free(&a);
+        bench_model_free(&q);
+    }
+    free(ta), free(ha), free(tq), free(hq), free(rb), free(rt);
+    return nrows;
+}
+
 /* Is name one of the comma-separated names in list? (The baseline always runs: the
  * speedups are ratios to it.) */
 static int variant_listed(const char *list, const char *name)
@@ -286,17 +334,21 @@ static int variant_listed(const char *list, const char *name)
 static void usage(FILE *f)
 {
     fprintf(
-        f, "usage: sparsetf-bench [--sizes 800m,17b] [--reps N] [--warmup N] [--threads N]\n"
-           "                      [--kernels fast|ref] [--json FILE] [--variants +both,...]\n"
-           "       sparsetf-bench --model FILE [--tokens N] [--warmup N] [--threads N]\n"
-           "                      [--madvise none|willneed|hugepage] [--prefault]\n"
-           "                      [--clock wall|cpu] [--json FILE]\n"
-           "Without --model: times decoder blocks and output layers for Table 1's variants, built\n"
-           "in memory. With --model: the per-token time budget of a model file on the engine's\n"
-           "own path (mapped file, forward pass, sampling): time per part and per kernel shape\n"
-           "against its roofline bound, max(bytes / STREAM triad, multiply-adds / FMA peak),\n"
-           "both measured first with the same threads; --clock cpu times everything in CPU\n"
-           "seconds per thread (for a machine shared with other jobs). See docs/benchmarks.md.\n");
+        f,
+        "usage: sparsetf-bench [--sizes 800m,17b] [--reps N] [--warmup N] [--threads N]\n"
+        "                      [--kernels fast|ref] [--json FILE] [--variants +both,...]\n"
+        "                      [--dtype f32|q8|f32,q8]\n"
+        "       sparsetf-bench --model FILE [--tokens N] [--warmup N] [--threads N]\n"
+        "                      [--madvise none|willneed|hugepage] [--prefault]\n"
+        "                      [--clock wall|cpu] [--json FILE]\n"
+        "Without --model: times decoder blocks and output layers for Table 1's variants, built\n"
+        "in memory; --dtype q8 times q8-weight models (docs/file-format.md), f32,q8 times every\n"
+        "variant in both, in turn, and gives the q8 speedup over f32. With --model: the\n"
+        "per-token time budget of a model file on the engine's own path (mapped file, forward\n"
+        "pass, sampling): time per part and per kernel shape against its roofline bound,\n"
+        "max(bytes / STREAM triad, multiply-adds / FMA peak), both measured first with the\n"
+        "same threads; --clock cpu times everything in CPU seconds per thread (for a machine\n"
+        "shared with other jobs). See docs/benchmarks.md.\n");
 }
 
 int main(int argc, char **argv)
@@ -307,23 +359,18 @@ int main(int argc, char **argv)
                            .threads = 1,
                            .sizes = "800m,17b",
                            .kernels = "fast",
+                           .dtype = "f32",
                            .json = stdout,
                            .stream_mb = 256};
-    static const struct option lo[] = {{"sizes", required_argument, 0, 's'},
-                                       {"reps", required_argument, 0, 'r'},
-                                       {"warmup", required_argument, 0, 'w'},
-                                       {"threads", required_argument, 0, 't'},
-                                       {"kernels", required_argument, 0, 'k'},
-                                       {"json", required_argument, 0, 'j'},
-                                       {"variants", required_argument, 0, 'v'},
-                                       {"model", required_argument, 0, 'm'},
-                                       {"tokens", required_argument, 0, 'n'},
-                                       {"madvise", required_argument, 0, 'a'},
-                                       {"prefault", no_argument, 0, 'p'},
-                                       {"clock", required_argument, 0, 'c'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {"version", no_argument, 0, 'V'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"sizes", required_argument, 0, 's'},    {"reps", required_argument, 0, 'r'},
+        {"warmup", required_argument, 0, 'w'},   {"threads", required_argument, 0, 't'},
+        {"kernels", required_argument, 0, 'k'},  {"json", required_argument, 0, 'j'},
+        {"variants", required_argument, 0, 'v'}, {"dtype", required_argument, 0, 'd'},
+        {"model", required_argument, 0, 'm'},    {"tokens", required_argument, 0, 'n'},
+        {"madvise", required_argument, 0, 'a'},  {"prefault", no_argument, 0, 'p'},
+        {"clock", required_argument, 0, 'c'},    {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},        {0, 0, 0, 0}};
     int warmup_given = 0;
     struct bench_model_opts mo = {.tokens = 32, .warmup = -1, .kernels = "fast"};
     int ch;
@@ -347,6 +394,14 @@ int main(int argc, char **argv)
             break;
         case 'v':
             o.only = optarg;
+            break;
+        case 'd':
+            o.dtype = optarg;
+            if (strcmp(o.dtype, "f32") && strcmp(o.dtype, "q8") && strcmp(o.dtype, "f32,q8")) {
+                fprintf(stderr, "sparsetf-bench: --dtype `%s`: expected f32, q8 or f32,q8\n",
+                        o.dtype);
+                return 2;
+            }
             break;
         case 'm':
             mo.path = optarg;
@@ -483,31 +538,39 @@ int main(int argc, char **argv)
             fprintf(stderr, "sparsetf-bench: unknown size `%s` (800m or 17b)\n", size);
             return 2;
         }
-        if (nrows + 8 > 32) break;
-        nrows += run_size(size, &o, rows + nrows);
+        if (nrows + 10 > 32) break;
+        if (strcmp(o.dtype, "f32,q8") == 0)
+            nrows += run_dtypes(size, &o, rows + nrows);
+        else
+            nrows += run_size(size, &o, rows + nrows);
     }
-    fprintf(stderr, "\n%-5s %-17s %10s %17s %9s %10s %8s %9s %8s %7s %7s\n", "size", "variant",
-            "block ms", "(min..max)", "block x", "token ms", "token x", "MB/block", "GB/s",
+    fprintf(stderr, "\n%-5s %-17s %-5s %10s %17s %9s %10s %8s %9s %8s %7s %7s\n", "size", "variant",
+            "dtype", "block ms", "(min..max)", "block x", "token ms", "token x", "MB/block", "GB/s",
             "%STREAM", "layers");
     for (int i = 0; i < nrows; i++) {
         const struct row *rw = &rows[i];
         fprintf(stderr,
-                "%-5s %-17s %10.3f %8.3f..%-8.3f %8.1fx %10.2f %7.1fx %9.2f %8.2f %6.0f%% %7u\n",
-                rw->size, rw->v->name, rw->block_ms, rw->block_lo, rw->block_hi, rw->block_x,
-                rw->token_ms, rw->token_x, rw->bytes_block / 1e6, rw->gbs_block,
+                "%-5s %-17s %-5s %10.3f %8.3f..%-8.3f %8.2fx %10.2f %7.2fx %9.2f %8.2f %6.0f%% "
+                "%7u\n",
+                rw->size, rw->v->name, rw->dtype, rw->block_ms, rw->block_lo, rw->block_hi,
+                rw->block_x, rw->token_ms, rw->token_x, rw->bytes_block / 1e6, rw->gbs_block,
                 100 * rw->gbs_block / stream, rw->full_layers);
         fprintf(o.json,
-                "{\"kind\":\"block\",\"size\":\"%s\",\"variant\":\"%s\",\"block_ms_median\":%.4f,"
+                "{\"kind\":\"block\",\"size\":\"%s\",\"variant\":\"%s\",\"dtype\":\"%s\","
+                "\"speedup_vs\":\"%s\",\"block_ms_median\":%.4f,"
                 "\"block_ms_min\":%.4f,\"block_ms_max\":%.4f,\"head_ms_median\":%.4f,"
                 "\"token_ms\":%.3f,\"layers\":%u,\"block_speedup\":%.2f,\"token_speedup\":%.2f,"
                 "\"bytes_per_block\":%.0f,\"bytes_head\":%.0f,\"gbs\":%.3f,"
                 "\"fraction_of_stream\":%.3f,\"reps\":%d,\"threads\":%d,\"kernels\":\"%s\"}\n",
-                rw->size, rw->v->name, rw->block_ms, rw->block_lo, rw->block_hi, rw->head_ms,
-                rw->token_ms, rw->full_layers, rw->block_x, rw->token_x, rw->bytes_block,
-                rw->bytes_head, rw->gbs_block, rw->gbs_block / stream, rw->n, o.threads, o.kernels);
+                rw->size, rw->v->name, rw->dtype, rw->vs, rw->block_ms, rw->block_lo, rw->block_hi,
+                rw->head_ms, rw->token_ms, rw->full_layers, rw->block_x, rw->token_x,
+                rw->bytes_block, rw->bytes_head, rw->gbs_block, rw->gbs_block / stream, rw->n,
+                o.threads, o.kernels);
     }
-    fprintf(stderr, "(token ms = layers x block + output layer; x = median of per-token ratios "
-                    "to the baseline, each pair timed in turn)\n");
+    fprintf(stderr,
+            "(token ms = layers x block + output layer; x = median of per-token ratios "
+            "to the %s, each pair timed in turn; MB/block = weight bytes a token reads)\n",
+            strcmp(o.dtype, "f32,q8") == 0 ? "same variant in f32" : "baseline");
     if (o.json != stdout) fclose(o.json);
     return 0;
 }

@@ -26,6 +26,8 @@ static void usage(FILE *f)
                "  --config FILE      `key = value` lines; applied over --preset if both are given\n"
                "  --seed S           random seed (default 1); same seed, same bytes\n"
                "  --layers K         write only the first K layers (a slice for benchmarks)\n"
+               "  --dtype f32|q8     weight storage (default f32; same as `weights = q8` in a\n"
+               "                     config): q8 = int8 blocks, see docs/file-format.md\n"
                "  --tokenizer FILE   embed a SentencePiece .model file\n"
                "  --out FILE         output path (written as FILE.partial, then renamed)\n"
                "  --list-presets     print the presets and exit\n"
@@ -82,20 +84,16 @@ static uint64_t parse_u64(const char *opt, const char *s)
 
 int main(int argc, char **argv)
 {
-    const char *preset = NULL, *config_path = NULL, *out = NULL, *tok_path = NULL;
+    const char *preset = NULL, *config_path = NULL, *out = NULL, *tok_path = NULL, *dtype = NULL;
     uint64_t seed = 1, layers = 0;
     int print_config = 0;
-    static const struct option opts[] = {{"preset", required_argument, 0, 'p'},
-                                         {"config", required_argument, 0, 'c'},
-                                         {"seed", required_argument, 0, 's'},
-                                         {"layers", required_argument, 0, 'l'},
-                                         {"out", required_argument, 0, 'o'},
-                                         {"tokenizer", required_argument, 0, 't'},
-                                         {"list-presets", no_argument, 0, 'L'},
-                                         {"print-config", no_argument, 0, 'P'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {"version", no_argument, 0, 'V'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"preset", required_argument, 0, 'p'}, {"config", required_argument, 0, 'c'},
+        {"seed", required_argument, 0, 's'},   {"layers", required_argument, 0, 'l'},
+        {"out", required_argument, 0, 'o'},    {"tokenizer", required_argument, 0, 't'},
+        {"list-presets", no_argument, 0, 'L'}, {"print-config", no_argument, 0, 'P'},
+        {"help", no_argument, 0, 'h'},         {"version", no_argument, 0, 'V'},
+        {"dtype", required_argument, 0, 'd'},  {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
@@ -113,6 +111,13 @@ int main(int argc, char **argv)
             break;
         case 'o':
             out = optarg;
+            break;
+        case 'd':
+            dtype = optarg;
+            if (strcmp(dtype, "f32") && strcmp(dtype, "q8")) {
+                fprintf(stderr, "sparsetf-gen: --dtype `%s`: expected f32 or q8\n", dtype);
+                return 2;
+            }
             break;
         case 't':
             tok_path = optarg;
@@ -170,6 +175,7 @@ int main(int argc, char **argv)
         }
         free(text);
     }
+    if (dtype) cfg.weights = strcmp(dtype, "q8") == 0 ? WEIGHTS_Q8 : WEIGHTS_F32;
     if (layers) {
         if (layers > cfg.n_layers) {
             fprintf(stderr, "sparsetf-gen: --layers %" PRIu64 " exceeds the config's %u layers\n",

@@ -5,8 +5,10 @@
  *
  * q8_0: int8 values in blocks of STF_Q8_BLOCK consecutive elements along a row (the
  * reduction axis of the product the tensor takes part in), each block preceded by its scale
- * as an IEEE half: value = scale * q. A row of n elements (n a multiple of the block) takes
- * n / 32 * 34 bytes. docs/file-format.md documents the layout.
+ * as an IEEE half: value = scale * q. A row of n elements takes ceil(n / 32) blocks of 34
+ * bytes; the tail of the last block is zero. (Padding rather than requiring n % 32 == 0:
+ * the 17b presets' convolution rows have 3·3·144 = 1296 elements.) docs/file-format.md
+ * documents the layout; src/kernels/kernels_q8.h the rounding.
  */
 #ifndef STF_UTIL_DTYPE_H
 #define STF_UTIL_DTYPE_H
@@ -22,7 +24,7 @@ enum stf_dtype {
 #define STF_Q8_BLOCK       32u
 #define STF_Q8_BLOCK_BYTES 34u /* 2-byte f16 scale + 32 int8 */
 
-/* Bytes of one row of n elements; 0 when n does not suit the type (q8: n % 32 != 0). */
+/* Bytes of one row of n elements. */
 static inline uint64_t stf_dtype_row_bytes(enum stf_dtype t, uint64_t n)
 {
     switch (t) {
@@ -31,7 +33,7 @@ static inline uint64_t stf_dtype_row_bytes(enum stf_dtype t, uint64_t n)
     case STF_DTYPE_U8:
         return n;
     case STF_DTYPE_Q8_0:
-        return n % STF_Q8_BLOCK ? 0 : n / STF_Q8_BLOCK * STF_Q8_BLOCK_BYTES;
+        return (n + STF_Q8_BLOCK - 1) / STF_Q8_BLOCK * STF_Q8_BLOCK_BYTES;
     }
     return 0;
 }

@@ -34,6 +34,8 @@ FF_DENSE, FF_SPARSE = 0, 1
 ATTN_DENSE, ATTN_SPARSE_QKV, ATTN_LSH = 0, 1, 2
 OUT_DENSE, OUT_MULT = 0, 1
 DTYPE_F32, DTYPE_U8 = 1, 2
+DTYPE_Q8_0 = 6  # blocks of 32 int8 along a row, each after its IEEE half scale (34 bytes)
+Q8_BLOCK = 32
 
 
 class FormatError(Exception):
@@ -179,6 +181,7 @@ def load_model(path, verify_crc=False):
         raise FormatError("manifest crc32c mismatch")
     man = parse_manifest(man_bytes)
     weights = {}
+    q8 = set()
     for t in man["tensors"]:
         off, nb = t["offset"], t["nbytes"]
         if off + nb > len(data):
@@ -192,8 +195,74 @@ def load_model(path, verify_crc=False):
             if nb != 4 * n:
                 raise FormatError("tensor %s: nbytes %d != 4*%d" % (t["name"], nb, n))
             weights[t["name"]] = np.frombuffer(raw, dtype="<f4").reshape(shape).copy()
+        elif t["dtype"] == DTYPE_Q8_0:
+            weights[t["name"]] = q8_logical(man["config"], t["name"], q8_decode(t, raw))
+            q8.add(t["name"])
         # DTYPE_U8 (tokenizer) and anything else is ignored
+    man["q8"] = q8
     return man["config"], weights, man
+
+
+# ---------------------------------------------------------------------------------------------
+# q8 (docs/file-format.md): a q8 tensor is stored as rows along the reduction axis of the
+# product it takes part in; rows of n values take ceil(n/32) blocks of (IEEE half scale,
+# 32 int8), the tail zero. The engine also rounds the activations that meet a q8 weight in a
+# product (per block of 32 along the reduction: d = max|x|/127 in float32, q = rint(x·(1/d)));
+# act_q8 below repeats that rounding, in float32 like the engine.
+# ---------------------------------------------------------------------------------------------
+
+Q8_BLOCK_DTYPE = np.dtype([("d", "<f2"), ("q", "i1", (Q8_BLOCK,))])
+
+
+def q8_decode(t, raw):
+    """Dequantised float32 array of a q8 tensor in its stored shape (rows, row...)."""
+    shape = tuple(t["shape"])
+    rows = shape[0]
+    n = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    nb = -(-n // Q8_BLOCK)
+    if len(raw) != rows * nb * Q8_BLOCK_DTYPE.itemsize:
+        raise FormatError("tensor %s: nbytes %d, a q8 (%d, %d) takes %d" %
+                          (t["name"], len(raw), rows, n, rows * nb * Q8_BLOCK_DTYPE.itemsize))
+    blocks = np.frombuffer(raw, dtype=Q8_BLOCK_DTYPE).reshape(rows, nb)
+    d = blocks["d"].astype(np.float32)
+    if not np.all(np.isfinite(d)) or np.any(d < 0):
+        raise FormatError("tensor %s: a q8 scale is not finite or negative" % t["name"])
+    vals = (d[..., None] * blocks["q"].astype(np.float32)).reshape(rows, nb * Q8_BLOCK)
+    return vals[:, :n].reshape(shape)
+
+
+def q8_transposed(cfg, name):
+    """True when the q8 tensor is stored transposed: W (in, out) as out rows of in."""
+    short = name.split(".", 2)[2] if name.startswith("layers.") else name
+    if short in ("attn.wq", "attn.wk", "attn.wv", "attn.wo", "attn.mult.p", "sru.wi", "sru.w",
+                 "sru.wo", "out.w", "out.p", "ff.w1"):
+        return True
+    return short == "ff.w2" and cfg["ff"] == FF_DENSE
+
+
+def q8_logical(cfg, name, arr):
+    """The f32 layout of SPEC (y = x·W, conv (3, Km, M, M)) from a q8 tensor's stored one."""
+    if ".conv_" in name:  # (M_out, 3·Km·M_in), element (o, (a·Km + k)·M + c) = W[a, k, c, o]
+        M = arr.shape[0]
+        Km = arr.shape[1] // (3 * M)
+        return arr.reshape(M, 3, Km, M).transpose(1, 2, 3, 0).copy()
+    return arr.T.copy() if q8_transposed(cfg, name) else arr
+
+
+def act_q8(x):
+    """The engine's activation rounding along the last axis, returned as float64 values."""
+    x32 = np.asarray(x, dtype=np.float32)
+    n = x32.shape[-1]
+    nb = -(-n // Q8_BLOCK)
+    pad = np.zeros(x32.shape[:-1] + (nb * Q8_BLOCK,), dtype=np.float32)
+    pad[..., :n] = x32
+    blk = pad.reshape(x32.shape[:-1] + (nb, Q8_BLOCK))
+    d = (np.abs(blk).max(axis=-1) / np.float32(127.0)).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d > 0, np.float32(1.0) / np.where(d > 0, d, np.float32(1.0)), np.float32(0.0))
+    q = np.rint(blk * inv[..., None].astype(np.float32))
+    out = q.astype(np.float64) * d[..., None].astype(np.float64)
+    return out.reshape(pad.shape)[..., :n]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,11 +275,12 @@ def layer_norm(x, g, b):
     return g * (x - mean) / np.sqrt(var + LN_EPS) + b
 
 
-def dense_ff(x, w1, b1, w2, b2):
-    return np.maximum(x @ w1 + b1, 0.0) @ w2 + b2
+def dense_ff(x, w1, b1, w2, b2, q8=(False, False)):
+    h = np.maximum((act_q8(x) if q8[0] else x) @ w1 + b1, 0.0)
+    return (act_q8(h) if q8[1] else h) @ w2 + b2
 
 
-def sparse_ff(x, c1, c2, cb, w1t, w2, b2, N, record=None, mutant=None):
+def sparse_ff(x, c1, c2, cb, w1t, w2, b2, N, record=None, mutant=None, q8=False):
     """x: (T, d). W1 stored transposed (F, d). Returns (T, d); record gets chosen unit ids."""
     T = x.shape[0]
     F = w1t.shape[0]
@@ -224,7 +294,7 @@ def sparse_ff(x, c1, c2, cb, w1t, w2, b2, N, record=None, mutant=None):
         gap = srt[..., -1] - srt[..., -2]            # margin of the winning unit
         record.append({"units": idx.copy(), "min_gap": float(gap.min())})
     rows1 = w1t[idx]                                 # (T, B, d)
-    pre = np.einsum("tbd,td->tb", rows1, x)
+    pre = np.einsum("tbd,td->tb", rows1, act_q8(x) if q8 else x)  # controller: raw x
     if mutant == "sparse_ff_bias_relu":
         pre = pre + np.take_along_axis(l, j[..., None], axis=-1)[..., 0]
     h = np.maximum(pre, 0.0)                         # no bias before ReLU
@@ -232,17 +302,21 @@ def sparse_ff(x, c1, c2, cb, w1t, w2, b2, N, record=None, mutant=None):
     return np.einsum("tb,tbd->td", h, rows2) + b2
 
 
-def mult_dense(x, G, P, c, mutant=None):
-    """Multiplicative dense. x: (T, d), G: (S, d), P: (d, M), c: (S*M). Returns (T, S, M)."""
+def mult_dense(x, G, P, c, mutant=None, q8=False):
+    """Multiplicative dense. x: (T, d), G: (S, d), P: (d, M), c: (S*M). Returns (T, S, M).
+    With q8 P, each scaled copy x ⊙ G[s] is rounded as the engine does."""
     S = G.shape[0]
     M = P.shape[1]
-    y = np.einsum("ti,si,im->tsm", x, G, P)
+    if q8:
+        y = np.einsum("tsi,im->tsm", act_q8(x[:, None, :] * G[None, :, :]), P)
+    else:
+        y = np.einsum("ti,si,im->tsm", x, G, P)
     if mutant == "mult_flatten_minor":  # index m*S + s instead of s*M + m
         return (y.transpose(0, 2, 1) + c.reshape(M, S)).reshape(-1, M, S).reshape(-1, S, M)
     return y + c.reshape(S, M)
 
 
-def local_conv(y, W, beta, mutant=None):
+def local_conv(y, W, beta, mutant=None, q8=False):
     """Causal-in-time local convolution. y: (T, S, M) rows y_0..y_{T-1};
     W: (K_t, K_m, M, M) as [a, k, c_in, o_out]; beta: (M). Returns (T, S, M)."""
     T, S, M = y.shape
@@ -255,6 +329,10 @@ def local_conv(y, W, beta, mutant=None):
         W = W[::-1]
     if mutant == "conv_modules_flipped":
         W = W[:, ::-1]
+    if q8:  # the im2col row of each (t, s), index (a·Km + k)·M + c, rounded as a whole
+        col = np.concatenate([ypad[a:a + T, k:k + S, :] for a in range(Kt) for k in range(Km)],
+                             axis=-1)
+        return out + act_q8(col) @ W.reshape(Kt * Km * M, M)
     for a in range(Kt):
         if mutant == "conv_noncausal_reset" and a != Kt - 1:
             continue
@@ -287,10 +365,10 @@ def causal_attention(q, k, v, H, mutant=None):
     return o.transpose(1, 0, 2).reshape(T, d)
 
 
-def sru(u, W, b, mutant=None):
+def sru(u, W, b, mutant=None, q8=False):
     """u: (T, n). W: (n, 3n), b: (3n); gates [r~, f~, y~] in that order. Returns h (T, n)."""
     T, n = u.shape
-    z = u @ W + b
+    z = (act_q8(u) if q8 else u) @ W + b
     r = 1.0 / (1.0 + np.exp(-z[:, 0:n]))
     f = 1.0 / (1.0 + np.exp(-z[:, n:2 * n]))
     if mutant == "sru_gate_order_fry":
@@ -328,8 +406,9 @@ MUTANTS = (
 
 
 class Reference:
-    def __init__(self, cfg, weights, mutant=None):
+    def __init__(self, cfg, weights, mutant=None, q8=()):
         self.cfg = cfg
+        self.q8 = set(q8)  # names of the q8 tensors: their products round the activations
         if mutant is not None and mutant not in MUTANTS:
             raise ValueError("unknown mutant %s" % mutant)
         self.mutant = mutant
@@ -341,34 +420,46 @@ class Reference:
 
     @classmethod
     def from_file(cls, path, verify_crc=False, mutant=None):
-        cfg, w, _ = load_model(path, verify_crc)
-        return cls(cfg, w, mutant)
+        cfg, w, man = load_model(path, verify_crc)
+        return cls(cfg, w, mutant, man["q8"])
+
+    def xin(self, x, name):
+        """x as it enters a product with weight `name` (rounded when that weight is q8)."""
+        return act_q8(x) if name in self.q8 else x
 
     def attention(self, i, h):
         w, c = self.w, self.cfg
         p = "layers.%d.attn." % i
         H = c["n_heads"]
         if c["attn"] == ATTN_DENSE:
-            q = h @ w[p + "wq"] + w[p + "bq"]
-            k = h @ w[p + "wk"] + w[p + "bk"]
-            v = h @ w[p + "wv"] + w[p + "bv"]
+            hq = self.xin(h, p + "wq")
+            q = hq @ w[p + "wq"] + w[p + "bq"]
+            k = hq @ w[p + "wk"] + w[p + "bk"]
+            v = hq @ w[p + "wv"] + w[p + "bv"]
             o = causal_attention(q, k, v, H, self.mutant)
-            return o @ w[p + "wo"] + w[p + "bo"]
+            return self.xin(o, p + "wo") @ w[p + "wo"] + w[p + "bo"]
         T = h.shape[0]
         mu = self.mutant
-        y = mult_dense(h, w[p + "mult.g"], w[p + "mult.p"], w[p + "mult.c"], mu)  # (T, S, M)
-        q = local_conv(y, w[p + "conv_q.w"], w[p + "conv_q.b"], mu).reshape(T, -1)  # s-major
-        k = local_conv(y, w[p + "conv_k.w"], w[p + "conv_k.b"], mu).reshape(T, -1)
-        v = local_conv(y, w[p + "conv_v.w"], w[p + "conv_v.b"], mu).reshape(T, -1)
+        q8 = self.q8
+        y = mult_dense(h, w[p + "mult.g"], w[p + "mult.p"], w[p + "mult.c"], mu,
+                       p + "mult.p" in q8)  # (T, S, M)
+        q = local_conv(y, w[p + "conv_q.w"], w[p + "conv_q.b"], mu,
+                       p + "conv_q.w" in q8).reshape(T, -1)  # s-major
+        k = local_conv(y, w[p + "conv_k.w"], w[p + "conv_k.b"], mu,
+                       p + "conv_k.w" in q8).reshape(T, -1)
+        v = local_conv(y, w[p + "conv_v.w"], w[p + "conv_v.b"], mu,
+                       p + "conv_v.w" in q8).reshape(T, -1)
         return causal_attention(q, k, v, H, mu)  # no output projection
 
     def ff(self, i, h, record=None):
         w, c = self.w, self.cfg
         p = "layers.%d.ff." % i
         if c["ff"] == FF_DENSE:
-            return dense_ff(h, w[p + "w1"], w[p + "b1"], w[p + "w2"], w[p + "b2"])
+            return dense_ff(h, w[p + "w1"], w[p + "b1"], w[p + "w2"], w[p + "b2"],
+                            (p + "w1" in self.q8, p + "w2" in self.q8))
         return sparse_ff(h, w[p + "ctrl.c1"], w[p + "ctrl.c2"], w[p + "ctrl.cb"], w[p + "w1t"],
-                         w[p + "w2"], w[p + "b2"], c["ff_block"], record, self.mutant)
+                         w[p + "w2"], w[p + "b2"], c["ff_block"], record, self.mutant,
+                         p + "w1t" in self.q8)
 
     def sru_branch(self, i, x):
         w = self.w
@@ -377,8 +468,9 @@ class Reference:
             h = layer_norm(x, w["layers.%d.ln2.g" % i], w["layers.%d.ln2.b" % i])
         else:
             h = layer_norm(x, w[p + "ln.g"], w[p + "ln.b"])
-        u = h @ w[p + "wi"] + w[p + "bi"]
-        return sru(u, w[p + "w"], w[p + "b"], self.mutant) @ w[p + "wo"] + w[p + "bo"]
+        u = self.xin(h, p + "wi") @ w[p + "wi"] + w[p + "bi"]
+        hs = sru(u, w[p + "w"], w[p + "b"], self.mutant, p + "w" in self.q8)
+        return self.xin(hs, p + "wo") @ w[p + "wo"] + w[p + "bo"]
 
     def forward(self, tokens, record=None, record_hidden=None):
         """tokens: sequence of ids at positions 0..T-1. Returns float64 logits (T, V)."""
@@ -403,8 +495,9 @@ class Reference:
                 record_hidden.append(("layer%d.ff" % i, x.copy()))
         h = layer_norm(x, w["ln_f.g"], w["ln_f.b"])
         if c["out"] == OUT_DENSE:
-            return h @ w["out.w"] + w["out.b"]
-        return mult_dense(h, w["out.g"], w["out.p"], w["out.c"], self.mutant).reshape(T, -1)
+            return self.xin(h, "out.w") @ w["out.w"] + w["out.b"]
+        return mult_dense(h, w["out.g"], w["out.p"], w["out.c"], self.mutant,
+                          "out.p" in self.q8).reshape(T, -1)
 
 
 # ---------------------------------------------------------------------------------------------

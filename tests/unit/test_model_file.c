@@ -33,11 +33,13 @@ static int teardown(void **state)
     return system(cmd);
 }
 
-static void write_preset(const char *path, const char *preset, uint64_t seed)
+static void write_preset_as(const char *path, const char *preset, uint64_t seed,
+                            enum weight_type weights)
 {
     struct model_config cfg = {0};
     struct stf_error err = {0};
     assert_int_equal(model_config_parse(&cfg, model_preset_text(preset), preset, &err), STF_OK);
+    cfg.weights = weights;
     struct model_init ini;
     model_init_begin(&ini, seed);
     static const char tok[] = "not really a tokenizer";
@@ -48,6 +50,11 @@ static void write_preset(const char *path, const char *preset, uint64_t seed)
                                   .fill = model_init_fill,
                                   .fill_ctx = &ini};
     if (model_write(path, &cfg, &wo, &err) != STF_OK) fail_msg("write: %s", err.msg);
+}
+
+static void write_preset(const char *path, const char *preset, uint64_t seed)
+{
+    write_preset_as(path, preset, seed, WEIGHTS_F32);
 }
 
 static void path_for(char *out, size_t n, const char *name)
@@ -157,6 +164,11 @@ static void mut_heads(Sparsetf__Model__Manifest *m)
 {
     m->config->n_heads = 5;
 }
+static void mut_q8_nbytes(Sparsetf__Model__Manifest *m)
+{
+    find(m, "embed")->nbytes -= STF_Q8_BLOCK_BYTES;
+}
+
 static void mut_version(Sparsetf__Model__Manifest *m)
 {
     m->format_version = 7;
@@ -429,6 +441,89 @@ static void test_model_file_verify_catches_flipped_byte(void **state)
     expect_open_error(path, MODEL_OPEN_VERIFY, "tensor layers.1.ff.w1t: checksum mismatch");
 }
 
+/* Overwrites `len` bytes at byte `at` of tensor `name` of the file at path. */
+static void patch_tensor(const char *path, const char *name, uint64_t at, const void *bytes,
+                         size_t len)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    unsigned char h[64];
+    assert_int_equal(fread(h, 1, 64, f), 64);
+    uint64_t msize;
+    memcpy(&msize, h + 24, 8);
+    unsigned char *buf = malloc(msize);
+    assert_int_equal(fread(buf, 1, msize, f), msize);
+    Sparsetf__Model__Manifest *man = sparsetf__model__manifest__unpack(NULL, msize, buf);
+    uint64_t off = find(man, name)->offset + at;
+    sparsetf__model__manifest__free_unpacked(man, NULL);
+    free(buf);
+    fseek(f, (long)off, SEEK_SET);
+    assert_int_equal(fwrite(bytes, 1, len, f), len);
+    fclose(f);
+}
+
+/* A q8 file: the writer's tensors equal q8_quantize_row of the f32 file's (transposed ones
+ * column by column), the loader binds q8 views of the right size, and a non-finite scale or
+ * a wrong byte length is an error naming the tensor. */
+static void test_model_file_q8(void **state)
+{
+    (void)state;
+    char p32[300], p8[300];
+    path_for(p32, sizeof p32, "f.stf");
+    path_for(p8, sizeof p8, "q.stf");
+    write_preset(p32, "tiny-sparse-sru", 3);
+    write_preset_as(p8, "tiny-sparse-sru", 3, WEIGHTS_Q8);
+    struct model *a = NULL, *q = NULL;
+    struct stf_error err = {0};
+    assert_int_equal(model_open(p32, NULL, MODEL_OPEN_VERIFY, &a, &err), STF_OK);
+    if (model_open(p8, NULL, MODEL_OPEN_VERIFY, &q, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(q->cfg.weights, WEIGHTS_Q8);
+    const char *rows_as_is[] = {"embed", "layers.1.ff.w1t", "layers.0.attn.mult.g"};
+    for (size_t i = 0; i < 3; i++) { /* row r of the q8 tensor = row r of the f32 one */
+        const struct tensor_view *vf = model_weights_find(&a->cfg, &a->w, rows_as_is[i]);
+        const struct tensor_view *vq = model_weights_find(&q->cfg, &q->w, rows_as_is[i]);
+        assert_int_equal(vq->dtype, STF_DTYPE_Q8_0);
+        uint32_t d = a->cfg.d_model, nb = q8_row_blocks(d);
+        uint64_t rows = vf->nbytes / 4 / d;
+        assert_int_equal(vq->nbytes, rows * nb * STF_Q8_BLOCK_BYTES);
+        struct q8_block *want = malloc(nb * sizeof *want);
+        for (uint64_t r = 0; r < rows; r++) {
+            q8_quantize_row(want, (const float *)vf->data + r * d, d);
+            assert_memory_equal(want, (const struct q8_block *)vq->data + r * nb,
+                                nb * sizeof *want);
+        }
+        free(want);
+    }
+    { /* attn.mult.p (d, M) is stored as M rows of d: row m = column m */
+        const struct tensor_view *vf = model_weights_find(&a->cfg, &a->w, "layers.0.attn.mult.p");
+        const struct tensor_view *vq = model_weights_find(&q->cfg, &q->w, "layers.0.attn.mult.p");
+        uint32_t d = a->cfg.d_model, M = d / a->cfg.qkv_modules, nb = q8_row_blocks(d);
+        float *col = malloc(d * sizeof *col);
+        struct q8_block *want = malloc(nb * sizeof *want);
+        for (uint32_t m = 0; m < M; m++) {
+            for (uint32_t i = 0; i < d; i++)
+                col[i] = ((const float *)vf->data)[(uint64_t)i * M + m];
+            q8_quantize_row(want, col, d);
+            assert_memory_equal(want, (const struct q8_block *)vq->data + (uint64_t)m * nb,
+                                nb * sizeof *want);
+        }
+        free(col);
+        free(want);
+    }
+    const struct tensor_view *c1 = model_weights_find(&q->cfg, &q->w, "layers.0.ff.ctrl.c1");
+    assert_int_equal(c1->dtype, STF_DTYPE_F32); /* the controller stays f32 */
+    model_close(a);
+    model_close(q);
+    /* an infinite scale in block 3 of layers.1.ff.w2 */
+    uint16_t inf = 0x7c00;
+    patch_tensor(p8, "layers.1.ff.w2", 3 * STF_Q8_BLOCK_BYTES, &inf, sizeof inf);
+    expect_open_error(p8, 0, "tensor layers.1.ff.w2: q8 block 3 has scale inf");
+    /* a q8 tensor whose byte length does not match its rows and blocks */
+    write_preset_as(p8, "tiny-sparse-sru", 3, WEIGHTS_Q8);
+    rewrite_manifest(p8, mut_q8_nbytes);
+    expect_open_error(p8, 0, "tensor embed: nbytes");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -438,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_model_file_tensor_errors),
         cmocka_unit_test(test_model_file_untrusted_layout),
         cmocka_unit_test(test_model_file_verify_catches_flipped_byte),
+        cmocka_unit_test(test_model_file_q8),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

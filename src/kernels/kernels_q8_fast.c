@@ -1,0 +1,66 @@
+/* kernels_q8_fast: the AVX2 build of the fast q8 kernels (kernels_q8_fast_body.h), and the
+ * table that picks, once per process, the VNNI build (kernels_q8_vnni.c) when the CPU has
+ * AVX-VNNI. Both builds give bitwise equal results. */
+#define Q8_FAST_TABLE kernels_q8_avx2
+#define Q8_FAST_NAME  "fast-avx2"
+#include "kernels/kernels_q8_fast_body.h"
+
+#ifdef STF_HAVE_Q8_VNNI
+int kernels_q8_have_vnni(void)
+{
+    static int have = -1;
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("avxvnni") ? 1 : 0;
+    }
+    return have;
+}
+#else
+const struct kernels_q8 kernels_q8_vnni = {0};
+int kernels_q8_have_vnni(void)
+{
+    return 0;
+}
+#endif
+
+static const struct kernels_q8 *impl(void)
+{
+    return kernels_q8_have_vnni() ? &kernels_q8_vnni : &kernels_q8_avx2;
+}
+
+static void dense_dispatch(float *y, const float *x, const struct q8_block *wt, const float *b,
+                           uint32_t in, uint32_t out, struct q8_scratch *qs)
+{
+    impl()->dense(y, x, wt, b, in, out, qs);
+}
+
+static void sparse_ff_dispatch(float *out, const float *x, const float *c1, const float *c2,
+                               const float *cb, const struct q8_block *w1t,
+                               const struct q8_block *w2, const float *b2,
+                               struct sparse_ff_dims dims, struct sparse_ff_scratch *s,
+                               struct q8_scratch *qs)
+{
+    impl()->sparse_ff(out, x, c1, c2, cb, w1t, w2, b2, dims, s, qs);
+}
+
+static void mult_dense_dispatch(float *y, const float *x, const void *G, enum stf_dtype g_type,
+                                const struct q8_block *pt, const float *c, uint32_t d, uint32_t S,
+                                uint32_t M, struct q8_scratch *qs)
+{
+    impl()->mult_dense(y, x, G, g_type, pt, c, d, S, M, qs);
+}
+
+static void local_conv_dispatch(float *out, const float *const rows[3], const struct q8_block *wt,
+                                const float *beta, uint32_t S, uint32_t M, uint32_t Km,
+                                struct q8_scratch *qs)
+{
+    impl()->local_conv(out, rows, wt, beta, S, M, Km, qs);
+}
+
+const struct kernels_q8 kernels_q8_fast = {
+    .name = "fast",
+    .dense = dense_dispatch,
+    .sparse_ff = sparse_ff_dispatch,
+    .mult_dense = mult_dense_dispatch,
+    .local_conv = local_conv_dispatch,
+};
