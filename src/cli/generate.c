@@ -209,20 +209,27 @@ static void on_end(void *user, uint64_t session, enum engine_end reason)
 
 /* ---- the summary ---- */
 
-static void json_rank(FILE *f, const struct engine_rank_stats *r, uint64_t positions)
+static void json_rank(FILE *f, const struct engine_rank_stats *r, uint64_t positions,
+                      uint64_t tokens)
 {
+    /* the per-token split a user on a real cluster compares (issue: where does a token's
+     * time go on each rank): seconds over the job's generated tokens, in ms */
+    const double k = tokens ? 1e3 / (double)tokens : 0.0;
     fprintf(f,
             "    {\"rank\": %d, \"host\": \"%s\", \"layers\": [%u, %u], \"weight_bytes\": %llu, "
             "\"rss_after_load_bytes\": %llu, \"rss_end_bytes\": %llu, \"peak_rss_bytes\": %llu, "
             "\"load_s\": %.6f, \"compute_s\": %.6f, \"wire_s\": %.6f, \"wait_s\": %.6f, "
             "\"bytes_sent\": %llu, \"frames_sent\": %llu, \"frames_recv\": %llu, "
-            "\"positions\": %llu, \"bytes_sent_per_position\": %.1f}",
+            "\"positions\": %llu, \"bytes_sent_per_position\": %.1f, \"send_s\": %.6f, "
+            "\"collective_s\": %.6f,\n     \"per_token_ms\": {\"compute\": %.4f, "
+            "\"pack_unpack\": %.4f, \"send\": %.4f, \"wait\": %.4f, \"collectives\": %.4f}}",
             r->rank, r->host, r->layer_begin, r->layer_end, (unsigned long long)r->weight_bytes,
             (unsigned long long)r->rss_after_load, (unsigned long long)r->rss_end,
             (unsigned long long)r->peak_rss, r->load_s, r->compute_s, r->wire_s, r->wait_s,
             (unsigned long long)r->bytes_sent, (unsigned long long)r->frames_sent,
             (unsigned long long)r->frames_recv, (unsigned long long)r->positions,
-            positions ? (double)r->bytes_sent / (double)positions : 0.0);
+            positions ? (double)r->bytes_sent / (double)positions : 0.0, r->send_s, r->coll_s,
+            k * r->compute_s, k * r->wire_s, k * r->send_s, k * r->wait_s, k * r->coll_s);
 }
 
 static enum stf_status report(const struct dist_options *o, const struct engine_report *r,
@@ -244,7 +251,7 @@ static enum stf_status report(const struct dist_options *o, const struct engine_
                 r->evictions, (unsigned long long)r->generated_tokens,
                 (unsigned long long)r->decode_frames, wall, tps, 1e3 * med, 1e3 * p90);
         for (int i = 0; i < r->n_ranks; i++) {
-            json_rank(f, &r->ranks[i], positions);
+            json_rank(f, &r->ranks[i], positions, r->generated_tokens);
             fprintf(f, "%s\n", i + 1 < r->n_ranks ? "," : "");
         }
         fprintf(f, "  ]\n}\n");

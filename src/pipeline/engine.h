@@ -75,6 +75,8 @@ struct engine_rank_stats {
     double compute_s; /* embed, layers, head, sampling */
     double wire_s;    /* packing, decoding, checksums */
     double wait_s;    /* waiting for peers (probe/send loops and rank 0's idle polling) */
+    double send_s;    /* handing frames to the transport (isend) */
+    double coll_s;    /* collectives (start-up broadcasts, this report's gather excluded) */
     double load_s;
     uint64_t bytes_sent, frames_sent, frames_recv;
     uint64_t positions;    /* activation rows processed */

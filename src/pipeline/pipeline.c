@@ -192,6 +192,8 @@ enum stf_status pipe_gather_stats(struct pipe *p, struct engine_rank_stats *all,
     const struct transport_counters *tc = transport_counters(p->t);
     p->stats.bytes_sent = tc->bytes_sent;
     p->stats.wait_s += tc->wait_seconds;
+    p->stats.send_s = tc->send_seconds;
+    p->stats.coll_s = tc->collective_seconds;
     p->stats.rss_end = stf_rss_bytes();
     p->stats.peak_rss = stf_peak_rss_bytes();
     if (p->size == 1) {

@@ -67,7 +67,9 @@ enum stf_status transport_isend(struct transport *t, int dest, int tag, const vo
     if (len > (size_t)0x7fffffff)
         return stf_fail(err, STF_ERR_ARG, "rank %d: message of %zu bytes is too large", t->rank,
                         len);
+    double t0 = stf_now();
     st = t->ops->isend(t, dest, tag, buf, len, req, err);
+    t->counters.send_seconds += stf_now() - t0;
     if (!st) {
         t->counters.bytes_sent += len;
         t->counters.msgs_sent++;
@@ -197,7 +199,10 @@ enum stf_status transport_gather(struct transport *t, int root, const void *send
 {
     enum stf_status st = check_peer(t, root, false, "gather at", err);
     if (st) return st;
-    return t->ops->gather(t, root, send, len, recv, err);
+    double t0 = stf_now();
+    st = t->ops->gather(t, root, send, len, recv, err);
+    t->counters.collective_seconds += stf_now() - t0;
+    return st;
 }
 
 enum stf_status transport_bcast(struct transport *t, int root, void *buf, size_t len,
@@ -205,12 +210,18 @@ enum stf_status transport_bcast(struct transport *t, int root, void *buf, size_t
 {
     enum stf_status st = check_peer(t, root, false, "broadcast from", err);
     if (st) return st;
-    return t->ops->bcast(t, root, buf, len, err);
+    double t0 = stf_now();
+    st = t->ops->bcast(t, root, buf, len, err);
+    t->counters.collective_seconds += stf_now() - t0;
+    return st;
 }
 
 enum stf_status transport_barrier(struct transport *t, struct stf_error *err)
 {
-    return t->ops->barrier(t, err);
+    double t0 = stf_now();
+    enum stf_status st = t->ops->barrier(t, err);
+    t->counters.collective_seconds += stf_now() - t0;
+    return st;
 }
 
 _Noreturn void transport_abort(struct transport *t, int code)

@@ -40,7 +40,9 @@ struct transport_msg {
 struct transport_counters {
     uint64_t bytes_sent, msgs_sent;
     uint64_t bytes_recv, msgs_recv;
-    double wait_seconds; /* time spent in probe/wait loops (communication time) */
+    double wait_seconds;       /* time spent in probe/wait loops (communication time) */
+    double send_seconds;       /* time inside isend: handing messages to the back end */
+    double collective_seconds; /* time inside gather, bcast and barrier */
 };
 
 /* MPI_Init (thread level single), then the world endpoint. Safe without mpirun (a singleton

@@ -127,6 +127,27 @@ ref="" hf=()
 same "hostfile.sh (every slot) 3 sessions" --prompts "$work/prompts.txt" --max-tokens 24 \
     --seed 3 --print-tokens
 
+# --stats-json: every rank's per-token split, each rank named by its simulated host
+rm -f stats.json
+timeout 120 "$src/launch/hostfile.sh" -f "$STF_SIM_HOSTFILE" -b "$build" -n 3 -- --model "$model" \
+    --prompt "It is a truth" --max-tokens 16 --quiet --stats-json "$work/stats.json" > /dev/null 2>&1
+if /usr/bin/python3 - "$work/stats.json" << 'PY'; then
+import json, sys
+d = json.load(open(sys.argv[1]))
+ranks = d["per_rank"]
+assert [r["host"] for r in ranks] == ["stf-sim1", "stf-sim2", "stf-sim3"], ranks
+keys = {"compute", "pack_unpack", "send", "wait", "collectives"}
+for r in ranks:
+    t = r["per_token_ms"]
+    assert set(t) == keys and all(v >= 0 for v in t.values()), t
+    assert abs(t["compute"] - 1e3 * r["compute_s"] / d["generated_tokens"]) < 1e-3, r
+    assert t["wait"] > 0 and t["pack_unpack"] > 0, r  # every rank exchanged frames
+PY
+    ok "--stats-json: per-token compute/pack_unpack/send/wait/collectives on each simulated host"
+else
+    bad "--stats-json per-token split"
+fi
+
 # sparsetf-dist processes still running on a simulated host
 left_ranks() {
     sleep 1
