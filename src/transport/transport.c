@@ -216,6 +216,22 @@ enum stf_status transport_bcast(struct transport *t, int root, void *buf, size_t
     return st;
 }
 
+enum stf_status transport_allgather(struct transport *t, const void *send, size_t len, void *recv,
+                                    double timeout, struct stf_error *err)
+{
+    if (len > (size_t)0x7fffffff / (size_t)t->size)
+        return stf_fail(err, STF_ERR_ARG, "rank %d: allgather of %zu bytes per rank is too large",
+                        t->rank, len);
+    double t0 = stf_now();
+    enum stf_status st = t->ops->allgather(t, send, len, recv, timeout, err);
+    t->counters.collective_seconds += stf_now() - t0;
+    if (!st) {
+        t->counters.collectives++;
+        t->counters.collective_bytes += (uint64_t)len * (uint64_t)t->size;
+    }
+    return st;
+}
+
 enum stf_status transport_barrier(struct transport *t, struct stf_error *err)
 {
     double t0 = stf_now();

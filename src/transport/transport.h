@@ -42,7 +42,10 @@ struct transport_counters {
     uint64_t bytes_recv, msgs_recv;
     double wait_seconds;       /* time spent in probe/wait loops (communication time) */
     double send_seconds;       /* time inside isend: handing messages to the back end */
-    double collective_seconds; /* time inside gather, bcast and barrier */
+    double collective_seconds; /* time inside gather, bcast, barrier and allgather (waiting
+                                  for partners included) */
+    uint64_t collectives;      /* allgathers completed */
+    uint64_t collective_bytes; /* bytes received by them (size x len each) */
 };
 
 /* MPI_Init (thread level single), then the world endpoint. Safe without mpirun (a singleton
@@ -53,7 +56,8 @@ enum stf_status transport_mpi_init(int *argc, char ***argv, struct transport **w
 void transport_mpi_finalize(void);
 
 /* n endpoints of one in-process communicator: a message sent by one lands in the
- * destination's queue immediately. For single-threaded unit tests. */
+ * destination's queue immediately. For unit tests: point-to-point works from one thread or
+ * several; transport_allgather and transport_split need one thread per endpoint. */
 enum stf_status transport_loopback_create(int n, struct transport **endpoints,
                                           struct stf_error *err);
 
@@ -62,8 +66,8 @@ int transport_size(const struct transport *t);
 /* "mpi" or "loopback". */
 const char *transport_kind(const struct transport *t);
 
-/* A sub-communicator of the ranks with the same color, ordered by key (collective over t).
- * Not supported on loopback endpoints. */
+/* A sub-communicator of the ranks with the same color, ordered by key (ties: by rank),
+ * collective over t. Loopback: every endpoint calls it from its own thread. */
 enum stf_status transport_split(struct transport *t, int color, int key, struct transport **out,
                                 struct stf_error *err);
 void transport_close(struct transport *t);
@@ -99,6 +103,15 @@ enum stf_status transport_gather(struct transport *t, int root, const void *send
  * before the other endpoints. */
 enum stf_status transport_bcast(struct transport *t, int root, void *buf, size_t len,
                                 struct stf_error *err);
+/* Every rank contributes len bytes; recv (size x len bytes) receives them in rank order on
+ * every rank (collective over t). Used by tensor-parallel ranks of one pipeline stage to
+ * assemble a d-vector from their slices. MPI: a non-blocking allgather polled with the
+ * usual back-off, so a stuck partner is an error after timeout seconds, not a hang; the MPI
+ * library picks the algorithm for the message size (Open MPI's tuned component: recursive
+ * doubling or Bruck for small messages, ring for large). Loopback: every endpoint calls
+ * from its own thread (the collective waits for all of them). */
+enum stf_status transport_allgather(struct transport *t, const void *send, size_t len, void *recv,
+                                    double timeout, struct stf_error *err);
 /* A barrier (collective over t). */
 enum stf_status transport_barrier(struct transport *t, struct stf_error *err);
 

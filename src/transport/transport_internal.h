@@ -22,6 +22,8 @@ struct transport_ops {
     enum stf_status (*bcast)(struct transport *t, int root, void *buf, size_t len,
                              struct stf_error *err);
     enum stf_status (*barrier)(struct transport *t, struct stf_error *err);
+    enum stf_status (*allgather)(struct transport *t, const void *send, size_t len, void *recv,
+                                 double timeout, struct stf_error *err);
     void (*abort)(struct transport *t, int code);
 };
 

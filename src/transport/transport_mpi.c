@@ -256,6 +256,35 @@ static enum stf_status mpi_bcast(struct transport *t, int root, void *buf, size_
     return STF_OK;
 }
 
+/* Non-blocking allgather polled with the transport's back-off: a partner that never arrives
+ * is an error after timeout seconds. Size 1 is a copy. */
+static enum stf_status mpi_allgather(struct transport *t, const void *send, size_t len, void *recv,
+                                     double timeout, struct stf_error *err)
+{
+    struct mpi_impl *m = t->impl;
+    if (t->size == 1) {
+        memcpy(recv, send, len);
+        return STF_OK;
+    }
+    MPI_Request req;
+    int rc = MPI_Iallgather(send, (int)len, MPI_BYTE, recv, (int)len, MPI_BYTE, m->comm, &req);
+    if (rc != MPI_SUCCESS) return mpi_fail(err, t->rank, rc, "MPI_Iallgather");
+    double start = stf_now();
+    for (;;) {
+        int flag = 0;
+        rc = MPI_Test(&req, &flag, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS) return mpi_fail(err, t->rank, rc, "MPI_Test (allgather)");
+        if (flag) return STF_OK;
+        double now = stf_now();
+        if (now - start > timeout)
+            return stf_fail(err, STF_ERR_TRANSPORT,
+                            "rank %d: an allgather of %zu bytes per rank did not complete within "
+                            "%.0f s (a tensor-parallel partner is stuck or gone)",
+                            t->rank, len, timeout);
+        transport_pause(now - start);
+    }
+}
+
 static enum stf_status mpi_barrier(struct transport *t, struct stf_error *err)
 {
     struct mpi_impl *m = t->impl;
@@ -281,5 +310,6 @@ static const struct transport_ops mpi_ops = {
     .gather = mpi_gather,
     .bcast = mpi_bcast,
     .barrier = mpi_barrier,
+    .allgather = mpi_allgather,
     .abort = mpi_abort,
 };

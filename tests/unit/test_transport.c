@@ -1,6 +1,7 @@
 /* test_transport: the loopback back end and the shared polling/deadline logic — ordering,
  * probing by source, the size check on receive, timeouts that name the peer, gather, and a
  * frame travelling through wire + transport. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -44,9 +45,6 @@ static void test_transport_rank_and_size(void **state)
         assert_int_equal(transport_size(fx->ep[i]), 3);
     }
     assert_string_equal(transport_kind(fx->ep[0]), "loopback");
-    struct transport *sub;
-    struct stf_error err;
-    assert_int_equal(transport_split(fx->ep[0], 0, 0, &sub, &err), STF_ERR_UNSUPPORTED);
 }
 
 static void test_transport_order_and_source(void **state)
@@ -123,6 +121,81 @@ static void test_transport_gather(void **state)
     assert_memory_equal(all, mine, sizeof mine);
 }
 
+/* A 6-endpoint world split into two groups of 3 by color (rank % 2), ordered by a key that
+ * reverses the world order; each group then allgathers its members' world ranks, twice in a
+ * row (the second rendezvous must not see the first one's data). One thread per endpoint. */
+struct split_arg {
+    struct transport *world;
+    int got[2][3]; /* two rounds of the group's allgather */
+    int sub_rank, sub_size;
+    enum stf_status st;
+};
+
+static void *split_thread(void *p)
+{
+    struct split_arg *a = p;
+    struct stf_error err;
+    struct transport *sub = NULL;
+    int me = transport_rank(a->world);
+    if ((a->st = transport_split(a->world, me % 2, -me, &sub, &err))) return NULL;
+    a->sub_rank = transport_rank(sub);
+    a->sub_size = transport_size(sub);
+    for (int round = 0; round < 2 && !a->st; round++) {
+        int mine = me + 100 * round;
+        a->st = transport_allgather(sub, &mine, sizeof mine, a->got[round], 5.0, &err);
+    }
+    if (!a->st && transport_counters(sub)->collectives != 2) a->st = STF_ERR_TRANSPORT;
+    transport_close(sub);
+    return NULL;
+}
+
+static void test_transport_loopback_split_allgather(void **state)
+{
+    (void)state;
+    struct transport *w[6];
+    struct stf_error err;
+    assert_int_equal(transport_loopback_create(6, w, &err), STF_OK);
+    struct split_arg a[6] = {0};
+    pthread_t th[6];
+    for (int i = 0; i < 6; i++) {
+        a[i].world = w[i];
+        assert_int_equal(pthread_create(&th[i], NULL, split_thread, &a[i]), 0);
+    }
+    for (int i = 0; i < 6; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(a[i].st, STF_OK);
+        assert_int_equal(a[i].sub_size, 3);
+        /* key -rank: the largest world rank of the color comes first */
+        int members[3];
+        for (int k = 0, j = 4 + i % 2; k < 3; k++, j -= 2)
+            members[k] = j;
+        assert_int_equal(members[a[i].sub_rank], i);
+        for (int round = 0; round < 2; round++)
+            for (int k = 0; k < 3; k++)
+                assert_int_equal(a[i].got[round][k], members[k] + 100 * round);
+    }
+    for (int i = 0; i < 6; i++)
+        transport_close(w[i]);
+}
+
+/* From one thread, a multi-endpoint allgather cannot complete: it must fail after its
+ * timeout and say why, not hang. A one-endpoint allgather is a copy. */
+static void test_transport_loopback_allgather_needs_threads(void **state)
+{
+    struct fixture *fx = *state;
+    struct stf_error err;
+    int x = 5, y[3];
+    assert_int_equal(transport_allgather(fx->ep[0], &x, sizeof x, y, 0.05, &err),
+                     STF_ERR_TRANSPORT);
+    assert_non_null(strstr(err.msg, "one thread per endpoint"));
+    struct transport *one;
+    assert_int_equal(transport_loopback_create(1, &one, &err), STF_OK);
+    assert_int_equal(transport_allgather(one, &x, sizeof x, y, 1.0, &err), STF_OK);
+    assert_int_equal(y[0], 5);
+    transport_close(one);
+}
+
 static void test_transport_frame_through_loopback(void **state)
 {
     struct fixture *fx = *state;
@@ -169,6 +242,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transport_bad_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_gather, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_frame_through_loopback, setup, teardown),
+        cmocka_unit_test(test_transport_loopback_split_allgather),
+        cmocka_unit_test_setup_teardown(test_transport_loopback_allgather_needs_threads, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
