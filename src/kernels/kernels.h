@@ -48,6 +48,28 @@ struct kernels {
      * rows whose first H*dh entries are the heads; out (H*dh); scores holds n floats. */
     void (*attention)(float *out, const float *q, const float *kc, const float *vc, uint32_t n,
                       uint32_t stride, uint32_t H, uint32_t dh, float *scores);
+
+    /* The same products for R ≥ 1 independent rows (R sessions' tokens at one step), each
+     * row's result bitwise equal to the single-row call on that row: every output keeps one
+     * accumulation order fixed by the data, never by R (batch-invariant). Dense weights are
+     * read once per call, not once per row. Row r of an input or output starts at r times
+     * the single-row length. */
+    /* Y (R, out) = X (R, in)·W + b */
+    void (*dense_rows)(float *Y, const float *X, const float *W, const float *b, uint32_t R,
+                       uint32_t in, uint32_t out);
+    /* out (R, d), X (R, d); scratch fields hold R times the single-row sizes, row-major. */
+    void (*sparse_ff_rows)(float *out, const float *X, const float *c1, const float *c2,
+                           const float *cb, const float *w1t, const float *w2, const float *b2,
+                           uint32_t R, struct sparse_ff_dims dims,
+                           struct sparse_ff_scratch *scratch);
+    /* Y (R, S*M), X (R, d); scratch holds R*S*d floats. */
+    void (*mult_dense_rows)(float *Y, const float *X, const float *G, const float *P,
+                            const float *c, uint32_t R, uint32_t d, uint32_t S, uint32_t M,
+                            float *scratch);
+    /* out (R, S*M); rows[r] are row r's three time steps; scratch holds R*S*3*Km*M floats. */
+    void (*local_conv_rows)(float *out, const float *const (*rows)[3], const float *W,
+                            const float *beta, uint32_t R, uint32_t S, uint32_t M, uint32_t Km,
+                            float *scratch);
 };
 
 extern const struct kernels kernels_ref;

@@ -1,12 +1,12 @@
-/* Fast kernels: OpenBLAS for dense products; AVX2/FMA gathers for the sparse FF (with a
- * portable fallback); im2col + one GEMM for the local convolution. Same contracts as
+/* Fast kernels: a hand-written row-few GEMM for every dense product (batch-invariant: one
+ * fixed order per output whatever the number of rows); AVX2/FMA gathers for the sparse FF
+ * (with a portable fallback); im2col + that GEMM for the local convolution. Same contracts as
  * kernels_ref; results agree to rounding (tests/unit/test_kernels.c). */
 #include <math.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
 
-#include <cblas.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -131,55 +131,8 @@ static void vec_axpy_next(float *y, float alpha, const float *x, uint32_t n, con
 }
 #endif
 
-static void dense_fast(float *y, const float *x, const float *W, const float *b, uint32_t in,
-                       uint32_t out)
-{
-    if (b) memcpy(y, b, (size_t)out * sizeof *y);
-    cblas_sgemv(CblasRowMajor, CblasTrans, (int)in, (int)out, 1.0f, W, (int)out, x, 1,
-                b ? 1.0f : 0.0f, y, 1);
-}
-
-/* SPEC §1 sparse FF. The controller is two small GEMVs; then each block reads one row of
- * W1ᵀ and, only when its ReLU is positive, one row of W2 — the 1/N of the weights.
- * Two phases so that threads never split a sum: the B dot products are independent, and the
- * W2 rows are accumulated by slices of the output, each slice summed over b in order. */
-static void sparse_ff_fast(float *out, const float *x, const float *c1, const float *c2,
-                           const float *cb, const float *w1t, const float *w2, const float *b2,
-                           struct sparse_ff_dims dm, struct sparse_ff_scratch *s)
-{
-    uint32_t d = dm.d, F = dm.F, N = dm.N, r = dm.r, B = F / N;
-    dense_fast(s->u, x, c1, NULL, d, r);
-    dense_fast(s->logits, s->u, c2, cb, r, F);
-    for (uint32_t b = 0; b < B; b++)
-        s->chosen[b] = b * N + argmax(s->logits + (uint64_t)b * N, N);
-    const uint32_t *chosen = s->chosen;
-    float *h = s->h;
-#pragma omp parallel for schedule(static) if ((uint64_t)B * d >= (1u << 18))
-    for (uint32_t b = 0; b < B; b++) {
-        const float *next = b + 1 < B ? w1t + (uint64_t)chosen[b + 1] * d : NULL;
-        float v = vec_dot_next(x, w1t + (uint64_t)chosen[b] * d, d, next);
-        h[b] = v > 0.0f ? v : 0.0f;
-    }
-    memcpy(out, b2, (size_t)d * sizeof *out);
-#pragma omp parallel if ((uint64_t)B * d >= (1u << 18))
-    {
-        uint32_t lo = 0, hi = d;
-#ifdef _OPENMP
-        uint32_t nt = (uint32_t)omp_get_num_threads(), t = (uint32_t)omp_get_thread_num();
-        uint32_t chunk = (d / nt + 15) / 16 * 16; /* whole cache lines per thread */
-        lo = t * chunk < d ? t * chunk : d;
-        hi = lo + chunk < d ? lo + chunk : d;
-#endif
-        for (uint32_t b = 0; b < B && lo < hi; b++) {
-            if (h[b] <= 0.0f) continue;
-            uint32_t nb = b + 1;
-            while (nb < B && h[nb] <= 0.0f)
-                nb++;
-            const float *next = nb < B ? w2 + (uint64_t)chosen[nb] * d + lo : NULL;
-            vec_axpy_next(out + lo, h[b], w2 + (uint64_t)chosen[b] * d + lo, hi - lo, next);
-        }
-    }
-}
+static void rows_gemm(float *y, const float *A, uint64_t lda, const float *B, uint32_t Rows,
+                      uint32_t K, uint32_t N);
 
 /* Row-few GEMM: y (R, N) += A (R, K) · B (K, N), all row-major with leading dimensions
  * lda, N, N; the products of SPEC §1's multiplicative dense (A = the S scaled copies of x,
@@ -364,43 +317,147 @@ static void rows_gemm(float *y, const float *A, uint64_t lda, const float *B, ui
     }
 }
 
-/* SPEC §1 multiplicative dense: y = c + (S scaled copies of x) · P, P streamed once. */
+/* Dense for R rows: Y (R, out) = b + X·W by the row-few GEMM, one row or many: y[r,o]
+ * starts at b[o] (or 0) and adds x[r,i]·W[i,o] for i = 0..in−1 in order, so a row's bits do
+ * not depend on R, and W is read once per call. A single row goes the same way (not through
+ * sgemv), so a batched row equals its solo run. */
+static void dense_rows_fast(float *Y, const float *X, const float *W, const float *b, uint32_t R,
+                            uint32_t in, uint32_t out)
+{
+    for (uint32_t r = 0; r < R; r++) {
+        float *y = Y + (uint64_t)r * out;
+        if (b)
+            memcpy(y, b, (size_t)out * sizeof *y);
+        else
+            memset(y, 0, (size_t)out * sizeof *y);
+    }
+    rows_gemm(Y, X, in, W, R, in, out);
+}
+
+static void dense_fast(float *y, const float *x, const float *W, const float *b, uint32_t in,
+                       uint32_t out)
+{
+    dense_rows_fast(y, x, W, b, 1, in, out);
+}
+
+/* SPEC §1 sparse FF for R rows. The controller is two row-few GEMMs; then each block reads,
+ * per row, one row of W1ᵀ and, only when its ReLU is positive, one row of W2 — the 1/N of the
+ * weights. Blocks are the outer loop and rows the inner one, so a unit several rows chose is
+ * fetched from memory once and re-read from L1 by the others.
+ * Two phases so that threads never split a sum: the R·B dot products are independent, and
+ * the W2 rows are accumulated by slices of the output, each row's slice summed over b in
+ * order — the order of a row alone, whatever R. */
+static void sparse_ff_rows_fast(float *out, const float *X, const float *c1, const float *c2,
+                                const float *cb, const float *w1t, const float *w2, const float *b2,
+                                uint32_t R, struct sparse_ff_dims dm, struct sparse_ff_scratch *s)
+{
+    uint32_t d = dm.d, F = dm.F, N = dm.N, r = dm.r, B = F / N;
+    dense_rows_fast(s->u, X, c1, NULL, R, d, r);
+    dense_rows_fast(s->logits, s->u, c2, cb, R, r, F);
+    for (uint32_t row = 0; row < R; row++)
+        for (uint32_t b = 0; b < B; b++)
+            s->chosen[(uint64_t)row * B + b] =
+                b * N + argmax(s->logits + (uint64_t)row * F + (uint64_t)b * N, N);
+    const uint32_t *chosen = s->chosen;
+    float *h = s->h;
+#pragma omp parallel for schedule(static) if ((uint64_t)B * d >= (1u << 18))
+    for (uint32_t b = 0; b < B; b++) {
+        for (uint32_t row = 0; row < R; row++) {
+            uint64_t i = (uint64_t)row * B + b;
+            /* prefetch the row read next: the next row's unit, or the next block's first */
+            const float *next = row + 1 < R ? w1t + (uint64_t)chosen[i + B] * d
+                                : b + 1 < B ? w1t + (uint64_t)chosen[b + 1] * d
+                                            : NULL;
+            float v = vec_dot_next(X + (uint64_t)row * d, w1t + (uint64_t)chosen[i] * d, d, next);
+            h[i] = v > 0.0f ? v : 0.0f;
+        }
+    }
+    for (uint32_t row = 0; row < R; row++)
+        memcpy(out + (uint64_t)row * d, b2, (size_t)d * sizeof *out);
+#pragma omp parallel if ((uint64_t)B * d >= (1u << 18))
+    {
+        uint32_t lo = 0, hi = d;
+#ifdef _OPENMP
+        uint32_t nt = (uint32_t)omp_get_num_threads(), t = (uint32_t)omp_get_thread_num();
+        uint32_t chunk = (d / nt + 15) / 16 * 16; /* whole cache lines per thread */
+        lo = t * chunk < d ? t * chunk : d;
+        hi = lo + chunk < d ? lo + chunk : d;
+#endif
+        for (uint32_t b = 0; b < B && lo < hi; b++)
+            for (uint32_t row = 0; row < R; row++) {
+                uint64_t i = (uint64_t)row * B + b;
+                const float *next =
+                    b + 1 < B ? w2 + (uint64_t)chosen[(uint64_t)row * B + b + 1] * d + lo : NULL;
+                if (h[i] > 0.0f)
+                    vec_axpy_next(out + (uint64_t)row * d + lo, h[i],
+                                  w2 + (uint64_t)chosen[i] * d + lo, hi - lo, next);
+            }
+    }
+}
+
+static void sparse_ff_fast(float *out, const float *x, const float *c1, const float *c2,
+                           const float *cb, const float *w1t, const float *w2, const float *b2,
+                           struct sparse_ff_dims dm, struct sparse_ff_scratch *s)
+{
+    sparse_ff_rows_fast(out, x, c1, c2, cb, w1t, w2, b2, 1, dm, s);
+}
+
+/* SPEC §1 multiplicative dense for R rows: Y = c + (the S scaled copies of each row's x) · P,
+ * P streamed once for all R·S rows; scratch (R·S, d): xs[r·S+s, i] = X[r,i]·G[s,i]. */
+static void mult_dense_rows_fast(float *Y, const float *X, const float *G, const float *P,
+                                 const float *c, uint32_t R, uint32_t d, uint32_t S, uint32_t M,
+                                 float *scratch)
+{
+    for (uint32_t r = 0; r < R; r++)
+        for (uint32_t s = 0; s < S; s++) {
+            float *xs = scratch + ((uint64_t)r * S + s) * d;
+            const float *gs = G + (uint64_t)s * d, *x = X + (uint64_t)r * d;
+            for (uint32_t i = 0; i < d; i++)
+                xs[i] = x[i] * gs[i];
+        }
+    for (uint32_t r = 0; r < R; r++)
+        memcpy(Y + (uint64_t)r * S * M, c, (size_t)S * M * sizeof *Y);
+    rows_gemm(Y, scratch, d, P, R * S, d, M);
+}
+
 static void mult_dense_fast(float *y, const float *x, const float *G, const float *P,
                             const float *c, uint32_t d, uint32_t S, uint32_t M, float *scratch)
 {
-    for (uint32_t s = 0; s < S; s++) { /* scratch (S, d): xs[s,i] = x[i]·G[s,i] */
-        float *xs = scratch + (uint64_t)s * d;
-        const float *gs = G + (uint64_t)s * d;
-        for (uint32_t i = 0; i < d; i++)
-            xs[i] = x[i] * gs[i];
-    }
-    memcpy(y, c, (size_t)S * M * sizeof *y);
-    rows_gemm(y, scratch, d, P, S, d, M);
+    mult_dense_rows_fast(y, x, G, P, c, 1, d, S, M, scratch);
 }
 
-/* SPEC §1 local convolution: W (3, Km, M, M) is already the (3·Km·M, M) matrix of an
- * im2col product, so gather the 3·Km neighbour rows of each module (scratch (S, 3·Km·M))
- * and do one row-few GEMM on top of β. */
-static void local_conv_fast(float *out, const float *const rows[3], const float *W,
-                            const float *beta, uint32_t S, uint32_t M, uint32_t Km, float *scratch)
+/* SPEC §1 local convolution for R rows: W (3, Km, M, M) is already the (3·Km·M, M) matrix of
+ * an im2col product, so gather the 3·Km neighbour rows of each module of each row (scratch
+ * (R·S, 3·Km·M)) and do one row-few GEMM on top of β. */
+static void local_conv_rows_fast(float *out, const float *const (*rows)[3], const float *W,
+                                 const float *beta, uint32_t R, uint32_t S, uint32_t M, uint32_t Km,
+                                 float *scratch)
 {
     int half = (int)(Km - 1) / 2;
     uint32_t K = 3 * Km * M;
-    for (uint32_t s = 0; s < S; s++) {
-        float *xs = scratch + (uint64_t)s * K;
-        for (uint32_t a = 0; a < 3; a++)
-            for (uint32_t k = 0; k < Km; k++) {
-                int src = (int)s + (int)k - half;
-                float *dst = xs + (a * Km + k) * M;
-                if (src < 0 || src >= (int)S)
-                    memset(dst, 0, (size_t)M * sizeof *dst);
-                else
-                    memcpy(dst, rows[a] + (uint32_t)src * M, (size_t)M * sizeof *dst);
-            }
-    }
-    for (uint32_t s = 0; s < S; s++)
-        memcpy(out + (uint64_t)s * M, beta, (size_t)M * sizeof *out);
-    rows_gemm(out, scratch, K, W, S, K, M);
+    for (uint32_t r = 0; r < R; r++)
+        for (uint32_t s = 0; s < S; s++) {
+            float *xs = scratch + ((uint64_t)r * S + s) * K;
+            for (uint32_t a = 0; a < 3; a++)
+                for (uint32_t k = 0; k < Km; k++) {
+                    int src = (int)s + (int)k - half;
+                    float *dst = xs + (a * Km + k) * M;
+                    if (src < 0 || src >= (int)S)
+                        memset(dst, 0, (size_t)M * sizeof *dst);
+                    else
+                        memcpy(dst, rows[r][a] + (uint32_t)src * M, (size_t)M * sizeof *dst);
+                }
+        }
+    for (uint64_t s = 0; s < (uint64_t)R * S; s++)
+        memcpy(out + s * M, beta, (size_t)M * sizeof *out);
+    rows_gemm(out, scratch, K, W, R * S, K, M);
+}
+
+static void local_conv_fast(float *out, const float *const rows[3], const float *W,
+                            const float *beta, uint32_t S, uint32_t M, uint32_t Km, float *scratch)
+{
+    const float *const(*one)[3] = (const float *const(*)[3])rows;
+    local_conv_rows_fast(out, one, W, beta, 1, S, M, Km, scratch);
 }
 
 static void attention_fast(float *out, const float *q, const float *kc, const float *vc, uint32_t n,
@@ -434,4 +491,8 @@ const struct kernels kernels_fast = {
     .mult_dense = mult_dense_fast,
     .local_conv = local_conv_fast,
     .attention = attention_fast,
+    .dense_rows = dense_rows_fast,
+    .sparse_ff_rows = sparse_ff_rows_fast,
+    .mult_dense_rows = mult_dense_rows_fast,
+    .local_conv_rows = local_conv_rows_fast,
 };

@@ -109,6 +109,44 @@ static void attention_ref(float *out, const float *q, const float *kc, const flo
     }
 }
 
+/* Batches: each row on its own through the single-row kernel — batch-invariant by
+ * construction, the yardstick of the fast versions. */
+static void dense_rows_ref(float *Y, const float *X, const float *W, const float *b, uint32_t R,
+                           uint32_t in, uint32_t out)
+{
+    for (uint32_t r = 0; r < R; r++)
+        dense_ref(Y + (uint64_t)r * out, X + (uint64_t)r * in, W, b, in, out);
+}
+
+static void sparse_ff_rows_ref(float *out, const float *X, const float *c1, const float *c2,
+                               const float *cb, const float *w1t, const float *w2, const float *b2,
+                               uint32_t R, struct sparse_ff_dims dm, struct sparse_ff_scratch *s)
+{
+    uint32_t B = dm.F / dm.N;
+    for (uint32_t r = 0; r < R; r++) {
+        struct sparse_ff_scratch row = {s->u + (uint64_t)r * dm.r, s->logits + (uint64_t)r * dm.F,
+                                        s->chosen + (uint64_t)r * B, s->h + (uint64_t)r * B};
+        sparse_ff_ref(out + (uint64_t)r * dm.d, X + (uint64_t)r * dm.d, c1, c2, cb, w1t, w2, b2, dm,
+                      &row);
+    }
+}
+
+static void mult_dense_rows_ref(float *Y, const float *X, const float *G, const float *P,
+                                const float *c, uint32_t R, uint32_t d, uint32_t S, uint32_t M,
+                                float *scratch)
+{
+    for (uint32_t r = 0; r < R; r++)
+        mult_dense_ref(Y + (uint64_t)r * S * M, X + (uint64_t)r * d, G, P, c, d, S, M, scratch);
+}
+
+static void local_conv_rows_ref(float *out, const float *const (*rows)[3], const float *W,
+                                const float *beta, uint32_t R, uint32_t S, uint32_t M, uint32_t Km,
+                                float *scratch)
+{
+    for (uint32_t r = 0; r < R; r++)
+        local_conv_ref(out + (uint64_t)r * S * M, rows[r], W, beta, S, M, Km, scratch);
+}
+
 const struct kernels kernels_ref = {
     .name = "ref",
     .dense = dense_ref,
@@ -116,4 +154,8 @@ const struct kernels kernels_ref = {
     .mult_dense = mult_dense_ref,
     .local_conv = local_conv_ref,
     .attention = attention_ref,
+    .dense_rows = dense_rows_ref,
+    .sparse_ff_rows = sparse_ff_rows_ref,
+    .mult_dense_rows = mult_dense_rows_ref,
+    .local_conv_rows = local_conv_rows_ref,
 };

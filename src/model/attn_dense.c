@@ -6,6 +6,7 @@
  * State per sequence and layer: the KV cache, K (capacity, d) then V (capacity, d).
  */
 #include <math.h>
+#include <string.h>
 
 #include "model/layer_kinds.h"
 
@@ -83,10 +84,59 @@ static void forward(const struct sublayer_step *s, const float *x, float *out)
     kind_dense(s, out, sc.att, &w[WO], &w[BO], d, d, &sc.qs);
 }
 
+struct rows_scratch {
+    float *q, *kn, *vn; /* (rows, d) query, new key, new value */
+    float *att;         /* (rows, d) merged heads */
+    float *scores;      /* (capacity) */
+};
+
+static uint64_t rows_layout(const struct model_config *c, uint32_t capacity, uint32_t rows,
+                            void *base, struct rows_scratch *s)
+{
+    uint64_t rd = (uint64_t)rows * c->d_model * sizeof(float);
+    struct carve cv = {base, 0};
+    s->q = carve_take(&cv, rd);
+    s->kn = carve_take(&cv, rd);
+    s->vn = carve_take(&cv, rd);
+    s->att = carve_take(&cv, rd);
+    s->scores = carve_take(&cv, (uint64_t)capacity * sizeof(float));
+    return cv.used;
+}
+
+static uint64_t rows_scratch_bytes(const struct model_config *c, uint32_t capacity, uint32_t rows)
+{
+    struct rows_scratch sc;
+    return rows_layout(c, capacity, rows, NULL, &sc);
+}
+
+/* The projections of all rows at once; attention row by row over each row's own cache. */
+static void forward_rows(const struct sublayer_rows *s, const float *x, float *out)
+{
+    const struct kernels *k = s->k;
+    const struct tensor_view *w = s->w;
+    uint32_t d = s->cfg->d_model, H = s->cfg->n_heads, dh = d / H, R = s->rows;
+    struct rows_scratch sc;
+    rows_layout(s->cfg, s->capacity, R, s->scratch, &sc);
+    k->dense_rows(sc.q, x, view_f32(&w[WQ]), view_f32(&w[BQ]), R, d, d);
+    k->dense_rows(sc.kn, x, view_f32(&w[WK]), view_f32(&w[BK]), R, d, d);
+    k->dense_rows(sc.vn, x, view_f32(&w[WV]), view_f32(&w[BV]), R, d, d);
+    for (uint32_t r = 0; r < R; r++) {
+        struct state st;
+        state_layout(s->cfg, s->capacity, s->states[r], &st);
+        uint64_t p = s->pos[r], o = (uint64_t)r * d;
+        memcpy(st.k + p * d, sc.kn + o, d * sizeof(float));
+        memcpy(st.v + p * d, sc.vn + o, d * sizeof(float));
+        k->attention(sc.att + o, sc.q + o, st.k, st.v, s->pos[r] + 1, d, H, dh, sc.scores);
+    }
+    k->dense_rows(out, sc.att, view_f32(&w[WO]), view_f32(&w[BO]), R, d, d);
+}
+
 const struct sublayer_kind attn_dense = {
     .name = "dense",
     .tensors = tensors,
     .validate = NULL,
     .sizes = sizes,
     .forward = forward,
+    .forward_rows = forward_rows,
+    .rows_scratch_bytes = rows_scratch_bytes,
 };

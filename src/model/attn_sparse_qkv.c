@@ -133,10 +133,80 @@ static void forward(const struct sublayer_step *s, const float *x, float *out)
     k->attention(out, sc.q, st.k, st.v, s->pos + 1, d, H, dh, sc.scores);
 }
 
+struct rows_scratch {
+    float *q, *kn, *vn;      /* (rows, d) query, new key, new value */
+    float *y;                /* (rows, d) multiplicative layer outputs */
+    float *scores;           /* (capacity) */
+    float *work;             /* rows · max(S·d, 9·d) */
+    const float *(*hist)[3]; /* (rows) each row's y_{t-2}, y_{t-1}, y_t */
+};
+
+static uint64_t rows_layout(const struct model_config *c, uint32_t capacity, uint32_t rows,
+                            void *base, struct rows_scratch *s)
+{
+    uint64_t d = c->d_model, S = c->qkv_modules, rd = rows * d * sizeof(float);
+    struct carve cv = {base, 0};
+    s->q = carve_take(&cv, rd);
+    s->kn = carve_take(&cv, rd);
+    s->vn = carve_take(&cv, rd);
+    s->y = carve_take(&cv, rd);
+    s->scores = carve_take(&cv, (uint64_t)capacity * sizeof(float));
+    s->work = carve_take(&cv, (S > 9 ? S : 9) * rd);
+    s->hist = carve_take(&cv, rows * sizeof *s->hist);
+    return cv.used;
+}
+
+static uint64_t rows_scratch_bytes(const struct model_config *c, uint32_t capacity, uint32_t rows)
+{
+    struct rows_scratch sc;
+    return rows_layout(c, capacity, rows, NULL, &sc);
+}
+
+/* The multiplicative layer and the three convolutions of all rows at once (each weight read
+ * once per batch); attention row by row over each row's own cache. */
+static void forward_rows(const struct sublayer_rows *s, const float *x, float *out)
+{
+    const struct kernels *k = s->k;
+    const struct tensor_view *w = s->w;
+    uint32_t d = s->cfg->d_model, H = s->cfg->n_heads, dh = d / H, R = s->rows;
+    uint32_t S = s->cfg->qkv_modules, M = d / S;
+    struct rows_scratch sc;
+    rows_layout(s->cfg, s->capacity, R, s->scratch, &sc);
+    k->mult_dense_rows(sc.y, x, view_f32(&w[MULT_G]), view_f32(&w[MULT_P]), view_f32(&w[MULT_C]), R,
+                       d, S, M, sc.work);
+    for (uint32_t r = 0; r < R; r++) {
+        struct state st;
+        uint64_t reset;
+        state_layout(s->cfg, s->capacity, s->states[r], &st, &reset);
+        sc.hist[r][0] = st.conv_y;
+        sc.hist[r][1] = st.conv_y + d;
+        sc.hist[r][2] = sc.y + (uint64_t)r * d;
+    }
+    const float *const(*hist)[3] = (const float *const(*)[3])sc.hist;
+    k->local_conv_rows(sc.q, hist, view_f32(&w[CONV_Q_W]), view_f32(&w[CONV_Q_B]), R, S, M, 3,
+                       sc.work);
+    k->local_conv_rows(sc.kn, hist, view_f32(&w[CONV_K_W]), view_f32(&w[CONV_K_B]), R, S, M, 3,
+                       sc.work);
+    k->local_conv_rows(sc.vn, hist, view_f32(&w[CONV_V_W]), view_f32(&w[CONV_V_B]), R, S, M, 1,
+                       sc.work);
+    for (uint32_t r = 0; r < R; r++) {
+        struct state st;
+        uint64_t reset, p = s->pos[r], o = (uint64_t)r * d;
+        state_layout(s->cfg, s->capacity, s->states[r], &st, &reset);
+        memcpy(st.k + p * d, sc.kn + o, d * sizeof(float));
+        memcpy(st.v + p * d, sc.vn + o, d * sizeof(float));
+        memcpy(st.conv_y, st.conv_y + d, d * sizeof(float)); /* shift the time window */
+        memcpy(st.conv_y + d, sc.y + o, d * sizeof(float));
+        k->attention(out + o, sc.q + o, st.k, st.v, s->pos[r] + 1, d, H, dh, sc.scores);
+    }
+}
+
 const struct sublayer_kind attn_sparse_qkv = {
     .name = "sparse_qkv",
     .tensors = tensors,
     .validate = validate,
     .sizes = sizes,
     .forward = forward,
+    .forward_rows = forward_rows,
+    .rows_scratch_bytes = rows_scratch_bytes,
 };

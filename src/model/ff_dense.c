@@ -45,10 +45,30 @@ static void forward(const struct sublayer_step *s, const float *x, float *out)
     kind_dense(s, out, hidden, &w[W2], &w[B2], F, d, &qs);
 }
 
+static uint64_t rows_scratch_bytes(const struct model_config *c, uint32_t capacity, uint32_t rows)
+{
+    (void)capacity;
+    return (uint64_t)rows * c->d_ff * sizeof(float); /* the hidden layer (rows, F) */
+}
+
+static void forward_rows(const struct sublayer_rows *s, const float *x, float *out)
+{
+    const struct kernels *k = s->k;
+    const struct tensor_view *w = s->w;
+    uint32_t d = s->cfg->d_model, F = s->cfg->d_ff, R = s->rows;
+    float *hidden = s->scratch; /* (R, F) */
+    k->dense_rows(hidden, x, view_f32(&w[W1]), view_f32(&w[B1]), R, d, F);
+    for (uint64_t i = 0; i < (uint64_t)R * F; i++)
+        hidden[i] = hidden[i] > 0.0f ? hidden[i] : 0.0f;
+    k->dense_rows(out, hidden, view_f32(&w[W2]), view_f32(&w[B2]), R, F, d);
+}
+
 const struct sublayer_kind ff_dense = {
     .name = "dense",
     .tensors = tensors,
     .validate = NULL,
     .sizes = sizes,
     .forward = forward,
+    .forward_rows = forward_rows,
+    .rows_scratch_bytes = rows_scratch_bytes,
 };

@@ -77,6 +77,38 @@ static void forward(const struct sublayer_step *s, const float *x, float *out)
                         view_f32(&w[W1T]), view_f32(&w[W2]), view_f32(&w[B2]), dims, &sc);
 }
 
+/* The batch's scratch: each field rows times the single row's, row-major. */
+static uint64_t rows_layout(const struct model_config *c, uint32_t rows, void *base,
+                            struct sparse_ff_scratch *s)
+{
+    uint64_t F = c->d_ff, B = F / c->ff_block, R = rows;
+    struct carve cv = {base, 0};
+    s->chosen = carve_take(&cv, R * B * sizeof(uint32_t));
+    s->u = carve_take(&cv, R * c->ff_rank * sizeof(float));
+    s->logits = carve_take(&cv, R * F * sizeof(float));
+    s->h = carve_take(&cv, R * B * sizeof(float));
+    return cv.used;
+}
+
+static uint64_t rows_scratch_bytes(const struct model_config *c, uint32_t capacity, uint32_t rows)
+{
+    (void)capacity;
+    struct sparse_ff_scratch sc;
+    return rows_layout(c, rows, NULL, &sc);
+}
+
+static void forward_rows(const struct sublayer_rows *s, const float *x, float *out)
+{
+    const struct model_config *c = s->cfg;
+    const struct tensor_view *w = s->w;
+    struct sparse_ff_scratch sc;
+    rows_layout(c, s->rows, s->scratch, &sc);
+    struct sparse_ff_dims dims = {c->d_model, c->d_ff, c->ff_block, c->ff_rank};
+    s->k->sparse_ff_rows(out, x, view_f32(&w[CTRL_C1]), view_f32(&w[CTRL_C2]),
+                         view_f32(&w[CTRL_CB]), view_f32(&w[W1T]), view_f32(&w[W2]),
+                         view_f32(&w[B2]), s->rows, dims, &sc);
+}
+
 const uint32_t *ff_sparse_chosen(const struct model_config *c, const void *scratch)
 {
     struct sparse_ff_scratch sc;
@@ -91,4 +123,6 @@ const struct sublayer_kind ff_sparse = {
     .validate = validate,
     .sizes = sizes,
     .forward = forward,
+    .forward_rows = forward_rows,
+    .rows_scratch_bytes = rows_scratch_bytes,
 };

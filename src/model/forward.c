@@ -260,3 +260,126 @@ uint32_t forward_head(const struct model *m, struct workspace *ws, const float *
     prof_lap(ws, FWD_HEAD, t);
     return all_finite(logits, c->vocab_size) ? FORWARD_FINITE : FORWARD_AT_HEAD;
 }
+
+/* The largest rows scratch of the model's kinds at max_rows rows. */
+static uint64_t rows_scratch_bytes(const struct layer_kinds *k, const struct model_config *c,
+                                   uint32_t capacity, uint32_t rows)
+{
+    const struct sublayer_kind *kinds[4] = {k->attn, k->ff, k->sru, k->out};
+    uint64_t most = 64;
+    for (int i = 0; i < 4; i++) {
+        uint64_t b = kinds[i] ? kinds[i]->rows_scratch_bytes(c, capacity, rows) : 0;
+        if (b > most) most = b;
+    }
+    return most;
+}
+
+enum stf_status batch_workspace_create(const struct model_config *c, uint32_t capacity,
+                                       uint32_t max_rows, const struct kernels *k,
+                                       struct batch_workspace **out, struct stf_error *err)
+{
+    *out = NULL;
+    struct layer_kinds kinds;
+    enum stf_status st = layer_kinds_pick(c, &kinds, err);
+    if (st) return st;
+    if (max_rows == 0) return stf_fail(err, STF_ERR_ARG, "a batch needs at least one row");
+    struct batch_workspace *ws = calloc(1, sizeof *ws);
+    if (!ws) return stf_fail(err, STF_ERR_NOMEM, "out of memory for the batch workspace");
+    size_t rd = (size_t)max_rows * c->d_model * sizeof(float);
+    ws->k = k;
+    ws->max_rows = max_rows;
+    ws->capacity = capacity;
+    ws->xn = stf_alloc(rd);
+    ws->sub = stf_alloc(rd);
+    ws->sru_out = stf_alloc(rd);
+    ws->states = stf_alloc(max_rows * sizeof *ws->states);
+    ws->scratch = stf_alloc(rows_scratch_bytes(&kinds, c, capacity, max_rows));
+    if (!ws->xn || !ws->sub || !ws->sru_out || !ws->states || !ws->scratch) {
+        batch_workspace_free(ws);
+        return stf_fail(err, STF_ERR_NOMEM, "out of memory for a batch workspace of %u rows",
+                        max_rows);
+    }
+    *out = ws;
+    return STF_OK;
+}
+
+void batch_workspace_free(struct batch_workspace *ws)
+{
+    if (!ws) return;
+    stf_free(ws->xn);
+    stf_free(ws->sub);
+    stf_free(ws->sru_out);
+    stf_free(ws->states);
+    stf_free(ws->scratch);
+    free(ws);
+}
+
+/* Points ws->states at each row's part (offset) of layer l. */
+static void rows_states(struct seq_state *const *s, struct batch_workspace *ws, uint32_t rows,
+                        uint32_t l, uint64_t offset)
+{
+    for (uint32_t r = 0; r < rows; r++)
+        ws->states[r] = s[r]->data + (uint64_t)(l - s[r]->layer_begin) * s[r]->layer_bytes + offset;
+}
+
+/* The same sums as forward_layers, row by row for the element-wise parts. */
+void forward_layers_rows(const struct model *m, struct seq_state *const *s,
+                         struct batch_workspace *ws, const uint32_t *pos, uint32_t rows, float *x)
+{
+    const struct model_config *c = &m->cfg;
+    const struct layer_kinds *kind = &m->kinds;
+    uint32_t d = c->d_model;
+    uint64_t n = (uint64_t)rows * d;
+    struct sublayer_rows step = {.cfg = c,
+                                 .k = ws->k,
+                                 .states = ws->states,
+                                 .pos = pos,
+                                 .rows = rows,
+                                 .capacity = ws->capacity,
+                                 .scratch = ws->scratch};
+    for (uint32_t l = s[0]->layer_begin; l < s[0]->layer_end; l++) {
+        const struct layer_weights *lw = &m->w.layers[l];
+        /* x += Attn(LN1(x)) */
+        for (uint32_t r = 0; r < rows; r++)
+            layernorm(ws->xn + (uint64_t)r * d, x + (uint64_t)r * d, view_f32(&lw->ln1_g),
+                      view_f32(&lw->ln1_b), d);
+        step.w = lw->attn;
+        rows_states(s, ws, rows, l, s[0]->attn.offset);
+        kind->attn->forward_rows(&step, ws->xn, ws->sub);
+        for (uint64_t i = 0; i < n; i++)
+            x[i] += ws->sub[i];
+        /* x += FF(LN2(x)) [+ Dense_o(SRU(Dense_i(LN'(x))))] */
+        if (kind->sru) {
+            step.w = lw->sru;
+            rows_states(s, ws, rows, l, s[0]->sru.offset);
+            kind->sru->forward_rows(&step, x, ws->sru_out);
+        }
+        for (uint32_t r = 0; r < rows; r++)
+            layernorm(ws->xn + (uint64_t)r * d, x + (uint64_t)r * d, view_f32(&lw->ln2_g),
+                      view_f32(&lw->ln2_b), d);
+        step.w = lw->ff;
+        rows_states(s, ws, rows, l, s[0]->ff.offset);
+        kind->ff->forward_rows(&step, ws->xn, ws->sub);
+        if (kind->sru) {
+            for (uint64_t i = 0; i < n; i++)
+                x[i] += ws->sub[i] + ws->sru_out[i];
+        } else {
+            for (uint64_t i = 0; i < n; i++)
+                x[i] += ws->sub[i];
+        }
+    }
+}
+
+void forward_head_rows(const struct model *m, struct batch_workspace *ws, const float *x,
+                       uint32_t rows, float *logits)
+{
+    const struct model_config *c = &m->cfg;
+    uint32_t d = c->d_model;
+    struct sublayer_rows step = {
+        .cfg = c, .k = ws->k, .w = m->w.out, .rows = rows, .scratch = ws->scratch};
+    /* logits = Out(LN_f(x)) */
+    for (uint32_t r = 0; r < rows; r++)
+        layernorm(ws->xn + (uint64_t)r * d, x + (uint64_t)r * d, view_f32(&m->w.lnf_g),
+                  view_f32(&m->w.lnf_b), d);
+    m->kinds.out->forward_rows(&step, ws->xn, logits);
+}

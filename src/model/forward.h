@@ -61,6 +61,18 @@ struct workspace {
     void *scratch; /* the largest scratch of the model's kinds (they run one at a time) */
 };
 
+/* The scratch of batched steps (forward_layers_rows, forward_head_rows): up to max_rows
+ * rows, each of its own sequence, run through the layers together. Allocated once. */
+struct batch_workspace {
+    const struct kernels *k;
+    uint32_t max_rows, capacity;
+    float *xn;      /* (max_rows, d) normalised inputs of a sub-layer */
+    float *sub;     /* (max_rows, d) sub-layer outputs */
+    float *sru_out; /* (max_rows, d) SRU branch outputs */
+    void **states;  /* (max_rows) one sub-layer's per-row states */
+    void *scratch;  /* the largest rows scratch of the model's kinds at max_rows */
+};
+
 /* Bytes of sequence state one layer needs for capacity positions (KV cache and the like):
  * what seq_state_create allocates per layer, and what a plan counts. */
 uint64_t model_layer_state_bytes(const struct model_config *cfg, uint32_t capacity);
@@ -88,6 +100,11 @@ void workspace_free(struct workspace *ws);
 #define FORWARD_AT_EMBED (UINT32_MAX - 1)
 #define FORWARD_AT_HEAD  (UINT32_MAX - 2)
 
+enum stf_status batch_workspace_create(const struct model_config *cfg, uint32_t capacity,
+                                       uint32_t max_rows, const struct kernels *k,
+                                       struct batch_workspace **out, struct stf_error *err);
+void batch_workspace_free(struct batch_workspace *ws);
+
 /* x (d) = E[token] + PE[pos]. Needs the embedding mapped. */
 uint32_t forward_embed(const struct model *m, uint32_t token, uint32_t pos, float *x);
 /* Runs s's layers on the residual stream x (d) in place, at position pos < s->capacity. */
@@ -100,5 +117,16 @@ uint32_t forward_head(const struct model *m, struct workspace *ws, const float *
  * names the model file and the layer. */
 enum stf_status forward_fail_nonfinite(const struct model *m, uint32_t where, uint32_t pos,
                                        struct stf_error *err);
+
+/* Batched decoding: rows ≤ ws->max_rows rows at one step, row r on the residual stream
+ * x[r] (x is (rows, d)) of the sequence s[r] at position pos[r] < capacity. The sequences
+ * are distinct and hold the same layers. Each row's result is bitwise what forward_layers
+ * gives for it alone (batch-invariant kernels), while each dense weight is read once per
+ * step instead of once per row. */
+void forward_layers_rows(const struct model *m, struct seq_state *const *s,
+                         struct batch_workspace *ws, const uint32_t *pos, uint32_t rows, float *x);
+/* logits (rows, V) = Out(LN_f(x)) for x (rows, d); row r bitwise forward_head's. */
+void forward_head_rows(const struct model *m, struct batch_workspace *ws, const float *x,
+                       uint32_t rows, float *logits);
 
 #endif

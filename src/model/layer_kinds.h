@@ -40,6 +40,19 @@ struct sublayer_sizes {
     uint64_t scratch_bytes;
 };
 
+/* R rows at one step, each of its own sequence (batched decoding across sessions): row r
+ * is at position pos[r] of the sequence whose state of this layer is states[r]. */
+struct sublayer_rows {
+    const struct model_config *cfg;
+    const struct kernels *k;
+    const struct tensor_view *w; /* the kind's tensors, in the order of its list */
+    void *const *states;         /* (rows) per-sequence states of this layer */
+    const uint32_t *pos;         /* (rows) positions, each < capacity */
+    uint32_t rows;
+    uint32_t capacity; /* positions each sequence state holds */
+    void *scratch;     /* rows_scratch_bytes(cfg, capacity, rows), 64-byte aligned */
+};
+
 struct sublayer_kind {
     const char *name; /* as in the config text, for messages */
     /* Fills out[0..n) with the kind's tensors (names relative to the layer, e.g. "attn.wq";
@@ -52,6 +65,11 @@ struct sublayer_kind {
      * the residual x (d) to out (d) (it has its own LayerNorm); the output maps the
      * normalised x (d) to logits (V). Allocates nothing, cannot fail. */
     void (*forward)(const struct sublayer_step *s, const float *x, float *out);
+    /* The same for s->rows rows: x (rows, d) to out (rows, d or V), each row bitwise what
+     * forward gives for it alone (the kernels' *_rows calls, batch-invariant), the dense
+     * weights read once for all rows. Allocates nothing, cannot fail. */
+    void (*forward_rows)(const struct sublayer_rows *s, const float *x, float *out);
+    uint64_t (*rows_scratch_bytes)(const struct model_config *c, uint32_t capacity, uint32_t rows);
 };
 
 /* The kinds of one model, chosen from its config. sru is NULL without an SRU branch. */

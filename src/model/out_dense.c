@@ -33,10 +33,24 @@ static void forward(const struct sublayer_step *s, const float *x, float *logits
     kind_dense(s, logits, x, &s->w[W], &s->w[B], s->cfg->d_model, s->cfg->vocab_size, &qs);
 }
 
+static uint64_t rows_scratch_bytes(const struct model_config *c, uint32_t capacity, uint32_t rows)
+{
+    (void)c, (void)capacity, (void)rows;
+    return 0;
+}
+
+static void forward_rows(const struct sublayer_rows *s, const float *x, float *logits)
+{
+    s->k->dense_rows(logits, x, view_f32(&s->w[W]), view_f32(&s->w[B]), s->rows, s->cfg->d_model,
+                     s->cfg->vocab_size);
+}
+
 const struct sublayer_kind out_dense = {
     .name = "dense",
     .tensors = tensors,
     .validate = NULL,
     .sizes = sizes,
     .forward = forward,
+    .forward_rows = forward_rows,
+    .rows_scratch_bytes = rows_scratch_bytes,
 };

@@ -57,10 +57,26 @@ static void forward(const struct sublayer_step *s, const float *x, float *logits
                      s->scratch);
 }
 
+static uint64_t rows_scratch_bytes(const struct model_config *c, uint32_t capacity, uint32_t rows)
+{
+    (void)capacity; /* mult_dense_rows's (rows·S_out, d) */
+    return (uint64_t)rows * c->out_modules * c->d_model * sizeof(float);
+}
+
+static void forward_rows(const struct sublayer_rows *s, const float *x, float *logits)
+{
+    const struct model_config *c = s->cfg;
+    s->k->mult_dense_rows(logits, x, view_f32(&s->w[G]), view_f32(&s->w[P]), view_f32(&s->w[C]),
+                          s->rows, c->d_model, c->out_modules, c->vocab_size / c->out_modules,
+                          s->scratch);
+}
+
 const struct sublayer_kind out_mult = {
     .name = "multiplicative",
     .tensors = tensors,
     .validate = validate,
     .sizes = sizes,
     .forward = forward,
+    .forward_rows = forward_rows,
+    .rows_scratch_bytes = rows_scratch_bytes,
 };

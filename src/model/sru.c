@@ -73,10 +73,49 @@ static void forward(const struct sublayer_step *s, const float *x, float *out)
     kind_dense(s, out, sc.h, &w[WO], &w[BO], n, d, &sc.qs);
 }
 
+static uint64_t rows_layout(const struct model_config *c, uint32_t rows, void *base,
+                            struct scratch *s)
+{
+    uint64_t n = c->sru_units, R = rows;
+    struct carve cv = {base, 0};
+    s->xn = carve_take(&cv, R * c->d_model * sizeof(float));
+    s->u = carve_take(&cv, R * n * sizeof(float));
+    s->gates = carve_take(&cv, R * 3 * n * sizeof(float));
+    s->h = carve_take(&cv, R * n * sizeof(float));
+    return cv.used;
+}
+
+static uint64_t rows_scratch_bytes(const struct model_config *c, uint32_t capacity, uint32_t rows)
+{
+    (void)capacity;
+    struct scratch sc;
+    return rows_layout(c, rows, NULL, &sc);
+}
+
+static void forward_rows(const struct sublayer_rows *s, const float *x, float *out)
+{
+    const struct kernels *k = s->k;
+    const struct tensor_view *w = s->w;
+    uint32_t d = s->cfg->d_model, n = s->cfg->sru_units, R = s->rows;
+    struct scratch sc;
+    rows_layout(s->cfg, R, s->scratch, &sc);
+    for (uint32_t r = 0; r < R; r++)
+        layernorm(sc.xn + (uint64_t)r * d, x + (uint64_t)r * d, view_f32(&w[LN_G]),
+                  view_f32(&w[LN_B]), d);
+    k->dense_rows(sc.u, sc.xn, view_f32(&w[WI]), view_f32(&w[BI]), R, d, n);
+    k->dense_rows(sc.gates, sc.u, view_f32(&w[W]), view_f32(&w[B]), R, n, 3 * n);
+    for (uint32_t r = 0; r < R; r++) /* each row's own carry c */
+        sru_step(sc.h + (uint64_t)r * n, s->states[r], sc.u + (uint64_t)r * n,
+                 sc.gates + (uint64_t)r * 3 * n, n);
+    k->dense_rows(out, sc.h, view_f32(&w[WO]), view_f32(&w[BO]), R, n, d);
+}
+
 const struct sublayer_kind sru_branch = {
     .name = "sru",
     .tensors = tensors,
     .validate = NULL,
     .sizes = sizes,
     .forward = forward,
+    .forward_rows = forward_rows,
+    .rows_scratch_bytes = rows_scratch_bytes,
 };

@@ -319,6 +319,91 @@ static void test_kernels_threads_do_not_change_results(void **state)
     free(hb), free(o1), free(o2), free(ch);
 }
 
+/* Batch invariance: for R = 1..17 rows, every row of a *_rows call is bitwise the single-row
+ * call on that row, for ref and fast, with the batch on 2 threads and the solo runs on 1.
+ * Some rows repeat others so that several rows choose the same sparse FF units. */
+static void test_kernels_rows_equal_solo(void **state)
+{
+    (void)state;
+    const struct shape shapes[] = {{100, 300, 10, 7, 5}, {1024, 2048, 8, 32, 16}};
+    const struct kernels *ks[] = {&kernels_ref, &kernels_fast};
+    enum { RMAX = 17 };
+    struct rng r;
+    rng_seed(&r, 17);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        struct shape sh = shapes[si];
+        uint32_t d = sh.d, F = sh.F, M = d / sh.S, B = F / sh.N;
+        float *X = rand_vec(&r, (size_t)RMAX * d, 1);
+        for (uint32_t row = 5; row < RMAX; row += 4) /* repeats: shared units */
+            memcpy(X + (size_t)row * d, X + (size_t)(row % 5) * d, d * sizeof(float));
+        float *W = rand_vec(&r, (size_t)d * F, 0.1f), *b = rand_vec(&r, F, 1);
+        float *c1 = rand_vec(&r, (size_t)d * sh.r, 0.2f),
+              *c2 = rand_vec(&r, (size_t)sh.r * F, 0.3f);
+        float *w1t = rand_vec(&r, (size_t)F * d, 0.1f), *w2 = rand_vec(&r, (size_t)F * d, 0.1f);
+        float *b2 = rand_vec(&r, d, 1), *G = rand_vec(&r, (size_t)sh.S * d, 1);
+        float *P = rand_vec(&r, (size_t)d * M, 0.1f), *cw = rand_vec(&r, 9 * (size_t)M * M, 0.1f);
+        float *hist = rand_vec(&r, (size_t)RMAX * 3 * d, 1);
+        size_t big = (size_t)RMAX * (F > 9 * d ? F : 9 * d) * sh.S;
+        float *Y = malloc(big * sizeof(float)), *y1 = malloc(big * sizeof(float));
+        float *scratch = malloc(big * sizeof(float));
+        float *u = malloc((size_t)RMAX * sh.r * 4), *lg = malloc((size_t)RMAX * F * 4);
+        float *hb = malloc((size_t)RMAX * B * 4);
+        uint32_t *ch = malloc((size_t)RMAX * B * 4), *ch1 = malloc((size_t)B * 4);
+        float *u1 = malloc((size_t)sh.r * 4), *lg1 = malloc((size_t)F * 4), *hb1 = malloc(B * 4);
+        const float *rows[RMAX][3];
+        for (uint32_t row = 0; row < RMAX; row++)
+            for (int a = 0; a < 3; a++)
+                rows[row][a] = hist + ((size_t)row * 3 + a) * d;
+        struct sparse_ff_dims dm = {d, F, sh.N, sh.r};
+        for (size_t ki = si == 0 ? 0 : 1; ki < 2; ki++) { /* ref: the small shape only */
+            const struct kernels *k = ks[ki];
+            for (uint32_t R = 1; R <= RMAX; R++) {
+                /* dense */
+                kernels_set_threads(2);
+                k->dense_rows(Y, X, W, b, R, d, F);
+                kernels_set_threads(1);
+                for (uint32_t row = 0; row < R; row++) {
+                    k->dense(y1, X + (size_t)row * d, W, b, d, F);
+                    assert_memory_equal(Y + (size_t)row * F, y1, F * sizeof(float));
+                }
+                /* sparse FF */
+                struct sparse_ff_scratch sb = {u, lg, ch, hb};
+                kernels_set_threads(2);
+                k->sparse_ff_rows(Y, X, c1, c2, b, w1t, w2, b2, R, dm, &sb);
+                kernels_set_threads(1);
+                for (uint32_t row = 0; row < R; row++) {
+                    struct sparse_ff_scratch s1 = {u1, lg1, ch1, hb1};
+                    k->sparse_ff(y1, X + (size_t)row * d, c1, c2, b, w1t, w2, b2, dm, &s1);
+                    assert_memory_equal(ch + (size_t)row * B, ch1, B * sizeof(uint32_t));
+                    assert_memory_equal(Y + (size_t)row * d, y1, d * sizeof(float));
+                }
+                /* multiplicative dense */
+                kernels_set_threads(2);
+                k->mult_dense_rows(Y, X, G, P, b, R, d, sh.S, M, scratch);
+                kernels_set_threads(1);
+                for (uint32_t row = 0; row < R; row++) {
+                    k->mult_dense(y1, X + (size_t)row * d, G, P, b, d, sh.S, M, scratch);
+                    assert_memory_equal(Y + (size_t)row * d, y1, d * sizeof(float));
+                }
+                /* local convolutions 3x3 and 3x1 */
+                for (uint32_t Km = 1; Km <= 3; Km += 2) {
+                    kernels_set_threads(2);
+                    k->local_conv_rows(Y, (const float *const(*)[3])rows, cw, b, R, sh.S, M, Km,
+                                       scratch);
+                    kernels_set_threads(1);
+                    for (uint32_t row = 0; row < R; row++) {
+                        k->local_conv(y1, rows[row], cw, b, sh.S, M, Km, scratch);
+                        assert_memory_equal(Y + (size_t)row * d, y1, d * sizeof(float));
+                    }
+                }
+            }
+        }
+        free(X), free(W), free(b), free(c1), free(c2), free(w1t), free(w2), free(b2), free(G);
+        free(P), free(cw), free(hist), free(Y), free(y1), free(scratch), free(u), free(lg);
+        free(hb), free(ch), free(ch1), free(u1), free(lg1), free(hb1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_kernels_local_conv_shapes),
         cmocka_unit_test(test_kernels_controller_picks_vary),
         cmocka_unit_test(test_kernels_threads_do_not_change_results),
+        cmocka_unit_test(test_kernels_rows_equal_solo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
