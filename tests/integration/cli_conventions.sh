@@ -30,7 +30,8 @@ expect_fail() { # name, needle, command...
         fails=$((fails + 1))
     fi
 }
-for t in sparsetf-dist sparsetf-gen sparsetf-quantize sparsetf-tok sparsetf-bench sparsetf-tok-bench sparsetf-info; do
+for t in sparsetf-dist sparsetf-gen sparsetf-quantize sparsetf-tok sparsetf-bench sparsetf-tok-bench sparsetf-info \
+    sparsetf-batch-bench; do
     v=$("$tools/$t" --version 2> /dev/null)
     [[ $v == "$t "[0-9]* ]]
     check "$t --version ($v)" $?
