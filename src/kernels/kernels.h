@@ -1,10 +1,11 @@
 /*
- * kernels: the arithmetic of SPEC §1-§2 for one token (batch 1), in two interchangeable
- * implementations behind struct kernels:
+ * kernels: the arithmetic of SPEC §1-§2 for one token, or for R tokens of R sequences at
+ * once (the *_rows calls, batch-invariant), in two interchangeable implementations behind
+ * struct kernels:
  *   kernels_ref  — plain loops written to read like SPEC, the yardstick for tests;
- *   kernels_fast — OpenBLAS sgemv for dense products, hand-written AVX2 gathers for the
- *                  sparse FF, and a hand-written row-few GEMM (AVX2/AVX-512) that streams its
- *                  weights once for the multiplicative layer and the convolutions (im2col).
+ *   kernels_fast — a hand-written row-few GEMM (AVX2/AVX-512) that streams its weights once
+ *                  for every dense product, the multiplicative layer and the convolutions
+ *                  (im2col), and hand-written AVX2 gathers for the sparse FF.
  * Kernels know nothing of files, MPI or protobuf; all buffers belong to the caller and no
  * kernel allocates. Element-wise pieces (LayerNorm, SRU, softmax) have one implementation.
  */
@@ -98,8 +99,8 @@ void kernels_prepare_process(char **argv);
 
 /* Sets the threads OpenBLAS and the hand-written kernels may use (one rank per core wants 1).
  * Results do not depend on the thread count: no kernel splits a sum across threads (the
- * hand-written ones split outputs; OpenBLAS sgemv was checked to give the same bits with 1
- * and 2 threads, while its sgemm did not for 4 rows, which is why mult_dense avoids it). */
+ * hand-written ones split outputs; OpenBLAS sgemm did not give the same bits for 4 rows on
+ * 1 and 2 threads, and its order depends on the shape, which is why no product uses it). */
 void kernels_set_threads(int n);
 
 #endif
