@@ -11,14 +11,19 @@
  *
  * A model is a preset (random weights, a slice of --layers layers plus the output layer, like
  * sparsetf-bench) or a .stf file (all its layers). Per-token figures are extrapolated to the
- * preset's full depth: layers time x (full layers / slice) + output layer. One JSON line per
- * result on stdout (or --json FILE), the human table on stderr.
+ * preset's full depth: layers time x (full layers / slice) + output layer. Times are this
+ * thread's CPU time (CLOCK_THREAD_CPUTIME_ID; with --threads 1 it is the work done, not the
+ * time other processes held the core — on a shared machine wall times swing by 10x), and
+ * the speedup is also given as the median over steps of the wall-time ratio of the two
+ * ways, timed moments apart. One JSON line per result on stdout (or --json FILE), the human
+ * table on stderr.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "model/forward.h"
 #include "model/init.h"
@@ -53,7 +58,8 @@ static void model_load(struct bench_model *b, const char *name, const struct opt
 {
     struct stf_error err = {0};
     memset(b, 0, sizeof *b);
-    snprintf(b->name, sizeof b->name, "%s", name);
+    const char *base = strrchr(name, '/');
+    snprintf(b->name, sizeof b->name, "%s", base ? base + 1 : name); /* a file: its base name */
     const char *preset = model_preset_text(name);
     if (preset) {
         struct model_config cfg = {0};
@@ -73,6 +79,13 @@ static void model_load(struct bench_model *b, const char *name, const struct opt
     }
 }
 
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -80,7 +93,8 @@ static int cmp_double(const void *a, const void *b)
 }
 
 struct result {
-    double unb_layers, unb_head, bat_layers, bat_head; /* medians, seconds per step */
+    double unb_layers, unb_head, bat_layers, bat_head; /* CPU medians, seconds per step */
+    double wall_ratio;                                 /* median of unbatched / batched wall */
 };
 
 /* One batch size on one model: B sequences per mode, reps + warmup steps. */
@@ -107,8 +121,8 @@ static struct result run_batch(const struct bench_model *b, uint32_t B, const st
     float *xu = stf_alloc((size_t)B * d * sizeof(float)), *xb = stf_alloc((size_t)B * d * 4);
     float *lu = stf_alloc((size_t)B * V * sizeof(float)), *lb = stf_alloc((size_t)B * V * 4);
     uint32_t *pos = stf_alloc(B * sizeof *pos);
-    double *t[4];
-    for (int i = 0; i < 4; i++)
+    double *t[5];
+    for (int i = 0; i < 5; i++)
         t[i] = calloc((size_t)o->reps, sizeof(double));
     if (!xu || !xb || !lu || !lb || !pos) {
         fprintf(stderr, "sparsetf-batch-bench: out of memory at batch %u\n", B);
@@ -121,17 +135,17 @@ static struct result run_batch(const struct bench_model *b, uint32_t B, const st
             xu[i] = xb[i] = rng_normal(&rng);
         for (uint32_t r = 0; r < B; r++)
             pos[r] = s;
-        double t0 = stf_now();
+        double w0 = stf_now(), t0 = cpu_now();
         for (uint32_t r = 0; r < B; r++)
             forward_layers(b->m, su[r], ws, s, xu + (uint64_t)r * d);
-        double t1 = stf_now();
+        double t1 = cpu_now();
         for (uint32_t r = 0; r < B; r++)
             forward_head(b->m, ws, xu + (uint64_t)r * d, lu + (uint64_t)r * V);
-        double t2 = stf_now();
+        double t2 = cpu_now(), w1 = stf_now();
         forward_layers_rows(b->m, sb, bw, pos, B, xb);
-        double t3 = stf_now();
+        double t3 = cpu_now();
         forward_head_rows(b->m, bw, xb, B, lb);
-        double t4 = stf_now();
+        double t4 = cpu_now(), w2 = stf_now();
         if (memcmp(lu, lb, (size_t)B * V * sizeof(float)) != 0) {
             fprintf(stderr,
                     "sparsetf-batch-bench: %s: batch of %u at step %u: batched logits differ "
@@ -142,10 +156,11 @@ static struct result run_batch(const struct bench_model *b, uint32_t B, const st
         if (s >= (uint32_t)o->warmup) {
             int i = (int)s - o->warmup;
             t[0][i] = t1 - t0, t[1][i] = t2 - t1, t[2][i] = t3 - t2, t[3][i] = t4 - t3;
+            t[4][i] = (w1 - w0) / (w2 - w1);
         }
     }
-    double med[4];
-    for (int i = 0; i < 4; i++) {
+    double med[5];
+    for (int i = 0; i < 5; i++) {
         qsort(t[i], (size_t)o->reps, sizeof(double), cmp_double);
         med[i] = t[i][o->reps / 2];
         free(t[i]);
@@ -158,7 +173,7 @@ static struct result run_batch(const struct bench_model *b, uint32_t B, const st
     workspace_free(ws);
     batch_workspace_free(bw);
     stf_free(xu), stf_free(xb), stf_free(lu), stf_free(lb), stf_free(pos);
-    return (struct result){med[0], med[1], med[2], med[3]};
+    return (struct result){med[0], med[1], med[2], med[3], med[4]};
 }
 
 static void usage(FILE *f)
@@ -279,8 +294,12 @@ int main(int argc, char **argv)
         }
         model_load(&models[nm++], p, &o);
     }
-    fprintf(stderr, "\n%-24s %5s %12s %12s %12s %12s %9s %9s\n", "model", "B", "unbat ms/tok",
-            "batch ms/tok", "unbat tok/s", "batch tok/s", "speedup", "head x");
+    fprintf(stderr,
+            "\n(step ms = each session's per-token latency at full depth, CPU time; tok/s = B / "
+            "step; speedup = unbatched / batched CPU time; wall x = median per-step wall ratio)\n"
+            "%-24s %5s %12s %12s %12s %12s %9s %9s %9s\n",
+            "model", "B", "unbat step ms", "batch step ms", "unbat tok/s", "batch tok/s", "speedup",
+            "head x", "wall x");
     /* batch sizes outer, models inner: the models' runs of one size are close in time */
     for (int bi = 0; bi < o.nbatches; bi++)
         for (int mi = 0; mi < nm; mi++) {
@@ -290,19 +309,20 @@ int main(int argc, char **argv)
             double scale = (double)b->full_layers / b->slice;
             /* a step's time for the full depth: every session waits for the whole step */
             double unb = r.unb_layers * scale + r.unb_head, bat = r.bat_layers * scale + r.bat_head;
-            fprintf(stderr, "%-24s %5u %12.2f %12.2f %12.1f %12.1f %8.2fx %8.2fx\n", b->name, B,
-                    1e3 * unb, 1e3 * bat, B / unb, B / bat, unb / bat, r.unb_head / r.bat_head);
+            fprintf(stderr, "%-24s %5u %12.2f %12.2f %12.1f %12.1f %8.2fx %8.2fx %8.2fx\n", b->name,
+                    B, 1e3 * unb, 1e3 * bat, B / unb, B / bat, unb / bat, r.unb_head / r.bat_head,
+                    r.wall_ratio);
             fprintf(o.json,
                     "{\"kind\":\"batch\",\"model\":\"%s\",\"batch\":%u,\"slice_layers\":%u,"
                     "\"full_layers\":%u,\"unbatched_step_ms\":%.4f,\"batched_step_ms\":%.4f,"
                     "\"unbatched_layers_ms\":%.4f,\"batched_layers_ms\":%.4f,"
                     "\"unbatched_head_ms\":%.4f,\"batched_head_ms\":%.4f,"
                     "\"unbatched_tokens_per_s\":%.2f,\"batched_tokens_per_s\":%.2f,"
-                    "\"speedup\":%.3f,\"bitwise_equal\":true,\"reps\":%d,\"threads\":%d,"
-                    "\"kernels\":\"%s\"}\n",
+                    "\"speedup\":%.3f,\"wall_speedup\":%.3f,\"bitwise_equal\":true,\"reps\":%d,"
+                    "\"threads\":%d,\"kernels\":\"%s\",\"time\":\"thread_cpu\"}\n",
                     b->name, B, b->slice, b->full_layers, 1e3 * unb, 1e3 * bat, 1e3 * r.unb_layers,
                     1e3 * r.bat_layers, 1e3 * r.unb_head, 1e3 * r.bat_head, B / unb, B / bat,
-                    unb / bat, o.reps, o.threads, o.kernels);
+                    unb / bat, r.wall_ratio, o.reps, o.threads, o.kernels);
             fflush(o.json);
         }
     for (int mi = 0; mi < nm; mi++)
