@@ -6,12 +6,17 @@
 #include "kernels/kernels_q8_fast_body.h"
 
 #ifdef STF_HAVE_Q8_VNNI
+#include <cpuid.h>
+
 int kernels_q8_have_vnni(void)
 {
     static int have = -1;
     if (have < 0) {
-        __builtin_cpu_init();
-        have = __builtin_cpu_supports("avxvnni") ? 1 : 0;
+        /* CPUID leaf 7, sub-leaf 1, EAX bit 4: AVX-VNNI (read directly: older compilers'
+         * __builtin_cpu_supports does not know the name). The x86-64-v3 baseline already
+         * needs the OS to save YMM state. */
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        have = __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 4 & 1u) ? 1 : 0;
     }
     return have;
 }
