@@ -14,7 +14,10 @@ rc=0
 # (simulated hosts in network namespaces, a Slurm node) are machine-wide: the Release build
 # runs them, and a second copy at the same time would fight over the same namespaces.
 ASAN_OPTIONS="$common:detect_leaks=1" ctest --output-on-failure --timeout 900 -j 2 \
-    -LE 'mpi|model|cluster' -E '^clang_format$' "$@" || rc=1
+    -LE 'mpi|model|cluster' -E '^(clang_format|doc_commands)$' "$@" || rc=1
+# doc_commands runs the docs' mpirun commands too, so it goes with the MPI tests.
 ASAN_OPTIONS="$common:detect_leaks=0" ctest --output-on-failure --timeout 900 -j 2 \
     -L mpi "$@" || rc=1
+ASAN_OPTIONS="$common:detect_leaks=0" ctest --output-on-failure --timeout 900 \
+    -R '^doc_commands$' "$@" || rc=1
 exit $rc
