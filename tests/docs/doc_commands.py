@@ -83,7 +83,9 @@ def main():
     files = []
     for pat in DOCS:
         files += sorted(glob.glob(os.path.join(src, pat)))
-    is_root = os.geteuid() == 0
+    # STF_DOC_TEST_NO_ROOT=1 leaves the root-only blocks out (the sanitizer suite: ranks on
+    # simulated hosts start through a remote-shell agent that does not pass ASAN_OPTIONS).
+    is_root = os.geteuid() == 0 and os.environ.get("STF_DOC_TEST_NO_ROOT") != "1"
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     ran = skipped = 0
