@@ -293,7 +293,11 @@ static void rows_gemm(float *y, const float *A, uint64_t lda, const float *B, ui
         kb = (uint32_t)(ROWS_KB_L1 / ((uint64_t)N * sizeof(float))) / 8 * 8;
         kb = kb < ROWS_KB ? ROWS_KB : kb > 256 ? 256 : kb;
     }
-#pragma omp parallel if ((uint64_t)Rows * K * N >= (1u << 22) && tiles > 1)
+    /* threads split the column tiles: for many multiply-adds, or for a B of 1 MB or more
+     * (one row: memory-bound, and one core does not reach the memory bandwidth) */
+#pragma omp parallel if (((uint64_t)Rows * K * N >= (1u << 22) ||                                  \
+                          (uint64_t)K * N >= (1u << 18)) &&                                        \
+                         tiles > 1)
     {
         /* each thread owns a contiguous range of column tiles for the whole sum over k */
         uint32_t t_lo = 0, t_hi = tiles;

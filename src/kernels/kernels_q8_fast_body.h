@@ -18,7 +18,7 @@
 
 #include "kernels/kernels_q8.h"
 
-#include <cblas.h>
+#include "kernels/kernels.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -42,12 +42,13 @@
 /* Work below this many multiply-adds stays on one thread. */
 #define Q8_PARALLEL_MIN (1u << 18)
 
+/* The f32 controller of the sparse FF (x·C1, u·C2 + cb): the f32 fast kernels' row-few GEMM,
+ * whose per-output order is fixed whatever the thread count (OpenBLAS's sgemv split the sum
+ * by threads, and on this VM it ran its SSE3 "Prescott" kernel). */
 static void matvec_f32(float *y, const float *x, const float *W, const float *b, uint32_t in,
                        uint32_t out)
 {
-    if (b) memcpy(y, b, (size_t)out * sizeof *y);
-    cblas_sgemv(CblasRowMajor, CblasTrans, (int)in, (int)out, 1.0f, W, (int)out, x, 1,
-                b ? 1.0f : 0.0f, y, 1);
+    kernels_fast.dense(y, x, W, b, in, out);
 }
 
 #if Q8_SIMD

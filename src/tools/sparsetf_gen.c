@@ -226,7 +226,7 @@ int main(int argc, char **argv)
         }
     }
     /* Size check up front: a 68 GB write should not fail at 90%. */
-    uint64_t bytes = tok_len;
+    uint64_t bytes = tok_len, params = 0;
     int n = model_tensor_list(&cfg, NULL, NULL, 0);
     struct tensor_desc *descs = calloc((size_t)n, sizeof *descs);
     if (!descs) {
@@ -234,8 +234,10 @@ int main(int argc, char **argv)
         return 1;
     }
     model_tensor_list(&cfg, NULL, descs, n);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         bytes += tensor_desc_bytes(&descs[i]);
+        params += tensor_desc_elements(&descs[i]);
+    }
     free(descs);
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", out);
@@ -275,6 +277,6 @@ int main(int argc, char **argv)
     }
     progress_end(&prog, bytes);
     fprintf(stderr, "wrote %s: %u layers, %.3f GB, %.1f M parameters\n", out, cfg.n_layers,
-            (double)bytes / 1e9, (double)(bytes - tok_len) / 4e6);
+            (double)bytes / 1e9, (double)params / 1e6);
     return 0;
 }
