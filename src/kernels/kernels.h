@@ -71,6 +71,14 @@ struct kernels {
     void (*local_conv_rows)(float *out, const float *const (*rows)[3], const float *W,
                             const float *beta, uint32_t R, uint32_t S, uint32_t M, uint32_t Km,
                             float *scratch);
+    /* SPEC §2 LSH selection of one head's C entries (kernels/lsh.h: lsh_select_ref sorts
+     * priorities as SPEC writes them, lsh_select_fast is one linear pass). */
+    uint32_t (*lsh_select)(uint32_t *J, const uint64_t *sigs, uint32_t sig_stride, uint32_t n,
+                           uint64_t q_sig, uint32_t n_hashes, uint32_t C, uint64_t *work);
+    /* SPEC §2 attention of one head over the selected entries (kernels/lsh.h). */
+    void (*lsh_attend)(float *out, const float *q, const float *qk, const float *v, uint32_t stride,
+                       const float *scale, uint32_t scale_stride, const uint32_t *J, uint32_t nJ,
+                       uint32_t self, uint32_t dh, float *scores);
 };
 
 extern const struct kernels kernels_ref;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/lsh.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -500,6 +501,30 @@ static void attention_fast(float *out, const float *q, const float *kc, const fl
     }
 }
 
+/* SPEC §2 LSH attention of one head over the entries J (lsh_attend_ref's twin) */
+static void lsh_attend_fast(float *out, const float *q, const float *qk, const float *v,
+                            uint32_t stride, const float *scale, uint32_t scale_stride,
+                            const uint32_t *J, uint32_t nJ, uint32_t self, uint32_t dh,
+                            float *scores)
+{
+    float mx = -INFINITY;
+    for (uint32_t i = 0; i < nJ; i++) {
+        uint64_t j = J[i];
+        scores[i] = vec_dot(q, qk + j * stride, dh) * scale[j * scale_stride] -
+                    (J[i] == self ? 1e5f : 0.0f);
+        if (scores[i] > mx) mx = scores[i];
+    }
+    float sum = 0.0f;
+    for (uint32_t i = 0; i < nJ; i++) {
+        scores[i] = expf(scores[i] - mx);
+        sum += scores[i];
+    }
+    float inv = 1.0f / sum;
+    memset(out, 0, (size_t)dh * sizeof *out);
+    for (uint32_t i = 0; i < nJ; i++)
+        vec_axpy(out, scores[i] * inv, v + (uint64_t)J[i] * stride, dh);
+}
+
 const struct kernels kernels_fast = {
     .name = "fast",
     .dense = dense_fast,
@@ -511,4 +536,6 @@ const struct kernels kernels_fast = {
     .sparse_ff_rows = sparse_ff_rows_fast,
     .mult_dense_rows = mult_dense_rows_fast,
     .local_conv_rows = local_conv_rows_fast,
+    .lsh_select = lsh_select_fast,
+    .lsh_attend = lsh_attend_fast,
 };

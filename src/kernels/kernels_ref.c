@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/lsh.h"
 
 static void dense_ref(float *y, const float *x, const float *W, const float *b, uint32_t in,
                       uint32_t out)
@@ -158,4 +159,6 @@ const struct kernels kernels_ref = {
     .sparse_ff_rows = sparse_ff_rows_ref,
     .mult_dense_rows = mult_dense_rows_ref,
     .local_conv_rows = local_conv_rows_ref,
+    .lsh_select = lsh_select_ref,
+    .lsh_attend = lsh_attend_ref,
 };

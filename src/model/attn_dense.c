@@ -131,6 +131,26 @@ static void forward_rows(const struct sublayer_rows *s, const float *x, float *o
     k->dense_rows(out, sc.att, view_f32(&w[WO]), view_f32(&w[BO]), R, d, d);
 }
 
+/* For LSH attention over these weights (attn_lsh.c): its scratch starts with this kind's. */
+static void project(const struct sublayer_step *s, const float *x, float *q, float *kk, float *v)
+{
+    const struct tensor_view *w = s->w;
+    uint32_t d = s->cfg->d_model;
+    struct scratch sc;
+    scratch_layout(s->cfg, s->capacity, s->scratch, &sc);
+    kind_dense(s, q, x, &w[WQ], &w[BQ], d, d, &sc.qs);
+    kind_dense(s, kk, x, &w[WK], &w[BK], d, d, &sc.qs);
+    kind_dense(s, v, x, &w[WV], &w[BV], d, d, &sc.qs);
+}
+
+static void output(const struct sublayer_step *s, const float *o, float *out)
+{
+    uint32_t d = s->cfg->d_model;
+    struct scratch sc;
+    scratch_layout(s->cfg, s->capacity, s->scratch, &sc);
+    kind_dense(s, out, o, &s->w[WO], &s->w[BO], d, d, &sc.qs);
+}
+
 const struct sublayer_kind attn_dense = {
     .name = "dense",
     .tensors = tensors,
@@ -139,4 +159,6 @@ const struct sublayer_kind attn_dense = {
     .forward = forward,
     .forward_rows = forward_rows,
     .rows_scratch_bytes = rows_scratch_bytes,
+    .project = project,
+    .output = output,
 };

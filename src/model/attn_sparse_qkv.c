@@ -98,39 +98,55 @@ static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capaci
     return z;
 }
 
-static void forward(const struct sublayer_step *s, const float *x, float *out)
+/* q (d), k (d), v (d) of this token; shifts the convolution rows. */
+static void project(const struct sublayer_step *s, const float *x, float *q, float *kk, float *v)
 {
     const struct kernels *k = s->k;
     const struct tensor_view *w = s->w;
-    uint32_t d = s->cfg->d_model, H = s->cfg->n_heads, dh = d / H;
+    uint32_t d = s->cfg->d_model;
     uint32_t S = s->cfg->qkv_modules, M = d / S;
     struct scratch sc;
     struct state st;
     uint64_t reset;
     scratch_layout(s->cfg, s->capacity, s->scratch, &sc);
     state_layout(s->cfg, s->capacity, s->state, &st, &reset);
-    float *kslot = st.k + (uint64_t)s->pos * d, *vslot = st.v + (uint64_t)s->pos * d;
     /* y = mult(x); q, k = conv3x3(y history), v = conv3x1 */
     const float *rows[3] = {st.conv_y, st.conv_y + d, sc.y}; /* y_{t-2}, y_{t-1}, y_t */
     if (w[MULT_P].dtype == STF_DTYPE_Q8_0) {                 /* q8 weights: kernels_q8.h */
         const struct kernels_q8 *q8 = kernels_q8_for(k);
         q8->mult_dense(sc.y, x, w[MULT_G].data, w[MULT_G].dtype, w[MULT_P].data,
                        view_f32(&w[MULT_C]), d, S, M, &sc.qs);
-        q8->local_conv(sc.q, rows, w[CONV_Q_W].data, view_f32(&w[CONV_Q_B]), S, M, 3, &sc.qs);
-        q8->local_conv(kslot, rows, w[CONV_K_W].data, view_f32(&w[CONV_K_B]), S, M, 3, &sc.qs);
-        q8->local_conv(vslot, rows, w[CONV_V_W].data, view_f32(&w[CONV_V_B]), S, M, 1, &sc.qs);
+        q8->local_conv(q, rows, w[CONV_Q_W].data, view_f32(&w[CONV_Q_B]), S, M, 3, &sc.qs);
+        q8->local_conv(kk, rows, w[CONV_K_W].data, view_f32(&w[CONV_K_B]), S, M, 3, &sc.qs);
+        q8->local_conv(v, rows, w[CONV_V_W].data, view_f32(&w[CONV_V_B]), S, M, 1, &sc.qs);
     } else {
         k->mult_dense(sc.y, x, view_f32(&w[MULT_G]), view_f32(&w[MULT_P]), view_f32(&w[MULT_C]), d,
                       S, M, sc.work);
-        k->local_conv(sc.q, rows, view_f32(&w[CONV_Q_W]), view_f32(&w[CONV_Q_B]), S, M, 3, sc.work);
-        k->local_conv(kslot, rows, view_f32(&w[CONV_K_W]), view_f32(&w[CONV_K_B]), S, M, 3,
-                      sc.work);
-        k->local_conv(vslot, rows, view_f32(&w[CONV_V_W]), view_f32(&w[CONV_V_B]), S, M, 1,
-                      sc.work);
+        k->local_conv(q, rows, view_f32(&w[CONV_Q_W]), view_f32(&w[CONV_Q_B]), S, M, 3, sc.work);
+        k->local_conv(kk, rows, view_f32(&w[CONV_K_W]), view_f32(&w[CONV_K_B]), S, M, 3, sc.work);
+        k->local_conv(v, rows, view_f32(&w[CONV_V_W]), view_f32(&w[CONV_V_B]), S, M, 1, sc.work);
     }
     memcpy(st.conv_y, st.conv_y + d, d * sizeof(float)); /* shift the time window */
     memcpy(st.conv_y + d, sc.y, d * sizeof(float));
-    k->attention(out, sc.q, st.k, st.v, s->pos + 1, d, H, dh, sc.scores);
+}
+
+static void forward(const struct sublayer_step *s, const float *x, float *out)
+{
+    uint32_t d = s->cfg->d_model, H = s->cfg->n_heads, dh = d / H;
+    struct scratch sc;
+    struct state st;
+    uint64_t reset;
+    scratch_layout(s->cfg, s->capacity, s->scratch, &sc);
+    state_layout(s->cfg, s->capacity, s->state, &st, &reset);
+    float *kslot = st.k + (uint64_t)s->pos * d, *vslot = st.v + (uint64_t)s->pos * d;
+    project(s, x, sc.q, kslot, vslot);
+    s->k->attention(out, sc.q, st.k, st.v, s->pos + 1, d, H, dh, sc.scores);
+}
+
+/* No output projection: the merged heads are the sub-layer output. */
+static void output(const struct sublayer_step *s, const float *o, float *out)
+{
+    memcpy(out, o, s->cfg->d_model * sizeof(float));
 }
 
 struct rows_scratch {
@@ -209,4 +225,6 @@ const struct sublayer_kind attn_sparse_qkv = {
     .forward = forward,
     .forward_rows = forward_rows,
     .rows_scratch_bytes = rows_scratch_bytes,
+    .project = project,
+    .output = output,
 };

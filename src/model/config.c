@@ -185,7 +185,6 @@ enum stf_status model_config_validate(const struct model_config *c, struct stf_e
 {
     enum stf_status st = check_ranges(c, err);
     if (st) return st;
-    REQUIRE(c->arch == ARCH_SCALING, "config: arch `terraformer` is not supported yet");
     REQUIRE(c->d_model % c->n_heads == 0, "config: n_heads (%u) must divide d_model (%u)",
             c->n_heads, c->d_model);
     REQUIRE(c->bos_id < c->vocab_size, "config: bos_id (%u) must be below vocab_size (%u)",
@@ -233,6 +232,36 @@ static const struct preset presets[] = {
      TINY_BASE "ff = sparse\nattn = sparse_qkv\nout = multiplicative\n"},
     {"tiny-sparse-sru", "test model, all sparse plus an SRU branch of 32 units",
      TINY_BASE "ff = sparse\nattn = sparse_qkv\nout = multiplicative\nsru_units = 32\n"},
+    {"tiny-terraformer",
+     "test model: reversible blocks, sparse FF/QKV, SRU 16, LSH in Attn2 (C=16, P=24, D=8)",
+     TINY_BASE "arch = terraformer\nff = sparse\nattn = sparse_qkv\nout = multiplicative\n"
+               "sru_units = 16\nlsh_period = 2\nlsh_phase = 1\nlsh_n_hashes = 2\n"
+               "lsh_n_buckets = 4\nlsh_chunk_len = 4\nlsh_chunks_before = 1\n"
+               "lsh_cache_len = 24\nlsh_drop_len = 8\n"},
+    {"small-terraformer",
+     "the trained Terraformer's shape: d=192, 4 blocks, LSH in Attn2 (C=128, P=192, D=64)",
+     "arch = terraformer\nd_model = 192\nn_heads = 4\nn_layers = 4\nd_ff = 1344\n"
+     "vocab_size = 8000\nmax_seq_len = 256\nff = sparse\nff_block = 32\nff_rank = 16\n"
+     "attn = sparse_qkv\nqkv_modules = 4\nout = multiplicative\nout_modules = 4\n"
+     "sru_units = 32\nlsh_period = 2\nlsh_phase = 1\nlsh_n_hashes = 2\nlsh_n_buckets = 8\n"
+     "lsh_chunk_len = 32\nlsh_chunks_before = 1\nlsh_cache_len = 192\nlsh_drop_len = 64\n"
+     "bos_id = 1\neos_id = 2\n"},
+    {"800m-terraformer",
+     "800m-sparse as reversible blocks + SRU 256, LSH everywhere (C=512, P=2048, D=1024), T=16k",
+     "arch = terraformer\nd_model = 1024\nn_heads = 16\nn_layers = 24\nd_ff = 6144\n"
+     "vocab_size = 32000\nmax_seq_len = 16384\nff = sparse\nff_block = 64\nff_rank = 96\n"
+     "attn = sparse_qkv\nqkv_modules = 16\nout = multiplicative\nout_modules = 4\n"
+     "sru_units = 256\nlsh_period = 1\nlsh_phase = 0\nlsh_n_hashes = 2\n"
+     "lsh_n_buckets = 64\nlsh_chunk_len = 128\nlsh_chunks_before = 1\nlsh_cache_len = 2048\n"
+     "lsh_drop_len = 1024\nbos_id = 1\neos_id = 2\n"},
+    {"17b-terraformer",
+     "17b-sparse as reversible blocks + SRU 1024, LSH everywhere (C=512, P=2048, D=1024), T=16k",
+     "arch = terraformer\nd_model = 9216\nn_heads = 96\nn_layers = 14\nd_ff = 65536\n"
+     "vocab_size = 32000\nmax_seq_len = 16384\nff = sparse\nff_block = 256\nff_rank = 32\n"
+     "attn = sparse_qkv\nqkv_modules = 64\nout = multiplicative\nout_modules = 8\n"
+     "sru_units = 1024\nlsh_period = 1\nlsh_phase = 0\nlsh_n_hashes = 2\n"
+     "lsh_n_buckets = 64\nlsh_chunk_len = 128\nlsh_chunks_before = 1\nlsh_cache_len = 2048\n"
+     "lsh_drop_len = 1024\nbos_id = 1\neos_id = 2\n"},
     {"small-sparse", "d=256, 4 layers, all sparse with SRU: a quick demo model",
      "d_model = 256\nn_heads = 8\nn_layers = 4\nd_ff = 1024\nvocab_size = 8000\n"
      "max_seq_len = 512\nff = sparse\nff_block = 32\nff_rank = 32\nattn = sparse_qkv\n"

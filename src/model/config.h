@@ -47,7 +47,15 @@ enum weight_type { WEIGHTS_F32 = 0, WEIGHTS_Q8 = 1 };
     U32(sru_units, 0, 1u << 20, "n; 0 = no SRU branch")                                            \
     U32(bos_id, 0, UINT32_MAX, "token that starts a sequence")                                     \
     U32(eos_id, 0, UINT32_MAX, "token that ends generation")                                       \
-    ENUM(weights, enum weight_type, ("f32", "q8"), "large matrices f32 or q8 (file-format.md)")
+    ENUM(weights, enum weight_type, ("f32", "q8"), "large matrices f32 or q8 (file-format.md)")    \
+    U32(lsh_period, 0, 1u << 20, "attention sub-layer l is LSH iff l % period == phase; 0 none")   \
+    U32(lsh_phase, 0, 1u << 20, "see lsh_period; l counts 2·block + k in a Terraformer")           \
+    U32(lsh_n_hashes, 0, 8, "LSH hash rounds (one byte each in a bucket signature)")               \
+    U32(lsh_n_buckets, 0, 256, "LSH buckets per round, even")                                      \
+    U32(lsh_chunk_len, 0, 1u << 20, "C = n_hashes * chunk_len * (1 + chunks_before)")              \
+    U32(lsh_chunks_before, 0, 1u << 20, "1 for a decoder (Trax), 0 after")                         \
+    U32(lsh_cache_len, 0, 1u << 24, "P: entries an LSH cache holds")                               \
+    U32(lsh_drop_len, 0, 1u << 24, "D: oldest entries dropped when the cache is full")
 
 #define MODEL_CONFIG_MEMBER_U32(name, min, max, comment)       uint32_t name;
 #define MODEL_CONFIG_MEMBER_ENUM(name, type, choices, comment) type name;
@@ -80,6 +88,48 @@ const char *model_preset_name(int i, const char **description);
 static inline uint32_t model_head_dim(const struct model_config *c)
 {
     return c->d_model / c->n_heads;
+}
+
+/* Residual streams a position carries between layers (and ranks): 2 in the Terraformer's
+ * reversible blocks (a, b), 1 otherwise (SPEC §3). */
+static inline uint32_t model_streams(const struct model_config *c)
+{
+    return c->arch == ARCH_TERRAFORMER ? 2u : 1u;
+}
+
+/* Attention sub-layers per layer (block): Attn1 and Attn2 in a Terraformer block. */
+static inline uint32_t model_attn_per_layer(const struct model_config *c)
+{
+    return c->arch == ARCH_TERRAFORMER ? 2u : 1u;
+}
+
+/* Whether attention sub-layer l (global index: the layer in a Scaling Transformer, 2·block
+ * + k in a Terraformer) uses LSH attention (SPEC §2). */
+static inline int model_sublayer_is_lsh(const struct model_config *c, uint32_t l)
+{
+    return c->lsh_period && l % c->lsh_period == c->lsh_phase;
+}
+
+/* SPEC §2 cache rule, as rank 0 applies it: before an entry is written into LSH caches that
+ * hold `end` entries, the oldest D are dropped when end + 1 > P. Returns 0 or D. */
+static inline uint32_t model_lsh_drop_before(const struct model_config *c, uint32_t end)
+{
+    return end + 1u > c->lsh_cache_len ? c->lsh_drop_len : 0u;
+}
+
+/* Attention sub-layers of the model that use LSH. */
+static inline uint32_t model_lsh_sublayers(const struct model_config *c)
+{
+    uint32_t n = 0;
+    for (uint32_t l = 0; c->lsh_period && l < c->n_layers * model_attn_per_layer(c); l++)
+        n += model_sublayer_is_lsh(c, l) ? 1u : 0u;
+    return n;
+}
+
+/* C: the entries an LSH query attends to (SPEC §2). */
+static inline uint64_t model_lsh_C(const struct model_config *c)
+{
+    return (uint64_t)c->lsh_n_hashes * c->lsh_chunk_len * (1 + (uint64_t)c->lsh_chunks_before);
 }
 
 #endif

@@ -7,15 +7,18 @@
 
 #include "util/mem.h"
 
-/* One layer's block of sequence state: the attention kind's part, the FF kind's, the SRU
- * branch's (each 64-byte aligned). Returns the block's size. */
+/* Layer l's block of sequence state: its attention sub-layers' parts, the FF kind's, the
+ * SRU branch's (each 64-byte aligned). Returns the block's size. */
 static uint64_t layer_state_layout(const struct layer_kinds *k, const struct model_config *c,
-                                   uint32_t capacity, struct seq_state *s)
+                                   uint32_t capacity, uint32_t l, struct seq_state_layer *out)
 {
-    const struct sublayer_kind *kinds[3] = {k->attn, k->ff, k->sru};
-    struct seq_state_part *parts[3] = {&s->attn, &s->ff, &s->sru};
+    uint32_t na = model_attn_per_layer(c);
+    const struct sublayer_kind *kinds[4] = {layer_kinds_attn(k, c, l * na),
+                                            na > 1 ? layer_kinds_attn(k, c, l * na + 1) : NULL,
+                                            k->ff, k->sru};
+    struct seq_state_part *parts[4] = {&out->attn[0], &out->attn[1], &out->ff, &out->sru};
     struct carve cv = {NULL, 0};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         struct sublayer_sizes z =
             kinds[i] ? kinds[i]->sizes(c, capacity) : (struct sublayer_sizes){0};
         parts[i]->offset = cv.used;
@@ -29,9 +32,16 @@ uint64_t model_layer_state_bytes(const struct model_config *c, uint32_t capacity
 {
     struct layer_kinds k;
     struct stf_error err;
-    struct seq_state s;
+    struct seq_state_layer sl;
     if (layer_kinds_pick(c, &k, &err)) return 0;
-    return layer_state_layout(&k, c, capacity, &s);
+    uint64_t most = 0;
+    /* the layout repeats with the LSH period: looking at that many layers is enough */
+    uint32_t n = c->lsh_period ? c->lsh_period : 1;
+    for (uint32_t l = 0; l < n && l < c->n_layers; l++) {
+        uint64_t b = layer_state_layout(&k, c, capacity, l, &sl);
+        if (b > most) most = b;
+    }
+    return most;
 }
 
 enum stf_status seq_state_create(const struct model_config *cfg, uint32_t layer_begin,
@@ -53,18 +63,26 @@ enum stf_status seq_state_create(const struct model_config *cfg, uint32_t layer_
                         capacity, (unsigned long long)L, cfg->d_model, (double)need / 1e9,
                         (double)stf_memory_limit() / 1e9);
     struct seq_state *s = calloc(1, sizeof *s);
-    if (!s) return stf_fail(err, STF_ERR_NOMEM, "out of memory for sequence state");
+    if (!s || !(s->layers = calloc(L + 1, sizeof *s->layers))) {
+        free(s);
+        return stf_fail(err, STF_ERR_NOMEM, "out of memory for sequence state");
+    }
     s->layer_begin = layer_begin;
     s->layer_end = layer_end;
     s->capacity = capacity;
-    s->layer_bytes = layer_state_layout(&kinds, cfg, capacity, s);
-    s->data = stf_alloc(L * s->layer_bytes + (L == 0)); /* 1 byte when no layer */
+    s->cfg = cfg;
+    uint64_t total = 0;
+    for (uint64_t i = 0; i < L; i++) {
+        s->layers[i].offset = total;
+        total +=
+            layer_state_layout(&kinds, cfg, capacity, layer_begin + (uint32_t)i, &s->layers[i]);
+    }
+    s->data = stf_alloc(total + (L == 0)); /* 1 byte when no layer */
     if (!s->data) {
         seq_state_free(s);
         return stf_fail(err, STF_ERR_NOMEM,
                         "out of memory for the state of %u positions x %llu layers (%llu bytes)",
-                        capacity, (unsigned long long)L,
-                        (unsigned long long)(L * model_layer_state_bytes(cfg, capacity)));
+                        capacity, (unsigned long long)L, (unsigned long long)total);
     }
     *out = s;
     return STF_OK;
@@ -72,16 +90,47 @@ enum stf_status seq_state_create(const struct model_config *cfg, uint32_t layer_
 
 void seq_state_reset(struct seq_state *s)
 {
-    const struct seq_state_part *parts[3] = {&s->attn, &s->ff, &s->sru};
-    for (uint64_t l = 0; l < s->layer_end - s->layer_begin; l++)
-        for (int i = 0; i < 3; i++)
-            memset(s->data + l * s->layer_bytes + parts[i]->offset, 0, parts[i]->reset_bytes);
+    for (uint64_t l = 0; l < s->layer_end - s->layer_begin; l++) {
+        const struct seq_state_layer *sl = &s->layers[l];
+        const struct seq_state_part *parts[4] = {&sl->attn[0], &sl->attn[1], &sl->ff, &sl->sru};
+        for (int i = 0; i < 4; i++)
+            memset(s->data + sl->offset + parts[i]->offset, 0, parts[i]->reset_bytes);
+    }
+}
+
+int seq_state_lsh(const struct seq_state *s, uint32_t i, uint32_t *sublayer, void **state)
+{
+    const struct model_config *c = s->cfg;
+    uint32_t na = model_attn_per_layer(c);
+    for (uint32_t l = s->layer_begin; l < s->layer_end; l++)
+        for (uint32_t a = 0; a < na; a++)
+            if (model_sublayer_is_lsh(c, l * na + a) && i-- == 0) {
+                const struct seq_state_layer *sl = &s->layers[l - s->layer_begin];
+                *sublayer = l * na + a;
+                *state = s->data + sl->offset + sl->attn[a].offset;
+                return 1;
+            }
+    return 0;
+}
+
+void seq_state_lsh_prepare(struct seq_state *s, uint64_t sigma)
+{
+    uint32_t l;
+    void *st;
+    for (uint32_t i = 0; seq_state_lsh(s, i, &l, &st); i++) {
+        struct lsh_cache_info info;
+        attn_lsh_info(s->cfg, st, &info);
+        if (!info.seeded) attn_lsh_seed(s->cfg, st, sigma, l);
+        uint32_t drop = model_lsh_drop_before(s->cfg, info.end);
+        if (drop) attn_lsh_drop(s->cfg, st, drop);
+    }
 }
 
 void seq_state_free(struct seq_state *s)
 {
     if (!s) return;
     stf_free(s->data);
+    free(s->layers);
     free(s);
 }
 
@@ -89,9 +138,9 @@ void seq_state_free(struct seq_state *s)
 static uint64_t scratch_bytes(const struct layer_kinds *k, const struct model_config *c,
                               uint32_t capacity)
 {
-    const struct sublayer_kind *kinds[4] = {k->attn, k->ff, k->sru, k->out};
+    const struct sublayer_kind *kinds[5] = {k->attn, k->ff, k->sru, k->out, k->attn_lsh};
     uint64_t most = 64;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         uint64_t b = kinds[i] ? kinds[i]->sizes(c, capacity).scratch_bytes : 0;
         if (b > most) most = b;
     }
@@ -182,6 +231,7 @@ uint32_t forward_embed(const struct model *m, uint32_t token, uint32_t pos, floa
         memcpy(x, view_f32(&m->w.embed) + (uint64_t)token * d, d * sizeof(float));
     for (uint32_t i = 0; i < d; i++)
         x[i] += p[i]; /* SPEC §1: E[tok] + PE[p], no scaling */
+    if (model_streams(&m->cfg) == 2) memcpy(x + d, x, d * sizeof(float)); /* b = a (SPEC §3) */
     return all_finite(x, d) ? FORWARD_FINITE : FORWARD_AT_EMBED;
 }
 
@@ -200,61 +250,109 @@ static inline double prof_lap(const struct workspace *ws, enum forward_part part
     return now;
 }
 
+/* target += sublayer(LN(in)) for attention sub-layer `a` of layer l (its state part). */
+static void attention_into(const struct model *m, struct seq_state *s, struct workspace *ws,
+                           struct sublayer_step *step, uint32_t l, uint32_t a, const float *in,
+                           float *target)
+{
+    const struct model_config *c = &m->cfg;
+    const struct layer_weights *lw = &m->w.layers[l];
+    const struct seq_state_layer *sl = &s->layers[l - s->layer_begin];
+    uint32_t d = c->d_model;
+    double t = prof_start(ws);
+    layernorm(ws->xn, in, view_f32(a ? &lw->lna2_g : &lw->ln1_g),
+              view_f32(a ? &lw->lna2_b : &lw->ln1_b), d);
+    t = prof_lap(ws, FWD_NORM, t);
+    step->w = a ? lw->attn2 : lw->attn;
+    step->state = s->data + sl->offset + sl->attn[a].offset;
+    layer_kinds_attn(&m->kinds, c, l * model_attn_per_layer(c) + a)->forward(step, ws->xn, ws->sub);
+    t = prof_lap(ws, FWD_ATTN, t);
+    for (uint32_t i = 0; i < d; i++)
+        target[i] += ws->sub[i];
+    prof_lap(ws, FWD_RESIDUAL, t);
+}
+
+/* target += FF(LN2(in)) [+ Dense_o(SRU(Dense_i(LN'(in))))] (SPEC §3 FFB). */
+static void ffb_into(const struct model *m, struct seq_state *s, struct workspace *ws,
+                     struct sublayer_step *step, uint32_t l, const float *in, float *target)
+{
+    const struct model_config *c = &m->cfg;
+    const struct layer_kinds *kind = &m->kinds;
+    const struct layer_weights *lw = &m->w.layers[l];
+    const struct seq_state_layer *sl = &s->layers[l - s->layer_begin];
+    unsigned char *state = s->data + sl->offset;
+    uint32_t d = c->d_model;
+    double t = prof_start(ws);
+    if (kind->sru) {
+        step->w = lw->sru;
+        step->state = state + sl->sru.offset;
+        kind->sru->forward(step, in, ws->sru_out);
+        t = prof_lap(ws, FWD_SRU, t);
+    }
+    layernorm(ws->xn, in, view_f32(&lw->ln2_g), view_f32(&lw->ln2_b), d);
+    t = prof_lap(ws, FWD_NORM, t);
+    step->w = lw->ff;
+    step->state = state + sl->ff.offset;
+    kind->ff->forward(step, ws->xn, ws->sub);
+    t = prof_lap(ws, FWD_FF, t);
+    if (kind->sru) {
+        for (uint32_t i = 0; i < d; i++)
+            target[i] += ws->sub[i] + ws->sru_out[i];
+    } else {
+        for (uint32_t i = 0; i < d; i++)
+            target[i] += ws->sub[i];
+    }
+    prof_lap(ws, FWD_RESIDUAL, t);
+}
+
 uint32_t forward_layers(const struct model *m, struct seq_state *s, struct workspace *ws,
                         uint32_t pos, float *x)
 {
     const struct model_config *c = &m->cfg;
-    const struct layer_kinds *kind = &m->kinds;
     uint32_t d = c->d_model;
     struct sublayer_step step = {
         .cfg = c, .k = ws->k, .scratch = ws->scratch, .capacity = s->capacity, .pos = pos};
-    double t = prof_start(ws);
+    float *a = x, *b = x + d;
     for (uint32_t l = s->layer_begin; l < s->layer_end; l++) {
-        const struct layer_weights *lw = &m->w.layers[l];
-        unsigned char *state = s->data + (uint64_t)(l - s->layer_begin) * s->layer_bytes;
-        /* x += Attn(LN1(x)) */
-        layernorm(ws->xn, x, view_f32(&lw->ln1_g), view_f32(&lw->ln1_b), d);
-        t = prof_lap(ws, FWD_NORM, t);
-        step.w = lw->attn;
-        step.state = state + s->attn.offset;
-        kind->attn->forward(&step, ws->xn, ws->sub);
-        t = prof_lap(ws, FWD_ATTN, t);
-        for (uint32_t i = 0; i < d; i++)
-            x[i] += ws->sub[i];
-        t = prof_lap(ws, FWD_RESIDUAL, t);
-        /* x += FF(LN2(x)) [+ Dense_o(SRU(Dense_i(LN'(x))))] */
-        if (kind->sru) {
-            step.w = lw->sru;
-            step.state = state + s->sru.offset;
-            kind->sru->forward(&step, x, ws->sru_out);
-            t = prof_lap(ws, FWD_SRU, t);
-        }
-        layernorm(ws->xn, x, view_f32(&lw->ln2_g), view_f32(&lw->ln2_b), d);
-        t = prof_lap(ws, FWD_NORM, t);
-        step.w = lw->ff;
-        step.state = state + s->ff.offset;
-        kind->ff->forward(&step, ws->xn, ws->sub);
-        t = prof_lap(ws, FWD_FF, t);
-        if (kind->sru) {
-            for (uint32_t i = 0; i < d; i++)
-                x[i] += ws->sub[i] + ws->sru_out[i];
+        if (c->arch == ARCH_TERRAFORMER) {
+            /* SPEC §3: a += Attn1(LN1(b)); b += Attn2(LN2(a)); a += FFB(b); (a, b) = (b, a) */
+            attention_into(m, s, ws, &step, l, 0, b, a);
+            attention_into(m, s, ws, &step, l, 1, a, b);
+            ffb_into(m, s, ws, &step, l, b, a);
+            float *t = a;
+            a = b, b = t;
+            if (!all_finite(x, 2 * d)) return l;
         } else {
-            for (uint32_t i = 0; i < d; i++)
-                x[i] += ws->sub[i];
+            /* x += Attn(LN1(x)); x += FF(LN2(x)) [+ the SRU branch] */
+            attention_into(m, s, ws, &step, l, 0, x, x);
+            ffb_into(m, s, ws, &step, l, x, x);
+            if (!all_finite(x, d)) return l;
         }
-        t = prof_lap(ws, FWD_RESIDUAL, t);
-        if (!all_finite(x, d)) return l;
     }
+    /* the swaps are pointer swaps: after an odd number of blocks, a and b sit exchanged */
+    if (c->arch == ARCH_TERRAFORMER && a != x)
+        for (uint32_t i = 0; i < d; i++) {
+            float t = x[i];
+            x[i] = x[d + i];
+            x[d + i] = t;
+        }
     return FORWARD_FINITE;
 }
 
 uint32_t forward_head(const struct model *m, struct workspace *ws, const float *x, float *logits)
 {
     const struct model_config *c = &m->cfg;
+    uint32_t d = c->d_model;
     struct sublayer_step step = {.cfg = c, .k = ws->k, .w = m->w.out, .scratch = ws->scratch};
-    /* logits = Out(LN_f(x)) */
     double t = prof_start(ws);
-    layernorm(ws->xn, x, view_f32(&m->w.lnf_g), view_f32(&m->w.lnf_b), c->d_model);
+    const float *in = x;
+    if (c->arch == ARCH_TERRAFORMER) { /* LN_f((a + b)/2) */
+        for (uint32_t i = 0; i < d; i++)
+            ws->sub[i] = (x[i] + x[d + i]) * 0.5f;
+        in = ws->sub;
+    }
+    /* logits = Out(LN_f(x)) */
+    layernorm(ws->xn, in, view_f32(&m->w.lnf_g), view_f32(&m->w.lnf_b), d);
     t = prof_lap(ws, FWD_NORM, t);
     m->kinds.out->forward(&step, ws->xn, logits);
     prof_lap(ws, FWD_HEAD, t);
@@ -283,6 +381,11 @@ enum stf_status batch_workspace_create(const struct model_config *c, uint32_t ca
     enum stf_status st = layer_kinds_pick(c, &kinds, err);
     if (st) return st;
     if (max_rows == 0) return stf_fail(err, STF_ERR_ARG, "a batch needs at least one row");
+    if (c->arch != ARCH_SCALING || c->lsh_period)
+        return stf_fail(err, STF_ERR_ARG,
+                        "batched steps run the Scaling Transformer without LSH sub-layers; this "
+                        "model (arch %s, lsh_period %u) steps one sequence at a time",
+                        model_config_choice_name("arch", c->arch), c->lsh_period);
     struct batch_workspace *ws = calloc(1, sizeof *ws);
     if (!ws) return stf_fail(err, STF_ERR_NOMEM, "out of memory for the batch workspace");
     size_t rd = (size_t)max_rows * c->d_model * sizeof(float);
@@ -314,12 +417,20 @@ void batch_workspace_free(struct batch_workspace *ws)
     free(ws);
 }
 
-/* Points ws->states at each row's part (offset) of layer l. */
+/* The part of layer l of a sequence state. */
+enum state_part { PART_ATTN, PART_FF, PART_SRU };
+
+/* Points ws->states at each row's part of layer l. */
 static void rows_states(struct seq_state *const *s, struct batch_workspace *ws, uint32_t rows,
-                        uint32_t l, uint64_t offset)
+                        uint32_t l, enum state_part part)
 {
-    for (uint32_t r = 0; r < rows; r++)
-        ws->states[r] = s[r]->data + (uint64_t)(l - s[r]->layer_begin) * s[r]->layer_bytes + offset;
+    for (uint32_t r = 0; r < rows; r++) {
+        const struct seq_state_layer *sl = &s[r]->layers[l - s[r]->layer_begin];
+        const struct seq_state_part *p = part == PART_ATTN ? &sl->attn[0]
+                                         : part == PART_FF ? &sl->ff
+                                                           : &sl->sru;
+        ws->states[r] = s[r]->data + sl->offset + p->offset;
+    }
 }
 
 /* The same sums as forward_layers, row by row for the element-wise parts. */
@@ -344,21 +455,21 @@ void forward_layers_rows(const struct model *m, struct seq_state *const *s,
             layernorm(ws->xn + (uint64_t)r * d, x + (uint64_t)r * d, view_f32(&lw->ln1_g),
                       view_f32(&lw->ln1_b), d);
         step.w = lw->attn;
-        rows_states(s, ws, rows, l, s[0]->attn.offset);
+        rows_states(s, ws, rows, l, PART_ATTN);
         kind->attn->forward_rows(&step, ws->xn, ws->sub);
         for (uint64_t i = 0; i < n; i++)
             x[i] += ws->sub[i];
         /* x += FF(LN2(x)) [+ Dense_o(SRU(Dense_i(LN'(x))))] */
         if (kind->sru) {
             step.w = lw->sru;
-            rows_states(s, ws, rows, l, s[0]->sru.offset);
+            rows_states(s, ws, rows, l, PART_SRU);
             kind->sru->forward_rows(&step, x, ws->sru_out);
         }
         for (uint32_t r = 0; r < rows; r++)
             layernorm(ws->xn + (uint64_t)r * d, x + (uint64_t)r * d, view_f32(&lw->ln2_g),
                       view_f32(&lw->ln2_b), d);
         step.w = lw->ff;
-        rows_states(s, ws, rows, l, s[0]->ff.offset);
+        rows_states(s, ws, rows, l, PART_FF);
         kind->ff->forward_rows(&step, ws->xn, ws->sub);
         if (kind->sru) {
             for (uint64_t i = 0; i < n; i++)

@@ -24,12 +24,20 @@ struct seq_state_part {
     uint64_t offset, reset_bytes;
 };
 
+/* One layer's block: its attention sub-layers (two in a Terraformer block), FF, SRU. The
+ * layout can differ between layers (an LSH sub-layer's cache is bounded by P, a dense one
+ * grows with the capacity). */
+struct seq_state_layer {
+    uint64_t offset; /* of the block in data */
+    struct seq_state_part attn[2], ff, sru;
+};
+
 struct seq_state {
     uint32_t layer_begin, layer_end; /* the layers whose state this holds */
     uint32_t capacity;               /* positions the KV cache holds */
-    uint64_t layer_bytes;            /* one layer's block */
-    struct seq_state_part attn, ff, sru;
-    unsigned char *data; /* (layers, layer_bytes) */
+    const struct model_config *cfg;  /* borrowed from the model, for the LSH helpers */
+    struct seq_state_layer *layers;  /* layer_end - layer_begin entries */
+    unsigned char *data;
 };
 
 /* The parts of the forward pass a profile times (sparsetf-bench --model): each sub-layer kind's
@@ -74,11 +82,21 @@ struct batch_workspace {
 };
 
 /* Bytes of sequence state one layer needs for capacity positions (KV cache and the like):
- * what seq_state_create allocates per layer, and what a plan counts. */
+ * the most any layer takes, what a plan counts. */
 uint64_t model_layer_state_bytes(const struct model_config *cfg, uint32_t capacity);
 /* Bytes of a workspace for capacity positions. */
 uint64_t workspace_bytes(const struct model_config *cfg, uint32_t capacity);
 
+/* The state's LSH sub-layers (SPEC §2), for rank 0's cache directive: the i-th one's global
+ * sub-layer index and state; returns 0 past the end. */
+int seq_state_lsh(const struct seq_state *s, uint32_t i, uint32_t *sublayer, void **state);
+
+/* For a run without rank 0's directives (the benchmark's bare forward loop): before
+ * the row at the caches' next entry, seeds every LSH sub-layer with sigma if the sequence
+ * has not been seeded, and drops as rank 0 would (model_lsh_drop_before). */
+void seq_state_lsh_prepare(struct seq_state *s, uint64_t sigma);
+
+/* cfg must outlive the state (it is the model's). */
 enum stf_status seq_state_create(const struct model_config *cfg, uint32_t layer_begin,
                                  uint32_t layer_end, uint32_t capacity, struct seq_state **out,
                                  struct stf_error *err);
@@ -100,17 +118,21 @@ void workspace_free(struct workspace *ws);
 #define FORWARD_AT_EMBED (UINT32_MAX - 1)
 #define FORWARD_AT_HEAD  (UINT32_MAX - 2)
 
+/* A batch workspace for the Scaling Transformer without LSH sub-layers (other models are
+ * an STF_ERR_ARG naming the arch: they step one sequence at a time). */
 enum stf_status batch_workspace_create(const struct model_config *cfg, uint32_t capacity,
                                        uint32_t max_rows, const struct kernels *k,
                                        struct batch_workspace **out, struct stf_error *err);
 void batch_workspace_free(struct batch_workspace *ws);
 
-/* x (d) = E[token] + PE[pos]. Needs the embedding mapped. */
+/* x = E[token] + PE[pos] in each of the model's model_streams() streams (d each; a
+ * Terraformer's a and b both start as the embedding). Needs the embedding mapped. */
 uint32_t forward_embed(const struct model *m, uint32_t token, uint32_t pos, float *x);
-/* Runs s's layers on the residual stream x (d) in place, at position pos < s->capacity. */
+/* Runs s's layers on the residual streams x (streams x d) in place, at position
+ * pos < s->capacity. LSH sub-layers need a seeded cache with room (rank 0's directive). */
 uint32_t forward_layers(const struct model *m, struct seq_state *s, struct workspace *ws,
                         uint32_t pos, float *x);
-/* logits (V) = Out(LN_f(x)). Needs the head mapped. */
+/* logits (V) = Out(LN_f(x)), x the stream (Terraformer: (a + b)/2). Needs the head mapped. */
 uint32_t forward_head(const struct model *m, struct workspace *ws, const float *x, float *logits);
 
 /* The error for a non-finite value found at `where` (a forward_* result) at position pos:

@@ -9,7 +9,7 @@
 static const struct sublayer_kind *const attn_kinds[] = {
     [ATTN_DENSE] = &attn_dense,
     [ATTN_SPARSE_QKV] = &attn_sparse_qkv,
-    [ATTN_LSH] = NULL,
+    [ATTN_LSH] = NULL, /* LSH runs on dense or sparse QKV projections: lsh_period selects it */
 };
 static const struct sublayer_kind *const ff_kinds[] = {
     [FF_DENSE] = &ff_dense,
@@ -39,12 +39,18 @@ enum stf_status layer_kinds_pick(const struct model_config *c, struct layer_kind
 {
     memset(out, 0, sizeof *out);
     enum stf_status st;
+    if (c->attn == ATTN_LSH)
+        return stf_fail(err, STF_ERR_FORMAT,
+                        "config: attn `lsh` names no projection weights: set attn to dense or "
+                        "sparse_qkv and choose the LSH sub-layers with lsh_period and lsh_phase");
     if ((st = pick(attn_kinds, N_OF(attn_kinds), (uint32_t)c->attn, "attn", &out->attn, err)) ||
         (st = pick(ff_kinds, N_OF(ff_kinds), (uint32_t)c->ff, "ff", &out->ff, err)) ||
         (st = pick(out_kinds, N_OF(out_kinds), (uint32_t)c->out, "out", &out->out, err)))
         return st;
     out->sru = c->sru_units ? &sru_branch : NULL;
-    const struct sublayer_kind *all[] = {out->attn, out->ff, out->sru, out->out};
+    if (c->lsh_period)
+        out->attn_lsh = c->attn == ATTN_SPARSE_QKV ? &attn_lsh_sparse_qkv : &attn_lsh_dense;
+    const struct sublayer_kind *all[] = {out->attn, out->ff, out->sru, out->out, out->attn_lsh};
     for (size_t i = 0; i < N_OF(all); i++)
         if (all[i] && all[i]->validate && (st = all[i]->validate(c, err))) return st;
     return STF_OK;

@@ -70,19 +70,33 @@ struct sublayer_kind {
      * weights read once for all rows. Allocates nothing, cannot fail. */
     void (*forward_rows)(const struct sublayer_rows *s, const float *x, float *out);
     uint64_t (*rows_scratch_bytes)(const struct model_config *c, uint32_t capacity, uint32_t rows);
+    /* Attention kinds only, for LSH attention on their projections (attn_lsh.c): q, k, v (d
+     * each) of this token from the normalised x — the sparse QKV kind advances its
+     * convolution rows, which lie in the first reset_bytes of its state —, and the output of
+     * the merged heads o (dense: o·Wo + bo; sparse QKV: o itself). */
+    void (*project)(const struct sublayer_step *s, const float *x, float *q, float *k, float *v);
+    void (*output)(const struct sublayer_step *s, const float *o, float *out);
 };
 
-/* The kinds of one model, chosen from its config. sru is NULL without an SRU branch. */
+/* The kinds of one model, chosen from its config. sru is NULL without an SRU branch;
+ * attn_lsh (LSH attention over attn's projections, SPEC §2) is NULL without LSH sub-layers. */
 struct layer_kinds {
-    const struct sublayer_kind *attn, *ff, *sru, *out;
+    const struct sublayer_kind *attn, *ff, *sru, *out, *attn_lsh;
 };
+
+/* The kind of attention sub-layer l (global index, model_sublayer_is_lsh). */
+static inline const struct sublayer_kind *layer_kinds_attn(const struct layer_kinds *k,
+                                                           const struct model_config *c, uint32_t l)
+{
+    return model_sublayer_is_lsh(c, l) ? k->attn_lsh : k->attn;
+}
 
 /* Looks up cfg's kinds and checks their fields; an unknown or not yet supported kind is an
  * error naming the config field. */
 enum stf_status layer_kinds_pick(const struct model_config *cfg, struct layer_kinds *out,
                                  struct stf_error *err);
 
-extern const struct sublayer_kind attn_dense, attn_sparse_qkv;
+extern const struct sublayer_kind attn_dense, attn_sparse_qkv, attn_lsh_dense, attn_lsh_sparse_qkv;
 extern const struct sublayer_kind ff_dense, ff_sparse;
 extern const struct sublayer_kind out_dense, out_mult;
 extern const struct sublayer_kind sru_branch;
@@ -90,6 +104,19 @@ extern const struct sublayer_kind sru_branch;
 /* The units the last sparse FF step chose (F / N of them), read from its scratch: for
  * inspection and tests. */
 const uint32_t *ff_sparse_chosen(const struct model_config *c, const void *scratch);
+
+/* LSH caches (attn_lsh.c), for the stage that checks and applies rank 0's directive
+ * (SPEC §2): `state` is one LSH sub-layer's state. */
+struct lsh_cache_info {
+    uint32_t end;   /* entries held */
+    int seeded;     /* a rotation seed was set since the sequence started */
+    uint64_t sigma; /* that seed */
+};
+void attn_lsh_info(const struct model_config *c, const void *state, struct lsh_cache_info *out);
+/* Sets the sequence's rotation seed: draws the rotations of sub-layer l (SPEC §2). */
+void attn_lsh_seed(const struct model_config *c, void *state, uint64_t sigma, uint32_t l);
+/* Drops the oldest count <= end entries (shift left). */
+void attn_lsh_drop(const struct model_config *c, void *state, uint32_t count);
 
 /* ---- helpers for kind files ---- */
 

@@ -31,15 +31,22 @@ static void add(struct list_builder *b, const struct tensor_desc *t, enum tensor
     b->n++;
 }
 
-/* Adds a kind's tensors, binding them to views[0..n). */
+/* Adds a kind's tensors, binding them to views[0..n). A non-NULL attn_name replaces the
+ * leading "attn" of the kind's names (Terraformer: "attn1", "attn2"). */
 static void add_kind(struct list_builder *b, const struct model_config *c,
                      const struct sublayer_kind *kind, enum tensor_group g, int layer,
-                     struct tensor_view *views)
+                     struct tensor_view *views, const char *attn_name)
 {
     struct tensor_desc t[KIND_MAX_TENSORS];
     int n = kind->tensors(c, t);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        if (attn_name && strncmp(t[i].name, "attn.", 5) == 0) {
+            char rest[sizeof t[i].name];
+            snprintf(rest, sizeof rest, "%s", t[i].name + 4);
+            snprintf(t[i].name, sizeof t[i].name, "%s%s", attn_name, rest);
+        }
         add(b, &t[i], g, layer, views ? &views[i] : NULL);
+    }
 }
 
 static void add_norm(struct list_builder *b, const struct model_config *c, const char *name,
@@ -55,15 +62,26 @@ static void add_norm(struct list_builder *b, const struct model_config *c, const
         bias);
 }
 
-/* SPEC §3: x += Attn(LN1(x)); x += FF(LN2(x)) [+ the SRU branch]. */
+/* SPEC §3: x += Attn(LN1(x)); x += FF(LN2(x)) [+ the SRU branch]; a Terraformer block:
+ * a += Attn1(LN1(b)); b += Attn2(LN2(a)); a += FFB(b) with FFB's norm named ln3. Each
+ * attention sub-layer lists the tensors of its kind (LSH keeps its projection's). */
 static void add_layer(struct list_builder *b, const struct model_config *c,
                       const struct layer_kinds *k, int i, struct layer_weights *lw)
 {
+    int tf = c->arch == ARCH_TERRAFORMER;
+    uint32_t l0 = (uint32_t)i * model_attn_per_layer(c);
     add_norm(b, c, "ln1", GROUP_LAYER, i, lw ? &lw->ln1_g : NULL, lw ? &lw->ln1_b : NULL);
-    add_kind(b, c, k->attn, GROUP_LAYER, i, lw ? lw->attn : NULL);
-    add_norm(b, c, "ln2", GROUP_LAYER, i, lw ? &lw->ln2_g : NULL, lw ? &lw->ln2_b : NULL);
-    add_kind(b, c, k->ff, GROUP_LAYER, i, lw ? lw->ff : NULL);
-    if (k->sru) add_kind(b, c, k->sru, GROUP_LAYER, i, lw ? lw->sru : NULL);
+    add_kind(b, c, layer_kinds_attn(k, c, l0), GROUP_LAYER, i, lw ? lw->attn : NULL,
+             tf ? "attn1" : NULL);
+    if (tf) {
+        add_norm(b, c, "ln2", GROUP_LAYER, i, lw ? &lw->lna2_g : NULL, lw ? &lw->lna2_b : NULL);
+        add_kind(b, c, layer_kinds_attn(k, c, l0 + 1), GROUP_LAYER, i, lw ? lw->attn2 : NULL,
+                 "attn2");
+    }
+    add_norm(b, c, tf ? "ln3" : "ln2", GROUP_LAYER, i, lw ? &lw->ln2_g : NULL,
+             lw ? &lw->ln2_b : NULL);
+    add_kind(b, c, k->ff, GROUP_LAYER, i, lw ? lw->ff : NULL, NULL);
+    if (k->sru) add_kind(b, c, k->sru, GROUP_LAYER, i, lw ? lw->sru : NULL, NULL);
 }
 
 /* The final norm and the output layer. */
@@ -71,7 +89,7 @@ static void add_head(struct list_builder *b, const struct model_config *c,
                      const struct layer_kinds *k, struct model_weights *w)
 {
     add_norm(b, c, "ln_f", GROUP_HEAD, -1, w ? &w->lnf_g : NULL, w ? &w->lnf_b : NULL);
-    add_kind(b, c, k->out, GROUP_HEAD, -1, w ? w->out : NULL);
+    add_kind(b, c, k->out, GROUP_HEAD, -1, w ? w->out : NULL, NULL);
 }
 
 int model_tensor_list(const struct model_config *c, struct model_weights *w,
@@ -134,7 +152,7 @@ static uint64_t sum_cost(const struct model_config *c, bool head, enum cost what
     struct layer_kinds kinds;
     struct stf_error err;
     if (layer_kinds_pick(c, &kinds, &err)) return 0;
-    struct tensor_desc t[4 * KIND_MAX_TENSORS + 4];
+    struct tensor_desc t[5 * KIND_MAX_TENSORS + 8];
     struct list_builder b = {t, (int)(sizeof t / sizeof t[0]), 0};
     if (head)
         add_head(&b, c, &kinds, NULL);

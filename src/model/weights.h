@@ -36,12 +36,17 @@ static inline const float *view_f32(const struct tensor_view *v)
 
 #define KIND_MAX_TENSORS 16 /* tensors one sub-layer kind may list */
 
+/* A Scaling Transformer layer uses ln1/attn, ln2/ff; a Terraformer block (SPEC §3) uses
+ * ln1/attn (Attn1, file names "ln1", "attn1."), lna2/attn2 (Attn2: "ln2", "attn2.") and
+ * ln2/ff (FFB: "ln3", "ff."). */
 struct layer_weights {
-    struct tensor_view ln1_g, ln1_b;           /* (d) pre-attention LayerNorm */
-    struct tensor_view attn[KIND_MAX_TENSORS]; /* the attention kind's tensors */
-    struct tensor_view ln2_g, ln2_b;           /* (d) pre-FF LayerNorm */
-    struct tensor_view ff[KIND_MAX_TENSORS];   /* the FF kind's tensors */
-    struct tensor_view sru[KIND_MAX_TENSORS];  /* the SRU branch's (sru_units > 0) */
+    struct tensor_view ln1_g, ln1_b;            /* (d) pre-attention LayerNorm */
+    struct tensor_view attn[KIND_MAX_TENSORS];  /* the attention kind's tensors */
+    struct tensor_view lna2_g, lna2_b;          /* (d) Terraformer: LN before Attn2 */
+    struct tensor_view attn2[KIND_MAX_TENSORS]; /* Terraformer: Attn2's tensors */
+    struct tensor_view ln2_g, ln2_b;            /* (d) pre-FF LayerNorm */
+    struct tensor_view ff[KIND_MAX_TENSORS];    /* the FF kind's tensors */
+    struct tensor_view sru[KIND_MAX_TENSORS];   /* the SRU branch's (sru_units > 0) */
 };
 
 struct model_weights {

@@ -150,7 +150,8 @@ static enum stf_status handle_rows(struct engine *e, struct session *s, bool dec
         /* each row's logits go out once (a recomputed session computes rows again) */
         bool all = s->all_logits && pos == s->logits_sent && !s->cancel;
         if (!all && !(sample && r + 1 == rows)) continue;
-        memcpy(e->result, data + (size_t)r * cfg->d_model, cfg->d_model * sizeof(float));
+        const size_t row = (size_t)p->lim.streams * cfg->d_model; /* floats per position */
+        memcpy(e->result, data + r * row, row * sizeof(float));
         uint32_t bad = forward_head(p->m, p->ws, e->result, e->logits);
         if (bad != FORWARD_FINITE) return forward_fail_nonfinite(p->m, bad, pos, err);
         if (all) {
@@ -224,27 +225,42 @@ static enum stf_status start_frame(struct engine *e, struct session *s, int buf,
                                    struct stf_error *err)
 {
     struct pipe *p = &e->p;
-    const uint32_t d = p->cfg->d_model;
+    const struct model_config *cfg = p->cfg;
+    const uint32_t d = cfg->d_model;
+    const size_t row = (size_t)p->lim.streams * d; /* floats per position */
     uint32_t pending = s->n_tokens - s->fill;
     bool prefill = s->fill < s->n_prompt || pending > 1;
     uint32_t rows = prefill ? (pending < p->lim.max_rows ? pending : p->lim.max_rows) : 1;
-    s->t_sent = stf_now();
-    for (uint32_t r = 0; r < rows; r++) {
-        uint32_t bad =
-            forward_embed(p->m, s->tokens[s->fill + r], s->fill + r, p->rows + (size_t)r * d);
-        if (bad != FORWARD_FINITE) return forward_fail_nonfinite(p->m, bad, s->fill + r, err);
-    }
-    p->stats.compute_s += stf_now() - s->t_sent;
     struct frame f = {.kind = prefill ? FRAME_PREFILL : FRAME_DECODE,
                       .session = s->id,
                       .position = s->fill,
-                      .rows = rows,
-                      .streams = 1,
+                      .streams = p->lim.streams,
                       .width = d,
                       .dtype = FRAME_F32,
                       .cache = {.slot = (uint32_t)s->slot, .fill = s->fill, .reset = s->need_reset},
-                      .data = p->rows,
-                      .data_len = (size_t)rows * d * sizeof(float)};
+                      .data = p->rows};
+    if (cfg->lsh_period) {
+        /* SPEC §2: rank 0 decides the drops (every LSH sub-layer at once) and a frame's rows
+         * never pass one: a prefill chunk ends where the caches fill up */
+        if (s->need_reset) s->lsh_end = 0;
+        uint32_t drop = model_lsh_drop_before(cfg, s->lsh_end);
+        f.cache.rotation_seed = s->lsh_seed;
+        for (uint32_t l = 0; drop && l < cfg->n_layers * model_attn_per_layer(cfg); l++)
+            if (model_sublayer_is_lsh(cfg, l))
+                f.cache.drops[f.cache.n_drops++] =
+                    (struct frame_lsh_drop){.layer = l, .count = drop};
+        s->lsh_end -= drop;
+        if (rows > cfg->lsh_cache_len - s->lsh_end) rows = cfg->lsh_cache_len - s->lsh_end;
+        s->lsh_end += rows;
+    }
+    f.rows = rows;
+    f.data_len = rows * row * sizeof(float);
+    s->t_sent = stf_now();
+    for (uint32_t r = 0; r < rows; r++) {
+        uint32_t bad = forward_embed(p->m, s->tokens[s->fill + r], s->fill + r, p->rows + r * row);
+        if (bad != FORWARD_FINITE) return forward_fail_nonfinite(p->m, bad, s->fill + r, err);
+    }
+    p->stats.compute_s += stf_now() - s->t_sent;
     s->need_reset = false;
     enum stf_status st = pipe_compute(p, &f, 0, err);
     if (st) return st;
@@ -384,7 +400,7 @@ enum stf_status engine_open(const struct run_config *rc, struct transport *t, st
     }
     const struct model_config *cfg = e->p.cfg;
     e->logits = stf_alloc((size_t)cfg->vocab_size * sizeof(float));
-    e->result = stf_alloc((size_t)cfg->d_model * sizeof(float));
+    e->result = stf_alloc((size_t)model_streams(cfg) * cfg->d_model * sizeof(float));
     e->c_cap = rc->n_slots + 1;
     e->ctrl = calloc(e->c_cap, sizeof *e->ctrl);
     e->latency = calloc(LATENCY_SAMPLES, sizeof *e->latency);

@@ -17,7 +17,9 @@ enum stf_status fault_parse(const char *spec, struct fault *f, struct stf_error 
     } kinds[] = {{"kill-rank", FAULT_KILL},
                  {"stall-rank", FAULT_STALL},
                  {"corrupt-frame", FAULT_CORRUPT},
-                 {"bad-directive", FAULT_BAD_DIRECTIVE}};
+                 {"bad-directive", FAULT_BAD_DIRECTIVE},
+                 {"bad-lsh-seed", FAULT_BAD_LSH_SEED},
+                 {"bad-lsh-drop", FAULT_BAD_LSH_DROP}};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         size_t n = strlen(kinds[i].name);
         int rank, after, used = 0;
@@ -32,7 +34,8 @@ enum stf_status fault_parse(const char *spec, struct fault *f, struct stf_error 
     }
     return stf_fail(err, STF_ERR_ARG,
                     "--fault-inject `%s`: expected kill-rank=R,after=T, stall-rank=R,after=T, "
-                    "corrupt-frame=R,after=T or bad-directive=R,after=T",
+                    "corrupt-frame=R,after=T, bad-directive=R,after=T, bad-lsh-seed=R,after=T "
+                    "or bad-lsh-drop=R,after=T",
                     spec);
 }
 

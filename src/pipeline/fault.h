@@ -9,6 +9,9 @@
  *                            frame after packing (the receiver sees a checksum mismatch)
  *   bad-directive=R,after=T  rank R sends a wrong cache fill in that frame's directive (the
  *                            receiver sees its cache state disagree)
+ *   bad-lsh-seed=R,after=T   rank R sends a wrong LSH rotation seed in that frame's directive
+ *   bad-lsh-drop=R,after=T   rank R adds an LSH drop event to that frame's directive, or
+ *                            removes its drop events (the receiver's LSH caches disagree)
  */
 #ifndef STF_PIPELINE_FAULT_H
 #define STF_PIPELINE_FAULT_H
@@ -18,7 +21,15 @@
 
 #include "util/status.h"
 
-enum fault_kind { FAULT_NONE, FAULT_KILL, FAULT_STALL, FAULT_CORRUPT, FAULT_BAD_DIRECTIVE };
+enum fault_kind {
+    FAULT_NONE,
+    FAULT_KILL,
+    FAULT_STALL,
+    FAULT_CORRUPT,
+    FAULT_BAD_DIRECTIVE,
+    FAULT_BAD_LSH_SEED,
+    FAULT_BAD_LSH_DROP
+};
 
 struct fault {
     enum fault_kind kind;
@@ -37,7 +48,7 @@ enum stf_status fault_check_rank(const struct fault *f, int size, struct stf_err
 /* Called by rank `rank` before it handles an activation frame: kills or stalls when due. */
 void fault_on_handle(struct fault *f, int rank);
 /* Called before sending an activation frame: true when this frame must be damaged with
- * `kind` (FAULT_CORRUPT or FAULT_BAD_DIRECTIVE); fires once. */
+ * `kind` (FAULT_CORRUPT, FAULT_BAD_DIRECTIVE, FAULT_BAD_LSH_*); fires once. */
 bool fault_on_send(struct fault *f, int rank, enum fault_kind kind);
 
 #endif

@@ -59,15 +59,20 @@ enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct tr
                            &p->slots, err)) ||
         (st = workspace_create(p->cfg, capacity, k, &p->ws, err)))
         return st;
+    if (model_lsh_sublayers(p->cfg) > FRAME_MAX_DROPS)
+        return stf_fail(err, STF_ERR_ARG,
+                        "%s: the model has %u LSH sub-layers, a frame carries drop events for "
+                        "at most %u",
+                        rc->model_path, model_lsh_sublayers(p->cfg), FRAME_MAX_DROPS);
     p->lim = (struct frame_limits){.width = p->cfg->d_model,
-                                   .streams = 1, /* Scaling Transformer: one residual stream */
+                                   .streams = model_streams(p->cfg), /* SPEC §3: 1 or 2 */
                                    .max_rows = max_rows,
                                    .n_slots = n_slots,
                                    .capacity = capacity};
     if ((st = frame_decoder_create(&p->lim, &p->dec, err))) return st;
     p->max_frame = frame_max_packed_size(&p->lim);
     p->rbuf = stf_alloc(p->max_frame);
-    p->rows = stf_alloc((size_t)max_rows * p->cfg->d_model * sizeof(float));
+    p->rows = stf_alloc((size_t)max_rows * p->lim.streams * p->cfg->d_model * sizeof(float));
     if (!p->rbuf || !p->rows)
         return stf_fail(err, STF_ERR_NOMEM, "rank %d: out of memory for frame buffers", p->rank);
     p->stats.rss_after_load = stf_rss_bytes();
@@ -128,12 +133,12 @@ enum stf_status pipe_compute(struct pipe *p, const struct frame *f, int from, st
     enum stf_status st = slots_apply(p->slots, f, from, &s, err);
     if (st || !s) return st;
     double t0 = stf_now();
-    const uint32_t d = p->cfg->d_model;
+    const size_t row = (size_t)p->lim.streams * p->cfg->d_model; /* floats per position */
     if (f->data != p->rows) memcpy(p->rows, f->data, f->data_len);
     if (s->state)
         for (uint32_t r = 0; r < f->rows; r++) {
             uint32_t bad =
-                forward_layers(p->m, s->state, p->ws, f->position + r, p->rows + (size_t)r * d);
+                forward_layers(p->m, s->state, p->ws, f->position + r, p->rows + r * row);
             if (bad != FORWARD_FINITE)
                 return forward_fail_nonfinite(p->m, bad, f->position + r, err);
         }
@@ -152,6 +157,16 @@ enum stf_status pipe_pack(struct pipe *p, struct frame *f, unsigned char *buf, s
     f->sequence = ++p->seq_out;
     bool rows = frame_kind_has_rows(f->kind);
     if (rows && fault_on_send(&p->fault, p->rank, FAULT_BAD_DIRECTIVE)) f->cache.fill += 1;
+    if (rows && fault_on_send(&p->fault, p->rank, FAULT_BAD_LSH_SEED)) f->cache.rotation_seed ^= 1;
+    if (rows && fault_on_send(&p->fault, p->rank, FAULT_BAD_LSH_DROP)) {
+        if (f->cache.n_drops)
+            f->cache.n_drops = 0;
+        else
+            for (uint32_t l = 0; !f->cache.n_drops; l++) /* the first LSH sub-layer */
+                if (model_sublayer_is_lsh(p->cfg, l))
+                    f->cache.drops[f->cache.n_drops++] =
+                        (struct frame_lsh_drop){.layer = l, .count = p->cfg->lsh_drop_len};
+    }
     enum stf_status st = frame_pack(f, buf, cap, len, err);
     if (!st && rows && *len > 32 && fault_on_send(&p->fault, p->rank, FAULT_CORRUPT))
         buf[*len - 16] ^= 0x5a; /* inside the data field, which precedes the short trailer */

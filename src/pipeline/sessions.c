@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/lsh.h"
+
 enum stf_status sessions_init(struct session_table *t, uint32_t n_slots, struct stf_error *err)
 {
     memset(t, 0, sizeof *t);
@@ -56,6 +58,7 @@ enum stf_status sessions_add(struct session_table *t, const uint32_t *prompt, ui
     }
     memcpy(s->tokens, prompt, n_prompt * sizeof *s->tokens);
     s->id = t->next_id++;
+    s->lsh_seed = lsh_sequence_seed(sp->seed); /* LSH rotations follow the sampler's seed */
     s->n_prompt = s->n_tokens = n_prompt;
     s->max_tokens = max_tokens;
     s->slot = -1;

@@ -39,10 +39,12 @@ struct session {
     uint64_t id;      /* 1, 2, ... in submission order; on the wire */
     uint32_t *tokens; /* (n_prompt + max_tokens) prompt then generated ids */
     uint32_t n_prompt, n_tokens, max_tokens;
-    uint32_t fill;   /* positions of tokens[] cached in the slot */
-    int slot;        /* -1 when waiting */
-    bool need_reset; /* no frame sent since admission: the next one resets the slot */
-    bool cancel;     /* end at the next safe point */
+    uint32_t fill;     /* positions of tokens[] cached in the slot */
+    uint64_t lsh_seed; /* SPEC §2 rotation seed σ = sm(sm(sampler seed)), docs/protocol.md */
+    uint32_t lsh_end;  /* entries every LSH cache of the slot holds (rank 0's count) */
+    int slot;          /* -1 when waiting */
+    bool need_reset;   /* no frame sent since admission: the next one resets the slot */
+    bool cancel;       /* end at the next safe point */
     bool all_logits;
     uint32_t logits_sent; /* positions whose logits went to on_logits */
     uint32_t since_admit; /* tokens sampled since admission */

@@ -3,7 +3,10 @@
  * what the rank believes each slot holds (which session, how many positions). Rank 0
  * decides; every frame carries rank 0's directive (wire/frame.h struct frame_cache) and
  * slots_apply checks it against this table before any cache is touched: a disagreement
- * is a protocol error naming both views, never silent corruption.
+ * is a protocol error naming both views, never silent corruption. For LSH attention (SPEC
+ * §2) the directive also carries the sequence's rotation seed and the drop events rank 0
+ * decided; each LSH sub-layer's cache here must agree (the seed it holds, a drop exactly
+ * when it is full, room for the rows) before the drops and the seed are applied.
  *
  * The seq_states are allocated once at create (none when the range is empty).
  */
@@ -24,6 +27,7 @@ struct slot {
 };
 
 struct slot_table {
+    const struct model_config *cfg; /* borrowed from the model */
     int rank;
     uint32_t n, capacity;
     struct slot *slots; /* n entries */

@@ -10,6 +10,17 @@
  * of a slice); inputs change every repetition so the sparse layers pick different rows.
  * Per-token time = n_layers x block + output layer: extrapolated from the measured slice.
  * One JSON line per result on stdout (or --json FILE), the human table on stderr.
+ *
+ * The `terraformer` variant is the {800m,17b}-terraformer preset: reversible blocks (two
+ * attention sub-layers and the FF each), all sparse, SRU branch, LSH attention (SPEC §2, §3).
+ *
+ * --long P1,P2,... (SPEC §2's point): one 800m-terraformer block with LSH attention against
+ * the same block with softmax attention over the whole KV cache, decoding positions 0 to the
+ * largest P token by token (the two in turn), and the median per-token block time over the
+ * 64 positions before each P (thread CPU time, one thread), with the per-session cache
+ * memory of each. --long-only lsh or
+ * softmax runs one of the two alone (the other's growing KV cache then does not evict the
+ * first's working set between tokens).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tools/bench_model.h"
 #include "model/forward.h"
@@ -71,13 +83,24 @@ static double stream_triad_gbs(size_t n, int reps, double *spread_lo, double *sp
 
 struct variant {
     const char *name;
-    int sparse_ff, sparse_qkv, sparse_out;
+    int sparse_ff, sparse_qkv, sparse_out, terraformer;
 };
 
 static const struct variant variants[] = {
-    {"baseline", 0, 0, 0}, {"+sparse_ff", 1, 0, 0},       {"+sparse_qkv", 0, 1, 0},
-    {"+both", 1, 1, 0},    {"+both+sparse_out", 1, 1, 1},
+    {"baseline", 0, 0, 0, 0}, {"+sparse_ff", 1, 0, 0, 0},       {"+sparse_qkv", 0, 1, 0, 0},
+    {"+both", 1, 1, 0, 0},    {"+both+sparse_out", 1, 1, 1, 0}, {"terraformer", 1, 1, 1, 1},
 };
+
+static struct model_config preset_config(const char *name)
+{
+    struct model_config c = {0};
+    struct stf_error err = {0};
+    if (model_config_parse(&c, model_preset_text(name), name, &err)) {
+        fprintf(stderr, "sparsetf-bench: %s\n", err.msg);
+        exit(1);
+    }
+    return c;
+}
 
 /* The config of one Table 1 row: the dense preset with the sparse preset's FF / QKV /
  * output swapped in (the sparse FF keeps its own d_ff, as in SPEC §5). */
@@ -95,6 +118,15 @@ static struct model_config variant_config(const char *size, const struct variant
         exit(1);
     }
     struct model_config c = dn;
+    if (v->terraformer) {
+        char name[32];
+        snprintf(name, sizeof name, "%s-terraformer", size);
+        c = preset_config(name);
+        c.n_layers = slice_layers;
+        c.weights = weights;
+        c.max_seq_len = 256;
+        return c;
+    }
     c.n_layers = slice_layers;
     c.weights = weights;
     c.max_seq_len = 256;
@@ -158,6 +190,11 @@ static void bench_model_build(struct bench_model *b, const char *size, const str
      * the layer count of the model the variant belongs to */
     b->full_layers =
         (v->sparse_ff || v->sparse_qkv) ? (strcmp(size, "17b") ? 24u : 14u) : dn.n_layers;
+    if (v->terraformer) {
+        char name[32];
+        snprintf(name, sizeof name, "%s-terraformer", size);
+        b->full_layers = preset_config(name).n_layers;
+    }
     struct model_select sel = {0, b->slice, false, true};
     fprintf(stderr, "  %-4s %-17s %-3s building a %u-layer slice (%.2f GB)...\n", size, v->name,
             weights == WEIGHTS_Q8 ? "q8" : "f32", b->slice, (double)(b->slice * layer_bytes) / 1e9);
@@ -166,7 +203,7 @@ static void bench_model_build(struct bench_model *b, const char *size, const str
         workspace_create(&b->cfg, b->cfg.max_seq_len, kernels_by_name(o->kernels), &b->ws, &err))
         die(&err);
     seq_state_reset(b->s);
-    b->x = stf_alloc(b->cfg.d_model * sizeof *b->x);
+    b->x = stf_alloc((size_t)model_streams(&b->cfg) * b->cfg.d_model * sizeof *b->x);
     b->logits = stf_alloc(b->cfg.vocab_size * sizeof *b->logits);
     rng_seed(&b->rng, 99);
 }
@@ -179,9 +216,10 @@ static void bench_model_token(struct bench_model *b, double *block_s, double *he
         seq_state_reset(b->s);
         b->pos = 0;
     }
-    for (uint32_t i = 0; i < b->cfg.d_model; i++)
+    for (uint32_t i = 0; i < model_streams(&b->cfg) * b->cfg.d_model; i++)
         b->x[i] = rng_normal(&b->rng);
     double t0 = stf_now();
+    seq_state_lsh_prepare(b->s, 1); /* LSH: seed, and the drops rank 0 would order */
     forward_layers(b->m, b->s, b->ws, b->pos++, b->x);
     double t1 = stf_now();
     forward_head(b->m, b->ws, b->x, b->logits);
@@ -331,6 +369,137 @@ static int variant_listed(const char *list, const char *name)
     return 0;
 }
 
+/* One 800m-terraformer block decoding a long sequence: LSH attention (the preset) or, with
+ * lsh_period = 0, softmax attention over the whole KV cache. */
+struct long_model {
+    struct model_config cfg;
+    struct model *m;
+    struct seq_state *s;
+    struct workspace *ws;
+    float *x;
+    struct rng rng;
+};
+
+static void long_model_build(struct long_model *b, int lsh, uint32_t positions,
+                             const struct bench_opts *o)
+{
+    struct stf_error err = {0};
+    memset(b, 0, sizeof *b);
+    b->cfg = preset_config("800m-terraformer");
+    b->cfg.n_layers = 1;
+    b->cfg.max_seq_len = positions;
+    if (!lsh) b->cfg.lsh_period = 0;
+    struct model_select sel = {0, 1, false, false};
+    if (model_create_random(&b->cfg, 1234, &sel, MODEL_RANDOM_FAST, &b->m, &err) ||
+        seq_state_create(&b->m->cfg, 0, 1, positions, &b->s, &err) ||
+        workspace_create(&b->m->cfg, positions, kernels_by_name(o->kernels), &b->ws, &err))
+        die(&err);
+    seq_state_reset(b->s);
+    b->x = stf_alloc(2 * (size_t)b->cfg.d_model * sizeof *b->x);
+    rng_seed(&b->rng, 7);
+}
+
+/* CPU time of this thread: on a shared machine the wall clock mostly measures how long the
+ * scheduler kept the thread off the CPU, which varies by tens of percent within a run. */
+static double thread_cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double long_model_token(struct long_model *b, uint32_t pos)
+{
+    for (uint32_t i = 0; i < 2 * b->cfg.d_model; i++)
+        b->x[i] = rng_normal(&b->rng);
+    double t0 = thread_cpu_seconds();
+    seq_state_lsh_prepare(b->s, 1);
+    forward_layers(b->m, b->s, b->ws, pos, b->x);
+    return thread_cpu_seconds() - t0;
+}
+
+static void long_model_free(struct long_model *b)
+{
+    stf_free(b->x);
+    workspace_free(b->ws);
+    seq_state_free(b->s);
+    model_close(b->m);
+}
+
+/* --long: per-token block time against position, LSH vs softmax attention, timed in turn. */
+static int run_long(const char *list, const char *only, const struct bench_opts *o)
+{
+    uint32_t at[16], n = 0;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && n < 16;
+         t = strtok_r(NULL, ",", &save)) {
+        long v = strtol(t, NULL, 10);
+        if (v < 64 || (n && v <= at[n - 1])) {
+            fprintf(stderr, "sparsetf-bench: --long wants increasing positions >= 64, got `%s`\n",
+                    t);
+            return 2;
+        }
+        at[n++] = (uint32_t)v;
+    }
+    if (!n) return 2;
+    enum { WINDOW = 64 };
+    int do_lsh = !only || !strcmp(only, "lsh"), do_soft = !only || !strcmp(only, "softmax");
+    if (!do_lsh && !do_soft) {
+        fprintf(stderr, "sparsetf-bench: --long-only wants lsh or softmax, got `%s`\n", only);
+        return 2;
+    }
+    struct long_model lsh, dense;
+    fprintf(stderr,
+            "long sequences: one 800m-terraformer block, positions 0..%u, LSH vs softmax "
+            "attention in turn...\n",
+            at[n - 1] - 1);
+    long_model_build(&lsh, 1, do_lsh ? at[n - 1] : 64, o);
+    long_model_build(&dense, 0, do_soft ? at[n - 1] : 64, o);
+    uint64_t mem_lsh = model_layer_state_bytes(&lsh.cfg, at[n - 1]);
+    double tl[WINDOW], td[WINDOW], ratio[WINDOW];
+    fprintf(stderr, "\n%9s %12s %12s %10s %16s %16s\n", "position", "LSH cpu ms", "softmax ms",
+            "softmax/LSH", "LSH cache MB", "softmax cache MB");
+    for (uint32_t pos = 0, k = 0; k < n; pos++) {
+        double a = do_lsh ? long_model_token(&lsh, pos) : 1.0;
+        double b = do_soft ? long_model_token(&dense, pos) : 1.0;
+        if (pos + WINDOW < at[k]) continue;
+        uint32_t w = pos - (at[k] - WINDOW);
+        tl[w] = a, td[w] = b, ratio[w] = b / a;
+        if (pos + 1 < at[k]) continue;
+        double ml = 1e3 * stf_median(tl, WINDOW), md = 1e3 * stf_median(td, WINDOW);
+        double r = stf_median(ratio, WINDOW);
+        /* the state one session needs for this block at this context: LSH's is bounded by P */
+        uint64_t mem_dense = model_layer_state_bytes(&dense.cfg, at[k]);
+        char a_ms[32] = "-", b_ms[32] = "-", ab[32] = "-";
+        if (do_lsh) snprintf(a_ms, sizeof a_ms, "%.3f", ml);
+        if (do_soft) snprintf(b_ms, sizeof b_ms, "%.3f", md);
+        if (do_lsh && do_soft) snprintf(ab, sizeof ab, "%.2fx", r);
+        fprintf(stderr, "%9u %12s %12s %11s %16.1f %16.1f\n", at[k], a_ms, b_ms, ab,
+                (double)mem_lsh / 1e6, (double)mem_dense / 1e6);
+        char jl[32] = "null", jd[32] = "null", jr[32] = "null";
+        if (do_lsh) snprintf(jl, sizeof jl, "%.4f", ml);
+        if (do_soft) snprintf(jd, sizeof jd, "%.4f", md);
+        if (do_lsh && do_soft) snprintf(jr, sizeof jr, "%.3f", r);
+        fprintf(o->json,
+                "{\"kind\":\"long\",\"position\":%u,\"lsh_block_cpu_ms_median\":%s,"
+                "\"softmax_block_cpu_ms_median\":%s,\"softmax_over_lsh\":%s,"
+                "\"lsh_state_bytes\":%llu,\"softmax_state_bytes\":%llu,\"window\":%d,"
+                "\"threads\":%d,\"kernels\":\"%s\",\"timed\":\"%s\"}\n",
+                at[k], jl, jd, jr, (unsigned long long)mem_lsh, (unsigned long long)mem_dense,
+                WINDOW, o->threads, o->kernels, only ? only : "both");
+        fflush(o->json);
+        k++;
+    }
+    fprintf(stderr,
+            "(block = Attn1 + Attn2 + FFB of one reversible block, d = 1024; medians of "
+            "the %d positions before each; cache = one session's state of the block)\n",
+            WINDOW);
+    long_model_free(&lsh);
+    long_model_free(&dense);
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(
@@ -338,6 +507,7 @@ static void usage(FILE *f)
         "usage: sparsetf-bench [--sizes 800m,17b] [--reps N] [--warmup N] [--threads N]\n"
         "                      [--kernels fast|ref] [--json FILE] [--variants +both,...]\n"
         "                      [--dtype f32|q8|f32,q8]\n"
+        "                      [--long P1,P2,... [--long-only lsh|softmax]]\n"
         "       sparsetf-bench --model FILE [--tokens N] [--warmup N] [--threads N]\n"
         "                      [--madvise none|willneed|hugepage] [--prefault]\n"
         "                      [--clock wall|cpu] [--json FILE]\n"
@@ -348,7 +518,8 @@ static void usage(FILE *f)
         "pass, sampling): time per part and per kernel shape against its roofline bound,\n"
         "max(bytes / STREAM triad, multiply-adds / FMA peak), both measured first with the\n"
         "same threads; --clock cpu times everything in CPU seconds per thread (for a machine\n"
-        "shared with other jobs). See docs/benchmarks.md.\n");
+        "shared with other jobs). --long times LSH against softmax attention per token at the\n"
+        "given positions, with each one's cache per session. See docs/benchmarks.md.\n");
 }
 
 int main(int argc, char **argv)
@@ -363,17 +534,19 @@ int main(int argc, char **argv)
                            .json = stdout,
                            .stream_mb = 256};
     static const struct option lo[] = {
-        {"sizes", required_argument, 0, 's'},    {"reps", required_argument, 0, 'r'},
-        {"warmup", required_argument, 0, 'w'},   {"threads", required_argument, 0, 't'},
-        {"kernels", required_argument, 0, 'k'},  {"json", required_argument, 0, 'j'},
-        {"variants", required_argument, 0, 'v'}, {"dtype", required_argument, 0, 'd'},
-        {"model", required_argument, 0, 'm'},    {"tokens", required_argument, 0, 'n'},
-        {"madvise", required_argument, 0, 'a'},  {"prefault", no_argument, 0, 'p'},
-        {"clock", required_argument, 0, 'c'},    {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},        {0, 0, 0, 0}};
+        {"sizes", required_argument, 0, 's'},     {"reps", required_argument, 0, 'r'},
+        {"warmup", required_argument, 0, 'w'},    {"threads", required_argument, 0, 't'},
+        {"kernels", required_argument, 0, 'k'},   {"json", required_argument, 0, 'j'},
+        {"variants", required_argument, 0, 'v'},  {"dtype", required_argument, 0, 'd'},
+        {"model", required_argument, 0, 'm'},     {"tokens", required_argument, 0, 'n'},
+        {"madvise", required_argument, 0, 'a'},   {"prefault", no_argument, 0, 'p'},
+        {"clock", required_argument, 0, 'c'},     {"long", required_argument, 0, 'l'},
+        {"long-only", required_argument, 0, 'L'}, {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},         {0, 0, 0, 0}};
     int warmup_given = 0;
     struct bench_model_opts mo = {.tokens = 32, .warmup = -1, .kernels = "fast"};
     int ch;
+    const char *long_list = NULL, *long_only = NULL;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
         case 's':
@@ -433,6 +606,12 @@ int main(int argc, char **argv)
                         optarg);
                 return 2;
             }
+            break;
+        case 'l':
+            long_list = optarg;
+            break;
+        case 'L':
+            long_only = optarg;
             break;
         case 'j':
             if (!(o.json = fopen(optarg, "w"))) {
@@ -515,6 +694,11 @@ int main(int argc, char **argv)
                 "\"isa\":\"%s\"}\n",
                 rl.threads, rl.stream_gbs, rl.peak_gmacs, rl.isa);
         int rc = bench_model_run(&mo, &rl);
+        if (o.json != stdout) fclose(o.json);
+        return rc;
+    }
+    if (long_list) {
+        int rc = run_long(long_list, long_only, &o);
         if (o.json != stdout) fclose(o.json);
         return rc;
     }

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model import ATTN_KINDS, FF_KINDS, OUT_KINDS, Config, tensor_names  # noqa: E402
+from model import ARCH_KINDS, ATTN_KINDS, FF_KINDS, OUT_KINDS, Config, tensor_names  # noqa: E402
 
 DTYPE_F32, DTYPE_U8 = 1, 2
 PAGE = 4096
@@ -89,13 +89,34 @@ CONFIG_FIELDS = [  # (field number, name) as in message Config
     (1, "arch"), (2, "d_model"), (3, "n_heads"), (4, "n_layers"), (5, "d_ff"),
     (6, "vocab_size"), (7, "max_seq_len"), (8, "ff"), (9, "ff_block"), (10, "ff_rank"),
     (11, "attn"), (12, "qkv_modules"), (13, "out"), (14, "out_modules"), (15, "sru_units"),
-    (16, "bos_id"), (17, "eos_id"),
+    (16, "bos_id"), (17, "eos_id"), (19, "lsh_period"), (20, "lsh_phase"),
+    (21, "lsh_n_hashes"), (22, "lsh_n_buckets"), (23, "lsh_chunk_len"),
+    (24, "lsh_chunks_before"), (25, "lsh_cache_len"), (26, "lsh_drop_len"),
+    # 18 (weights): the exporter writes f32 only, the default
 ]
+
+
+def lsh_pattern(c):
+    """The file names LSH sub-layers as l % lsh_period == lsh_phase (period 0: none); the
+    trainer's bit mask must be such a pattern over the model's attention sub-layers."""
+    n = c.n_layers * (2 if c.arch == "terraformer" else 1)
+    want = [(c.lsh_layers >> l) & 1 for l in range(n)]
+    if c.lsh_layers >> n:
+        raise ValueError("lsh_layers names a sub-layer >= %d" % n)
+    if not any(want):
+        return 0, 0
+    for per in range(1, n + 1):
+        for ph in range(per):
+            if want == [int(l % per == ph) for l in range(n)]:
+                return per, ph
+    raise ValueError("lsh_layers %#x is not periodic: the file format cannot store it" %
+                     c.lsh_layers)
 
 
 def encode_config(c):
     vals = c.to_dict()
-    vals.update(arch=0, sru_units=0, ff=FF_KINDS[c.ff], attn=ATTN_KINDS[c.attn],
+    vals["lsh_period"], vals["lsh_phase"] = lsh_pattern(c)
+    vals.update(arch=ARCH_KINDS[c.arch], ff=FF_KINDS[c.ff], attn=ATTN_KINDS[c.attn],
                 out=OUT_KINDS[c.out])
     return b"".join(f_varint(num, int(vals[name])) for num, name in CONFIG_FIELDS)
 

@@ -1,8 +1,9 @@
 #!/bin/bash
 # Builds sparsetf's default models from public-domain text (issue 5), end to end:
 #   packages -> corpus (Austen + State of the Union) -> held-out split -> SentencePiece
-#   unigram 8000 -> dense and sparse Scaling Transformer LMs (PyTorch, 1 thread each, in
-#   parallel) -> sparsetf model files -> held-out evaluation -> engine reference outputs.
+#   unigram 8000 -> dense and sparse Scaling Transformer LMs and a Terraformer (PyTorch, 1
+#   thread each, in parallel) -> sparsetf model files -> held-out evaluation -> engine
+#   reference outputs.
 #
 # usage: src/train/make_default_model.sh [STAGE...]
 #   stages (default: all, in this order): packages corpus tokenizer train export eval reference
@@ -10,6 +11,7 @@
 # env:   WORK   scratch dir (default build-train; the corpus is not committed)
 #        STEPS  phase-1 training steps per model (default 500); STEPS2 phase 2 (600)
 #        BUILD  a build dir with sparsetf-dist (default build-train), for the checks only
+#        MODELS the presets to train/export/evaluate (default "dense sparse terraformer")
 #
 # The committed files were made by exactly these commands (seeds 1 and 2, torch 1.13 from
 # Debian, sentencepiece 0.1.97); see docs/quality.md for times and results.
@@ -21,12 +23,13 @@ WORK="${WORK:-$ROOT/build-train}"
 BUILD="${BUILD:-$ROOT/build-train}"
 STEPS="${STEPS:-500}"
 STEPS2="${STEPS2:-600}"
-MODELS="$ROOT/src/train/models"
+MODELS="${MODELS:-dense sparse terraformer}"
+OUTDIR="$ROOT/src/train/models"
 TESTS="$ROOT/tests/model"
 C="$WORK/corpus"
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(packages corpus tokenizer train export eval reference)
-mkdir -p "$WORK" "$C" "$MODELS" "$TESTS"
+mkdir -p "$WORK" "$C" "$OUTDIR" "$TESTS"
 
 want() { local s; for s in "${stages[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 
@@ -72,7 +75,7 @@ if want train; then
             --eval-every 100 "$@"
     }
     pids=()
-    for p in dense sparse; do
+    for p in $MODELS; do
         ( train_phase $p --out "$WORK/runs/$p" --steps "$STEPS" --lr 2e-3 --warmup 40 --seed 1 \
               --max-minutes 50 > "$WORK/runs/$p.log" 2>&1 &&
           train_phase $p --init "$WORK/runs/$p/ckpt.pt" --out "$WORK/runs/$p-2" --steps "$STEPS2" \
@@ -83,39 +86,39 @@ if want train; then
 fi
 
 if want export; then
-    cp "$C/spm8k.model" "$MODELS/spm8k.model"
-    for p in dense sparse; do
+    cp "$C/spm8k.model" "$OUTDIR/spm8k.model"
+    for p in $MODELS; do
         $PY src/train/export.py --ckpt "$WORK/runs/$p-2/ckpt.pt" --spm "$C/spm8k.model" \
-            --name "austen-sotu-$p-4.7m" --out "$MODELS/default-$p.stf"
-        cp "$WORK/runs/$p/train_summary.json" "$MODELS/default-$p.train-phase1.json"
-        cp "$WORK/runs/$p/train_log.jsonl" "$MODELS/default-$p.train_log-phase1.jsonl"
-        cp "$WORK/runs/$p-2/train_summary.json" "$MODELS/default-$p.train-phase2.json"
-        cp "$WORK/runs/$p-2/train_log.jsonl" "$MODELS/default-$p.train_log-phase2.jsonl"
+            --name "austen-sotu-$p-4.7m" --out "$OUTDIR/default-$p.stf"
+        cp "$WORK/runs/$p/train_summary.json" "$OUTDIR/default-$p.train-phase1.json"
+        cp "$WORK/runs/$p/train_log.jsonl" "$OUTDIR/default-$p.train_log-phase1.jsonl"
+        cp "$WORK/runs/$p-2/train_summary.json" "$OUTDIR/default-$p.train-phase2.json"
+        cp "$WORK/runs/$p-2/train_log.jsonl" "$OUTDIR/default-$p.train_log-phase2.jsonl"
         if [ -x "$BUILD/src/tools/sparsetf-dist" ]; then
-            "$BUILD/src/tools/sparsetf-dist" --model "$MODELS/default-$p.stf" --verify \
+            "$BUILD/src/tools/sparsetf-dist" --model "$OUTDIR/default-$p.stf" --verify \
                 --prompt-tokens 1 --max-tokens 1 --temperature 0 --quiet >/dev/null
         fi
     done
     cp "$C/heldout.txt" "$TESTS/heldout.txt"
-    cp "$C/stats.json" "$MODELS/corpus-stats.json"
+    cp "$C/stats.json" "$OUTDIR/corpus-stats.json"
 fi
 
 if want eval; then
-    for p in dense sparse; do
-        $PY src/train/evaluate.py --model "$MODELS/default-$p.stf" --spm "$MODELS/spm8k.model" \
-            --text "$TESTS/heldout.txt" --out "$MODELS/default-$p.eval.json"
+    for p in $MODELS; do
+        $PY src/train/evaluate.py --model "$OUTDIR/default-$p.stf" --spm "$OUTDIR/spm8k.model" \
+            --text "$TESTS/heldout.txt" --out "$OUTDIR/default-$p.eval.json"
     done
 fi
 
 if want reference; then
-    for p in dense sparse; do
-        $PY src/train/make_reference.py --model "$MODELS/default-$p.stf" \
-            --spm "$MODELS/spm8k.model" --heldout "$TESTS/heldout.txt" \
+    for p in $MODELS; do
+        $PY src/train/make_reference.py --model "$OUTDIR/default-$p.stf" \
+            --spm "$OUTDIR/spm8k.model" --heldout "$TESTS/heldout.txt" \
             --out "$TESTS/reference-$p" --model-path-in-json "src/train/models/default-$p.stf"
     done
 fi
 
 if want bench; then
     $PY src/train/bench_decode.py --dist "$BUILD/src/tools/sparsetf-dist" --rounds 5 \
-        --out "$MODELS/bench-decode.json"
+        --out "$OUTDIR/bench-decode.json"
 fi

@@ -35,17 +35,25 @@ TOPK = 8
 MIN_GAP = 1e-4
 
 KINDS = {"ff": ["dense", "sparse"], "attn": ["dense", "sparse_qkv", "lsh"],
-         "out": ["dense", "multiplicative"]}
+         "out": ["dense", "multiplicative"], "arch": ["scaling", "terraformer"]}
+# The engine's LSH rotation seed of session 0 with --seed RUN_SEED: sm(sm(RUN_SEED))
+# (docs/protocol.md); the PyTorch model draws its eval-mode rotations from the same seed.
+RUN_SEED = 42
 
 
 def model_from_file(path):
     import reference as R  # independent reader (tests/reference/reference.py)
     cfg, weights, man = R.load_model(path, verify_crc=True)
-    kw = {k: cfg[k] for k in Config.KEYS}
+    kw = {k: cfg[k] for k in Config.KEYS if k in cfg}
     for k, names in KINDS.items():
         kw[k] = names[cfg[k]]
+    # the file's LSH pattern (l % lsh_period == lsh_phase) as the trainer's bit mask
+    n_sub = cfg["n_layers"] * (2 if kw["arch"] == "terraformer" else 1)
+    per, ph = cfg["lsh_period"], cfg["lsh_phase"]
+    kw["lsh_layers"] = sum(1 << l for l in range(n_sub) if per and l % per == ph)
     c = Config(**kw)
     m = ScalingLM(c)
+    m.rotation_seed = R.splitmix64(R.splitmix64(RUN_SEED))
     with torch.no_grad():
         for n, p in m.named_tensors():
             p.copy_(torch.from_numpy(weights[n]))
@@ -125,6 +133,7 @@ def main():
                      "weights)" % torch.__version__,
         "vocab_size": c.vocab_size,
         "max_new_tokens": GEN,
+        "run_seed": RUN_SEED,
         "tolerance": "max |engine - reference| <= 1e-4 * max |logit| of the row",
         "sparse_ff_min_controller_gap": min(min_gap) if min_gap else None,
         "min_gap_required": MIN_GAP,

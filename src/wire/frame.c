@@ -320,11 +320,13 @@ enum stf_status frame_decode(struct frame_decoder *d, const void *buf, size_t le
     const char *kn = frame_kind_name(out->kind);
     if (out->sequence == 0) return bad(err, from, "%s: sequence number 0 (links count from 1)", kn);
     if (out->origin_rank < 0) return bad(err, from, "%s: origin rank %d", kn, out->origin_rank);
-    if (out->cache.n_drops || out->cache.rotation_seed)
-        return bad(err, from,
-                   "%s: LSH cache events (drops/rotation seed) are reserved and not "
-                   "supported by this build",
+    if (!frame_kind_has_rows(out->kind) && (out->cache.n_drops || out->cache.rotation_seed))
+        return bad(err, from, "%s: carries LSH cache events (drops/rotation seed), expected none",
                    kn);
+    for (uint32_t i = 0; i < out->cache.n_drops; i++)
+        if (out->cache.drops[i].count == 0)
+            return bad(err, from, "%s: LSH drop event %u for sub-layer %u drops 0 entries", kn, i,
+                       out->cache.drops[i].layer);
     if (out->kind != FRAME_ERROR && out->error)
         return bad(err, from, "%s frame carries an error message", kn);
     if (frame_kind_has_rows(out->kind)) return check_rows(&d->lim, out, from, err);

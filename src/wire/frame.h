@@ -24,7 +24,7 @@
 
 #define FRAME_VERSION     1u
 #define FRAME_MAX_STREAMS 2u   /* Scaling Transformer 1, Terraformer 2 (SPEC §3) */
-#define FRAME_MAX_DROPS   8u   /* LSH drop events per frame (reserved) */
+#define FRAME_MAX_DROPS   256u /* LSH drop events per frame: one per LSH sub-layer */
 #define FRAME_ERROR_LEN   512u /* longest error message carried */
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
@@ -41,18 +41,21 @@ enum frame_kind {
 
 enum frame_dtype { FRAME_F32 = 1, FRAME_I8 = 2 /* reserved, rejected */ };
 
+/* SPEC §2: before this frame's rows, LSH sub-layer `layer` (global attention sub-layer
+ * index) drops its oldest `count` (= D) cache entries. */
 struct frame_lsh_drop {
     uint32_t layer, count;
 };
 
-/* Rank 0's cache directive: which slot, how full rank 0 believes it is, reset first. */
+/* Rank 0's cache directive: which slot, how full rank 0 believes it is, reset first; for a
+ * model with LSH attention the sequence's rotation seed and the drops to apply first. */
 struct frame_cache {
     uint32_t slot;
     uint32_t fill; /* entries the slot holds before this frame */
     bool reset;
-    uint64_t rotation_seed;                       /* reserved (LSH) */
-    uint32_t n_drops;                             /* reserved (LSH), <= FRAME_MAX_DROPS */
-    struct frame_lsh_drop drops[FRAME_MAX_DROPS]; /* reserved (LSH) */
+    uint64_t rotation_seed;                       /* LSH: the sequence's σ (SPEC §2) */
+    uint32_t n_drops;                             /* LSH: <= FRAME_MAX_DROPS */
+    struct frame_lsh_drop drops[FRAME_MAX_DROPS]; /* LSH: drop events, before the rows */
 };
 
 struct frame {

@@ -12,6 +12,8 @@ mkdir -p "$work" && cd "$work" || exit 1
 fails=0
 printf 'n_layers = 8\n' > l8.cfg
 "$gen" --preset tiny-sparse-sru --config l8.cfg --out tiny8.stf > /dev/null || exit 1
+"$gen" --preset tiny-terraformer --config l8.cfg --out tf8.stf > /dev/null || exit 1
+model=tiny8
 
 # expect NAME SPEC NEEDLE...: nonzero exit within 20 s, stderr containing every needle
 expect() {
@@ -19,7 +21,7 @@ expect() {
     shift 2
     local t0 t1 rc
     t0=$(date +%s)
-    timeout 60 "$mpiexec" "$npflag" 4 "${pre[@]}" "$dist" --model tiny8.stf \
+    timeout 60 "$mpiexec" "$npflag" 4 "${pre[@]}" "$dist" --model $model.stf \
         --prompt-tokens "1 5 9 13" --max-tokens 40 --quiet --timeout 3 \
         --fault-inject "$spec" > out.txt 2> err.txt
     rc=$?
@@ -45,6 +47,15 @@ expect "killed rank" kill-rank=2,after=3 "rank 2"
 expect "fault on a rank the job lacks" kill-rank=4,after=0 \
     "rank 4 does not exist, the job has 4 ranks (0..3)"
 expect "stalled rank" stall-rank=2,after=3 "timed out after 3 s waiting for rank 3"
+# Terraformer with LSH attention (SPEC §2): rank 1 holds LSH sub-layers and checks the seed and
+# the drops of rank 0's directive against its caches
+model=tf8
+expect "wrong LSH rotation seed" bad-lsh-seed=0,after=2 "LSH directive disagrees" \
+    "says session 1 has rotation seed" "error on rank 1"
+expect "LSH drop not due" bad-lsh-drop=0,after=5 "LSH directive disagrees" "for session 1" \
+    "at position 8 orders drops in 1 LSH sub-layers, but the model has 8" "error on rank 1"
+expect "LSH drop missing" bad-lsh-drop=0,after=21 "LSH directive disagrees" "for session 1" \
+    "at position 24 lacks a drop in LSH sub-layer" "holds 24 of P = 24 entries" "error on rank 1"
 
 echo "dist_fault: $fails failure(s)"
 [ $fails -eq 0 ]

@@ -49,7 +49,8 @@ def main():
         dump = os.path.join(a.workdir, "logits-%d.f32" % i)
         cmd = [a.dist, "--model", model, "--prompt-tokens", " ".join(map(str, p["prompt_tokens"])),
                "--temperature", "0", "--max-tokens", str(ref["max_new_tokens"]), "--print-tokens",
-               "--dump-logits", dump, "--quiet"] + a.extra
+               "--dump-logits", dump, "--quiet"] + \
+            (["--seed", str(ref["run_seed"])] if "run_seed" in ref else []) + a.extra
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if r.returncode != 0:
             fails.append("prompt %d: sparsetf-dist failed (%d): %s" % (i, r.returncode, r.stderr.strip()))

@@ -11,6 +11,8 @@ prints the greedy next token after each prefix and, with --out, writes float64 l
 """
 
 import argparse
+import math
+import re
 import struct
 import sys
 
@@ -29,7 +31,10 @@ CONFIG_FIELDS = {
     1: "arch", 2: "d_model", 3: "n_heads", 4: "n_layers", 5: "d_ff", 6: "vocab_size",
     7: "max_seq_len", 8: "ff", 9: "ff_block", 10: "ff_rank", 11: "attn", 12: "qkv_modules",
     13: "out", 14: "out_modules", 15: "sru_units", 16: "bos_id", 17: "eos_id",
+    18: "weights", 19: "lsh_period", 20: "lsh_phase", 21: "lsh_n_hashes", 22: "lsh_n_buckets",
+    23: "lsh_chunk_len", 24: "lsh_chunks_before", 25: "lsh_cache_len", 26: "lsh_drop_len",
 }
+ARCH_SCALING, ARCH_TERRAFORMER = 0, 1
 FF_DENSE, FF_SPARSE = 0, 1
 ATTN_DENSE, ATTN_SPARSE_QKV, ATTN_LSH = 0, 1, 2
 OUT_DENSE, OUT_MULT = 0, 1
@@ -234,6 +239,7 @@ def q8_decode(t, raw):
 def q8_transposed(cfg, name):
     """True when the q8 tensor is stored transposed: W (in, out) as out rows of in."""
     short = name.split(".", 2)[2] if name.startswith("layers.") else name
+    short = re.sub(r"^attn[12]\.", "attn.", short)  # Terraformer blocks: attn1., attn2.
     if short in ("attn.wq", "attn.wk", "attn.wv", "attn.wo", "attn.mult.p", "sru.wi", "sru.w",
                  "sru.wo", "out.w", "out.p", "ff.w1"):
         return True
@@ -384,6 +390,98 @@ def sru(u, W, b, mutant=None, q8=False):
 
 
 # ---------------------------------------------------------------------------------------------
+# LSH attention (SPEC §2 "LSH attention"), written from the SPEC text.
+# ---------------------------------------------------------------------------------------------
+
+GOLDEN = 0x9E3779B97F4A7C15
+MASK64 = (1 << 64) - 1
+
+
+def splitmix64(z):
+    """One SplitMix64 step on a Python int (mod 2^64): returns the output of state z."""
+    z = (z + GOLDEN) & MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def lsh_rotations(sigma, sublayer, head, dh, n_hashes, n_buckets):
+    """R (dh, n_hashes, n_buckets/2) float32 for attention sub-layer `sublayer`, head `head`."""
+    key = splitmix64(splitmix64(splitmix64(sigma) ^ sublayer) ^ head)
+    n = dh * n_hashes * (n_buckets // 2)
+    vals = []
+    k = 0
+    while len(vals) < n:
+        # w_k = sm(key + (k-1)·golden): the state advances by the same step
+        w1 = splitmix64((key + k * GOLDEN) & MASK64)
+        w2 = splitmix64((key + (k + 1) * GOLDEN) & MASK64)
+        k += 2
+        u1 = ((w1 >> 11) + 1) * 2.0 ** -53
+        u2 = ((w2 >> 11) + 1) * 2.0 ** -53
+        r = math.sqrt(-2.0 * math.log(u1))
+        vals.append(r * math.cos(2.0 * math.pi * u2))
+        vals.append(r * math.sin(2.0 * math.pi * u2))
+    return np.array(vals[:n], dtype=np.float32).reshape(dh, n_hashes, n_buckets // 2)
+
+
+def lsh_first_held(T, P, D):
+    """first[t]: the oldest position still cached when position t is written (SPEC §2 cache:
+    before writing at index end, if end + 1 > P drop the oldest D)."""
+    first = np.zeros(T, dtype=np.int64)
+    end, lo = 0, 0
+    for t in range(T):
+        if end + 1 > P:
+            end -= D
+            lo += D
+        end += 1
+        first[t] = lo
+    return first
+
+
+def lsh_buckets(z, R, record=None, mutant=None):
+    """z: (T, dh); R: (dh, n_hashes, nb/2). Returns (T, n_hashes) bucket ids (first maximum)."""
+    t = np.einsum("td,drb->trb", z, R.astype(np.float64))
+    full = t if mutant == "lsh_hash_no_negation" else np.concatenate([t, -t], axis=-1)
+    if record is not None:
+        srt = np.sort(full, axis=-1)
+        record.append(float((srt[..., -1] - srt[..., -2]).min()))
+    return np.argmax(full, axis=-1)
+
+
+def lsh_attention(qk, v, H, rots, C, P, D, record=None, mutant=None):
+    """SPEC §2 LSH attention over a whole sequence, position by position.
+    qk, v: (T, d) head-major; rots[h]: (dh, n_hashes, nb/2). Returns merged (T, d)."""
+    T, d = qk.shape
+    dh = d // H
+    first = lsh_first_held(T, P if mutant != "lsh_no_drop" else T + 1, D)
+    out = np.zeros((T, d))
+    for h in range(H):
+        sl = slice(h * dh, (h + 1) * dh)
+        z = qk[:, sl]
+        bk = lsh_buckets(z, rots[h], record, mutant)
+        if mutant == "lsh_raw_keys":
+            kn = z / np.sqrt(dh)
+        else:
+            kn = z / np.sqrt((z ** 2).mean(axis=-1, keepdims=True) + 1e-6) / np.sqrt(dh)
+        for t in range(T):
+            j = np.arange(first[t], t + 1)
+            if len(j) > C:
+                match = (bk[j] == bk[t]).any(axis=-1)
+                if mutant == "lsh_recent_only":
+                    match[:] = False
+                prio = j + P * match            # distinct, so no ties
+                j = np.sort(j[np.argsort(-prio)[:C]])
+            s = kn[j] @ z[t]
+            if mutant != "lsh_self_unmasked":
+                s = s - 1e5 * (j == t)
+            s = s - s.max()
+            p = np.exp(s)
+            p /= p.sum()
+            out[t, sl] = p @ v[j, sl]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # The model (SPEC §2, §3).
 # ---------------------------------------------------------------------------------------------
 
@@ -402,58 +500,106 @@ MUTANTS = (
     "sru_no_sqrt3",           # highway term without sqrt(3)
     "sru_reads_ln2",          # SRU branch reads LN2(x) instead of its own LN
     "no_pos",                 # positional rows ignored
+    "lsh_hash_no_negation",   # bucket = argmax(t) instead of argmax([t, -t])
+    "lsh_raw_keys",           # keys not normalised
+    "lsh_recent_only",        # bucket matches ignored: the C most recent entries
+    "lsh_self_unmasked",      # no -1e5 on the query's own entry
+    "lsh_no_drop",            # the cache never drops (P ignored)
+    "lsh_rotation_layer_local",  # rotations drawn with the block index instead of 2·block + k
+    "rev_no_swap",            # Terraformer streams not swapped after a block
+    "rev_out_from_a",         # Terraformer output from stream a only, not (a + b)/2
 )
 
 
 class Reference:
-    def __init__(self, cfg, weights, mutant=None, q8=()):
+    def __init__(self, cfg, weights, mutant=None, q8=(), rotation_seed=0):
         self.cfg = cfg
         self.q8 = set(q8)  # names of the q8 tensors: their products round the activations
         if mutant is not None and mutant not in MUTANTS:
             raise ValueError("unknown mutant %s" % mutant)
         self.mutant = mutant
+        self.sigma = rotation_seed
         self.w = {k: v.astype(np.float64) for k, v in weights.items()}
-        if cfg["arch"] != 0:
-            raise FormatError("reference supports the Scaling Transformer LM only")
+        if cfg["arch"] not in (ARCH_SCALING, ARCH_TERRAFORMER):
+            raise FormatError("unknown arch %d" % cfg["arch"])
         if cfg["attn"] not in (ATTN_DENSE, ATTN_SPARSE_QKV):
-            raise FormatError("reference supports dense and sparse QKV attention only")
+            raise FormatError("attn must be dense or sparse QKV (LSH is chosen per sub-layer "
+                              "by lsh_layers)")
+        if cfg["lsh_period"] and cfg["lsh_phase"] >= cfg["lsh_period"]:
+            raise FormatError("lsh_phase must be < lsh_period")
+        if cfg["lsh_period"]:
+            nb = cfg["lsh_n_buckets"]
+            if cfg["lsh_n_hashes"] < 1 or nb < 2 or nb % 2 or cfg["lsh_chunk_len"] < 1:
+                raise FormatError("bad LSH hyper-parameters")
+            if not 1 <= cfg["lsh_drop_len"] <= cfg["lsh_cache_len"] or \
+                    self.lsh_C() > cfg["lsh_cache_len"]:
+                raise FormatError("bad LSH cache: need C <= P and 1 <= D <= P")
+        self._rot = {}
 
     @classmethod
-    def from_file(cls, path, verify_crc=False, mutant=None):
+    def from_file(cls, path, verify_crc=False, mutant=None, rotation_seed=0):
         cfg, w, man = load_model(path, verify_crc)
-        return cls(cfg, w, mutant, man["q8"])
+        return cls(cfg, w, mutant, man["q8"], rotation_seed)
 
     def xin(self, x, name):
         """x as it enters a product with weight `name` (rounded when that weight is q8)."""
         return act_q8(x) if name in self.q8 else x
 
-    def attention(self, i, h):
-        w, c = self.w, self.cfg
-        p = "layers.%d.attn." % i
+    def lsh_C(self):
+        c = self.cfg
+        return c["lsh_n_hashes"] * c["lsh_chunk_len"] * (1 + c["lsh_chunks_before"])
+
+    def is_lsh(self, ell):
+        """Attention sub-layer ell (global index) uses LSH iff ell % lsh_period == lsh_phase."""
+        per = self.cfg["lsh_period"]
+        return per > 0 and ell % per == self.cfg["lsh_phase"]
+
+    def rotations(self, ell):
+        c = self.cfg
         H = c["n_heads"]
+        dh = c["d_model"] // H
+        lay = ell
+        if self.mutant == "lsh_rotation_layer_local" and c["arch"] == ARCH_TERRAFORMER:
+            lay = ell // 2
+        k = (self.sigma, lay)
+        if k not in self._rot:
+            self._rot[k] = [lsh_rotations(self.sigma, lay, h, dh, c["lsh_n_hashes"],
+                                          c["lsh_n_buckets"]) for h in range(H)]
+        return self._rot[k]
+
+    def attention(self, p, ell, h, lsh_record=None):
+        """Attention sub-layer with tensors named p + "wq" etc.; ell its global index."""
+        w, c = self.w, self.cfg
+        H = c["n_heads"]
+        lsh = self.is_lsh(ell)
+        mu = self.mutant
         if c["attn"] == ATTN_DENSE:
             hq = self.xin(h, p + "wq")
             q = hq @ w[p + "wq"] + w[p + "bq"]
             k = hq @ w[p + "wk"] + w[p + "bk"]
             v = hq @ w[p + "wv"] + w[p + "bv"]
-            o = causal_attention(q, k, v, H, self.mutant)
+        else:
+            T = h.shape[0]
+            q8 = self.q8
+            y = mult_dense(h, w[p + "mult.g"], w[p + "mult.p"], w[p + "mult.c"], mu,
+                           p + "mult.p" in q8)  # (T, S, M)
+            q = local_conv(y, w[p + "conv_q.w"], w[p + "conv_q.b"], mu,
+                           p + "conv_q.w" in q8).reshape(T, -1)  # s-major
+            k = local_conv(y, w[p + "conv_k.w"], w[p + "conv_k.b"], mu,
+                           p + "conv_k.w" in q8).reshape(T, -1)
+            v = local_conv(y, w[p + "conv_v.w"], w[p + "conv_v.b"], mu,
+                           p + "conv_v.w" in q8).reshape(T, -1)
+        if lsh:
+            o = lsh_attention((q + k) / 2, v, H, self.rotations(ell), self.lsh_C(),
+                              c["lsh_cache_len"], c["lsh_drop_len"], lsh_record, mu)
+        else:
+            o = causal_attention(q, k, v, H, mu)
+        if c["attn"] == ATTN_DENSE:
             return self.xin(o, p + "wo") @ w[p + "wo"] + w[p + "bo"]
-        T = h.shape[0]
-        mu = self.mutant
-        q8 = self.q8
-        y = mult_dense(h, w[p + "mult.g"], w[p + "mult.p"], w[p + "mult.c"], mu,
-                       p + "mult.p" in q8)  # (T, S, M)
-        q = local_conv(y, w[p + "conv_q.w"], w[p + "conv_q.b"], mu,
-                       p + "conv_q.w" in q8).reshape(T, -1)  # s-major
-        k = local_conv(y, w[p + "conv_k.w"], w[p + "conv_k.b"], mu,
-                       p + "conv_k.w" in q8).reshape(T, -1)
-        v = local_conv(y, w[p + "conv_v.w"], w[p + "conv_v.b"], mu,
-                       p + "conv_v.w" in q8).reshape(T, -1)
-        return causal_attention(q, k, v, H, mu)  # no output projection
+        return o  # sparse QKV: no output projection
 
-    def ff(self, i, h, record=None):
+    def ff(self, p, h, record=None):
         w, c = self.w, self.cfg
-        p = "layers.%d.ff." % i
         if c["ff"] == FF_DENSE:
             return dense_ff(h, w[p + "w1"], w[p + "b1"], w[p + "w2"], w[p + "b2"],
                             (p + "w1" in self.q8, p + "w2" in self.q8))
@@ -461,19 +607,27 @@ class Reference:
                          w[p + "w2"], w[p + "b2"], c["ff_block"], record, self.mutant,
                          p + "w1t" in self.q8)
 
-    def sru_branch(self, i, x):
+    def sru_branch(self, p, x, wrong_ln):
         w = self.w
-        p = "layers.%d.sru." % i
         if self.mutant == "sru_reads_ln2":
-            h = layer_norm(x, w["layers.%d.ln2.g" % i], w["layers.%d.ln2.b" % i])
+            h = layer_norm(x, w[wrong_ln + ".g"], w[wrong_ln + ".b"])
         else:
-            h = layer_norm(x, w[p + "ln.g"], w[p + "ln.b"])
-        u = self.xin(h, p + "wi") @ w[p + "wi"] + w[p + "bi"]
-        hs = sru(u, w[p + "w"], w[p + "b"], self.mutant, p + "w" in self.q8)
-        return self.xin(hs, p + "wo") @ w[p + "wo"] + w[p + "bo"]
+            h = layer_norm(x, w[p + "sru.ln.g"], w[p + "sru.ln.b"])
+        u = self.xin(h, p + "sru.wi") @ w[p + "sru.wi"] + w[p + "sru.bi"]
+        hs = sru(u, w[p + "sru.w"], w[p + "sru.b"], self.mutant, p + "sru.w" in self.q8)
+        return self.xin(hs, p + "sru.wo") @ w[p + "sru.wo"] + w[p + "sru.bo"]
 
-    def forward(self, tokens, record=None, record_hidden=None):
-        """tokens: sequence of ids at positions 0..T-1. Returns float64 logits (T, V)."""
+    def ffb(self, p, x, ln, record=None):
+        """FF(LN(x)) [+ Dense_o(SRU(Dense_i(LN'(x))))]; ln names the FF's own LayerNorm."""
+        w, c = self.w, self.cfg
+        delta = self.ff(p + "ff.", layer_norm(x, w[ln + ".g"], w[ln + ".b"]), record)
+        if c["sru_units"]:
+            delta = delta + self.sru_branch(p, x, ln)  # both branches read the same x
+        return delta
+
+    def forward(self, tokens, record=None, record_hidden=None, lsh_record=None):
+        """tokens: sequence of ids at positions 0..T-1. Returns float64 logits (T, V).
+        record: sparse FF choices; lsh_record: bucket-argmax margins (near-tie detection)."""
         w, c = self.w, self.cfg
         tokens = np.asarray(tokens, dtype=np.int64)
         T = len(tokens)
@@ -482,17 +636,30 @@ class Reference:
         if T and (tokens.min() < 0 or tokens.max() >= c["vocab_size"]):
             raise ValueError("token id out of range")
         x = w["embed"][tokens] + (0.0 if self.mutant == "no_pos" else w["pos"][:T])
-        for i in range(c["n_layers"]):
-            p = "layers.%d." % i
-            x = x + self.attention(i, layer_norm(x, w[p + "ln1.g"], w[p + "ln1.b"]))
-            if record_hidden is not None:
-                record_hidden.append(("layer%d.attn" % i, x.copy()))
-            delta = self.ff(i, layer_norm(x, w[p + "ln2.g"], w[p + "ln2.b"]), record)
-            if c["sru_units"]:
-                delta = delta + self.sru_branch(i, x)  # both branches read the same x
-            x = x + delta
-            if record_hidden is not None:
-                record_hidden.append(("layer%d.ff" % i, x.copy()))
+        ln = lambda z, n: layer_norm(z, w[n + ".g"], w[n + ".b"])  # noqa: E731
+        if c["arch"] == ARCH_TERRAFORMER:
+            # SPEC §3: a += Attn1(LN1(b)); b += Attn2(LN2(a)); a += FFB(b); (a, b) = (b, a)
+            a, b = x, x.copy()
+            for i in range(c["n_layers"]):
+                p = "layers.%d." % i
+                a = a + self.attention(p + "attn1.", 2 * i, ln(b, p + "ln1"), lsh_record)
+                b = b + self.attention(p + "attn2.", 2 * i + 1, ln(a, p + "ln2"), lsh_record)
+                a = a + self.ffb(p, b, p + "ln3", record)
+                if self.mutant != "rev_no_swap":
+                    a, b = b, a
+                if record_hidden is not None:
+                    record_hidden.append(("block%d.a" % i, a.copy()))
+                    record_hidden.append(("block%d.b" % i, b.copy()))
+            x = a if self.mutant == "rev_out_from_a" else (a + b) / 2
+        else:
+            for i in range(c["n_layers"]):
+                p = "layers.%d." % i
+                x = x + self.attention(p + "attn.", i, ln(x, p + "ln1"), lsh_record)
+                if record_hidden is not None:
+                    record_hidden.append(("layer%d.attn" % i, x.copy()))
+                x = x + self.ffb(p, x, p + "ln2", record)
+                if record_hidden is not None:
+                    record_hidden.append(("layer%d.ff" % i, x.copy()))
         h = layer_norm(x, w["ln_f.g"], w["ln_f.b"])
         if c["out"] == OUT_DENSE:
             return self.xin(h, "out.w") @ w["out.w"] + w["out.b"]
@@ -639,6 +806,98 @@ def self_test(seed=1234):
     var = sum((xi - mu) ** 2 for xi in x) / 7
     if not np.allclose(layer_norm(x, g, bb), g * (x - mu) / np.sqrt(var + 1e-6) + bb):
         fails.append("layer_norm differs")
+    fails += lsh_self_test(rng)
+    return fails
+
+
+def naive_lsh_step_cache(entries, q_buckets, C, P):
+    """entries: list of (pos, qk, v, buckets) held by the cache, oldest first, the last one the
+    query's own. Transcribes SPEC §2 "One step" literally (sort by prio, ties larger j first)."""
+    t = len(entries) - 1
+    q = entries[t][1]
+    dh = q.shape[0]
+    cand = []
+    for j, (_, z, _, b) in enumerate(entries):
+        match = any(int(b[r]) == int(q_buckets[r]) for r in range(len(b)))
+        cand.append((j + P * int(match), j))
+    cand.sort(key=lambda pj: (-pj[0], -pj[1]))
+    J = [j for _, j in cand[:C]] if t + 1 > C else list(range(t + 1))
+    scores = []
+    for j in J:
+        z = entries[j][1]
+        kj = z / math.sqrt(sum(float(x) ** 2 for x in z) / dh + 1e-6) / math.sqrt(dh)
+        scores.append(float(np.dot(q, kj)) - (1e5 if j == t else 0.0))
+    m = max(scores)
+    e = [math.exp(sc - m) for sc in scores]
+    tot = sum(e)
+    o = np.zeros_like(entries[0][2])
+    for ej, j in zip(e, J):
+        o = o + (ej / tot) * entries[j][2]
+    return o
+
+
+def lsh_self_test(rng):
+    fails = []
+    # the rotation generator: Python ints vs numpy uint64 arithmetic, and a Gaussian draw
+    sigma, ell, head, dh, nh, nb = 0xDEADBEEF12345678, 5, 3, 7, 3, 6  # 63 values: odd count
+    R = lsh_rotations(sigma, ell, head, dh, nh, nb)
+    with np.errstate(over="ignore"):
+        g = np.uint64(GOLDEN)
+
+        def sm(z):
+            z = z + g
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            return z ^ (z >> np.uint64(31))
+        key = sm(sm(sm(np.array([sigma], np.uint64)) ^ np.uint64(ell)) ^ np.uint64(head))
+        w = sm(key + np.arange(64, dtype=np.uint64) * g)
+    u = ((w >> np.uint64(11)) + np.uint64(1)).astype(np.float64) * 2.0 ** -53
+    r = np.sqrt(-2 * np.log(u[0::2]))
+    zz = np.stack([r * np.cos(2 * np.pi * u[1::2]), r * np.sin(2 * np.pi * u[1::2])], 1).ravel()
+    if not np.array_equal(R.ravel(), zz[:63].astype(np.float32)):
+        fails.append("lsh_rotations differs from a numpy uint64 transcription")
+    big = lsh_rotations(1, 0, 0, 64, 4, 64).astype(np.float64)
+    if abs(big.mean()) > 0.03 or abs(big.std() - 1) > 0.03:
+        fails.append("lsh_rotations is not a standard normal draw (mean %.3f std %.3f)" %
+                     (big.mean(), big.std()))
+    if np.array_equal(lsh_rotations(1, 0, 0, 4, 1, 2), lsh_rotations(1, 0, 1, 4, 1, 2)):
+        fails.append("lsh_rotations: heads share rotations")
+    # LSH attention against a literal cache simulation with drops (several P, D, C)
+    for (T, H, dh, nh, nb, C, P, D) in ((23, 2, 4, 2, 4, 4, 6, 2), (30, 1, 5, 1, 2, 3, 3, 3),
+                                        (17, 2, 3, 3, 6, 6, 9, 1), (12, 1, 4, 2, 4, 12, 12, 5)):
+        d = H * dh
+        qk, v = rng.standard_normal((T, d)), rng.standard_normal((T, d))
+        rots = [rng.standard_normal((dh, nh, nb // 2)).astype(np.float32) for _ in range(H)]
+        out = lsh_attention(qk, v, H, rots, C, P, D)
+        for h in range(H):
+            sl = slice(h * dh, (h + 1) * dh)
+            cache = []
+            for t in range(T):
+                if len(cache) + 1 > P:
+                    cache = cache[D:]
+                tb = np.einsum("d,drb->rb", qk[t, sl], rots[h].astype(np.float64))
+                bk = np.argmax(np.concatenate([tb, -tb], axis=-1), axis=-1)
+                cache.append((t, qk[t, sl], v[t, sl], bk))
+                ref = naive_lsh_step_cache(cache, bk, C, P)
+                if not np.allclose(out[t, sl], ref, rtol=1e-12, atol=1e-12):
+                    fails.append("lsh_attention differs from the literal cache simulation "
+                                 "(T=%d C=%d P=%d D=%d, t=%d head %d)" % (T, C, P, D, t, h))
+                    break
+    # while the sequence fits in C: shared-QK causal attention with normalised keys
+    T, H, dh = 9, 2, 4
+    qk, v = rng.standard_normal((T, H * dh)), rng.standard_normal((T, H * dh))
+    rots = [rng.standard_normal((dh, 2, 2)).astype(np.float32) for _ in range(H)]
+    out = lsh_attention(qk, v, H, rots, 16, 16, 1)
+    for h in range(H):
+        sl = slice(h * dh, (h + 1) * dh)
+        z = qk[:, sl]
+        kn = z / np.sqrt((z ** 2).mean(-1, keepdims=True) + 1e-6) / np.sqrt(dh)
+        s = z @ kn.T - 1e5 * np.eye(T)
+        s = np.where(np.triu(np.ones((T, T), bool), 1), -np.inf, s)
+        pr = np.exp(s - s.max(-1, keepdims=True))
+        pr /= pr.sum(-1, keepdims=True)
+        if not np.allclose(out[:, sl], pr @ v[:, sl], rtol=1e-12, atol=1e-12):
+            fails.append("lsh_attention with t + 1 <= C differs from shared-QK causal attention")
     return fails
 
 
@@ -648,6 +907,8 @@ def main():
     ap.add_argument("--tokens", help="space separated token ids")
     ap.add_argument("--out", help="write float64 logits (rows = tokens) here")
     ap.add_argument("--verify-crc", action="store_true")
+    ap.add_argument("--rotation-seed", type=lambda v: int(v, 0), default=0,
+                    help="the sequence's LSH rotation seed (SPEC §2), for LSH layers")
     ap.add_argument("--self-test", action="store_true")
     a = ap.parse_args()
     if a.self_test:
@@ -658,7 +919,7 @@ def main():
         return 1 if fails else 0
     if not a.model or a.tokens is None:
         ap.error("--model and --tokens are required")
-    ref = Reference.from_file(a.model, a.verify_crc)
+    ref = Reference.from_file(a.model, a.verify_crc, rotation_seed=a.rotation_seed)
     toks = [int(t) for t in a.tokens.split()]
     logits = ref.forward(toks)
     if a.out:

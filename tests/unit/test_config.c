@@ -94,7 +94,7 @@ static void test_config_unknown_kind_names_the_field(void **state)
         const char *needle;
     } cases[] = {
         {(enum attn_kind)9, FF_DENSE, OUT_DENSE, "config: attn kind 9 unknown"},
-        {ATTN_LSH, FF_DENSE, OUT_DENSE, "config: attn `lsh` is not supported yet"},
+        {ATTN_LSH, FF_DENSE, OUT_DENSE, "config: attn `lsh` names no projection weights"},
         {ATTN_DENSE, (enum ff_kind)2, OUT_DENSE, "config: ff kind 2 unknown"},
         {ATTN_DENSE, FF_DENSE, (enum out_kind)7, "config: out kind 7 unknown"},
     };
@@ -143,13 +143,26 @@ static void test_config_validate_rejects(void **state)
         {"attn = sparse_qkv\nqkv_modules = 3\n", "qkv_modules (3) must divide d_model"},
         {"out = multiplicative\nout_modules = 3\n", "out_modules (3) must divide vocab_size"},
         {"eos_id = 512\n", "eos_id (512) must be below vocab_size"},
-        {"arch = terraformer\n", "not supported yet"},
-        {"attn = lsh\n", "not supported yet"},
         {"d_model = 0\n", "d_model must be in 1..1048576, got 0"},
         {"n_layers = 5000\n", "n_layers must be in 1..4096, got 5000"},
+        {"attn = lsh\n", "attn `lsh` names no projection weights"},
+        /* SPEC §2 LSH parameters, over tiny-terraformer (below) */
+        {"lsh_n_buckets = 5\n", "lsh_n_buckets must be even"},
+        {"lsh_n_buckets = 0\n", "lsh_n_buckets must be even"},
+        {"lsh_n_hashes = 0\n", "lsh_n_hashes must be in 1..8"},
+        {"lsh_n_hashes = 9\n", "lsh_n_hashes must be in"},
+        {"lsh_cache_len = 15\n", "lsh C = n_hashes * chunk_len * (1 + chunks_before) = 16 exceeds "
+                                 "lsh_cache_len (P) 15"},
+        {"lsh_drop_len = 25\n", "lsh_drop_len (D) must be in 1..lsh_cache_len (24), got 25"},
+        {"lsh_drop_len = 0\n", "lsh_drop_len (D) must be in 1..lsh_cache_len"},
+        {"lsh_phase = 2\n", "lsh_phase (2) must be below lsh_period (2)"},
+        {"lsh_period = 9\nlsh_phase = 5\n", "lsh_phase (5) names no attention sub-layer (the "
+                                            "model has 4)"},
+        {"lsh_chunk_len = 0\n", "lsh_chunk_len must be at least 1"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct model_config c = from_preset("tiny-dense");
+        struct model_config c =
+            from_preset(strncmp(cases[i].override, "lsh_", 4) ? "tiny-dense" : "tiny-terraformer");
         struct stf_error err = {0};
         assert_int_equal(model_config_parse(&c, cases[i].override, "x", &err), STF_OK);
         assert_int_not_equal(model_config_validate(&c, &err), STF_OK);

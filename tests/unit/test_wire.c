@@ -99,6 +99,31 @@ static void test_wire_roundtrip_prefill(void **state)
     assert_null(out.error);
 }
 
+/* LSH directives (SPEC §2): the seed and FRAME_MAX_DROPS drop events survive the round trip,
+ * and the checksum covers them (a changed event is caught). */
+static void test_wire_roundtrip_lsh_directive(void **state)
+{
+    struct fixture *fx = *state;
+    struct frame in = good_frame(fx, 1), out;
+    in.kind = FRAME_DECODE;
+    in.cache.rotation_seed = 0xFEDCBA9876543210ull;
+    in.cache.n_drops = FRAME_MAX_DROPS;
+    for (uint32_t i = 0; i < FRAME_MAX_DROPS; i++)
+        in.cache.drops[i] = (struct frame_lsh_drop){.layer = 2 * i + 1, .count = 64};
+    pack(fx, &in);
+    struct stf_error err;
+    assert_int_equal(frame_decode(fx->dec, fx->buf, fx->len, FROM, &out, &err), STF_OK);
+    assert_true(out.cache.rotation_seed == 0xFEDCBA9876543210ull);
+    assert_int_equal(out.cache.n_drops, FRAME_MAX_DROPS);
+    for (uint32_t i = 0; i < FRAME_MAX_DROPS; i++) {
+        assert_int_equal(out.cache.drops[i].layer, 2 * i + 1);
+        assert_int_equal(out.cache.drops[i].count, 64);
+    }
+    assert_int_equal(frame_checksum(&in), frame_checksum(&out));
+    in.cache.drops[FRAME_MAX_DROPS - 1].count = 63;
+    assert_int_not_equal(frame_checksum(&in), frame_checksum(&out));
+}
+
 static void test_wire_roundtrip_control_and_error(void **state)
 {
     struct fixture *fx = *state;
@@ -249,13 +274,24 @@ static void negative_origin(struct frame *f)
 {
     f->origin_rank = -1;
 }
-static void lsh_drop(struct frame *f)
+static void lsh_drop_zero(struct frame *f)
 {
+    f->cache.n_drops = 1;
+    f->cache.drops[0] = (struct frame_lsh_drop){.layer = 3, .count = 0};
+}
+static void lsh_drop_on_close(struct frame *f)
+{
+    f->kind = FRAME_CLOSE;
+    f->rows = 0;
+    f->data_len = 0;
     f->cache.n_drops = 1;
     f->cache.drops[0] = (struct frame_lsh_drop){.layer = 0, .count = 4};
 }
-static void rotation_seed(struct frame *f)
+static void rotation_seed_on_reset(struct frame *f)
 {
+    f->kind = FRAME_RESET;
+    f->rows = 0;
+    f->data_len = 0;
     f->cache.rotation_seed = 99;
 }
 static void close_with_rows(struct frame *f)
@@ -300,8 +336,9 @@ static const struct bad_case bad_cases[] = {
     {"position past capacity", position_past_capacity, "position 15 + 2 rows"},
     {"zero sequence", zero_sequence, "sequence number 0"},
     {"negative origin", negative_origin, "origin rank -1"},
-    {"lsh drop", lsh_drop, "LSH cache events"},
-    {"rotation seed", rotation_seed, "LSH cache events"},
+    {"lsh drop of 0", lsh_drop_zero, "LSH drop event 0 for sub-layer 3 drops 0 entries"},
+    {"lsh drop on close", lsh_drop_on_close, "close: carries LSH cache events"},
+    {"rotation seed on reset", rotation_seed_on_reset, "reset: carries LSH cache events"},
     {"close with rows", close_with_rows, "expected none"},
     {"error without text", error_without_text, "error frame without a message"},
     {"text on prefill", text_on_prefill, "carries an error message"},
@@ -339,6 +376,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_wire_roundtrip_prefill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wire_roundtrip_lsh_directive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wire_roundtrip_control_and_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wire_reject_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wire_reject_garbage, setup, teardown),
