@@ -376,10 +376,21 @@ struct long_model {
     struct model *m;
     struct seq_state *s;
     struct workspace *ws;
+    struct forward_profile prof; /* thread CPU seconds per part (FWD_ATTN: both sub-layers) */
     float *x;
     struct rng rng;
 };
 
+/* CPU time of this thread: on a shared machine the wall clock mostly measures how long the
+ * scheduler kept the thread off the CPU, which varies by tens of percent within a run. */
+static double thread_cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* One block of 800m-terraformer (LSH in both sub-layers, or softmax: lsh_period = 0). */
 static void long_model_build(struct long_model *b, int lsh, uint32_t positions,
                              const struct bench_opts *o)
 {
@@ -395,27 +406,36 @@ static void long_model_build(struct long_model *b, int lsh, uint32_t positions,
         workspace_create(&b->m->cfg, positions, kernels_by_name(o->kernels), &b->ws, &err))
         die(&err);
     seq_state_reset(b->s);
+    b->prof.now = thread_cpu_seconds;
+    b->ws->prof = &b->prof;
     b->x = stf_alloc(2 * (size_t)b->cfg.d_model * sizeof *b->x);
     rng_seed(&b->rng, 7);
 }
 
-/* CPU time of this thread: on a shared machine the wall clock mostly measures how long the
- * scheduler kept the thread off the CPU, which varies by tens of percent within a run. */
-static double thread_cpu_seconds(void)
+/* Softmax attention's work per token depends on the position, not on the cached values: its
+ * KV caches are filled with random values once (every page touched), so a window at position
+ * p can be decoded without decoding the p positions before it. */
+static void long_model_fill_caches(struct long_model *b, uint32_t positions)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    uint64_t n = model_layer_state_bytes(&b->cfg, positions) / sizeof(float);
+    float *f = (float *)b->s->data;
+    for (uint64_t i = 0; i < n; i++)
+        f[i] = 0.1f * rng_normal(&b->rng);
 }
 
-static double long_model_token(struct long_model *b, uint32_t pos)
+/* Decodes position pos; returns the block's thread CPU seconds, *attn those of its two
+ * attention sub-layers (projections and attention over the cache). */
+static double long_model_token(struct long_model *b, uint32_t pos, double *attn)
 {
     for (uint32_t i = 0; i < 2 * b->cfg.d_model; i++)
         b->x[i] = rng_normal(&b->rng);
+    memset(b->prof.seconds, 0, sizeof b->prof.seconds);
     double t0 = thread_cpu_seconds();
     seq_state_lsh_prepare(b->s, 1);
     forward_layers(b->m, b->s, b->ws, pos, b->x);
-    return thread_cpu_seconds() - t0;
+    double t = thread_cpu_seconds() - t0;
+    *attn = b->prof.seconds[FWD_ATTN];
+    return t;
 }
 
 static void long_model_free(struct long_model *b)
@@ -426,7 +446,10 @@ static void long_model_free(struct long_model *b)
     model_close(b->m);
 }
 
-/* --long: per-token block time against position, LSH vs softmax attention, timed in turn. */
+/* --long: per-token attention and block CPU time against position, LSH vs softmax. LSH
+ * decodes every position from 0 (its cache fills and drops as in a session); softmax decodes
+ * the window before each checkpoint over random caches of that length. Both in one process,
+ * window after window, so the ratios come from one run. */
 static int run_long(const char *list, const char *only, const struct bench_opts *o)
 {
     uint32_t at[16], n = 0;
@@ -435,15 +458,17 @@ static int run_long(const char *list, const char *only, const struct bench_opts 
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && n < 16;
          t = strtok_r(NULL, ",", &save)) {
         long v = strtol(t, NULL, 10);
-        if (v < 64 || (n && v <= at[n - 1])) {
-            fprintf(stderr, "sparsetf-bench: --long wants increasing positions >= 64, got `%s`\n",
-                    t);
+        if (v < 128 || v > (1l << 20) || (n && v <= at[n - 1] + 64)) {
+            fprintf(stderr,
+                    "sparsetf-bench: --long wants increasing positions in 128..%ld, each at "
+                    "least 64 past the one before, got `%s`\n",
+                    1l << 20, t);
             return 2;
         }
         at[n++] = (uint32_t)v;
     }
     if (!n) return 2;
-    enum { WINDOW = 64 };
+    enum { WINDOW = 64, WARM = 8 };
     int do_lsh = !only || !strcmp(only, "lsh"), do_soft = !only || !strcmp(only, "softmax");
     if (!do_lsh && !do_soft) {
         fprintf(stderr, "sparsetf-bench: --long-only wants lsh or softmax, got `%s`\n", only);
@@ -451,49 +476,73 @@ static int run_long(const char *list, const char *only, const struct bench_opts 
     }
     struct long_model lsh, dense;
     fprintf(stderr,
-            "long sequences: one 800m-terraformer block, positions 0..%u, LSH vs softmax "
-            "attention in turn...\n",
-            at[n - 1] - 1);
+            "long sequences: one 800m-terraformer block, LSH decoding positions 0..%u, softmax "
+            "the %d before each checkpoint...\n",
+            at[n - 1] - 1, WINDOW);
     long_model_build(&lsh, 1, do_lsh ? at[n - 1] : 64, o);
     long_model_build(&dense, 0, do_soft ? at[n - 1] : 64, o);
+    if (do_soft) long_model_fill_caches(&dense, at[n - 1]);
     uint64_t mem_lsh = model_layer_state_bytes(&lsh.cfg, at[n - 1]);
-    double tl[WINDOW], td[WINDOW], ratio[WINDOW];
-    fprintf(stderr, "\n%9s %12s %12s %10s %16s %16s\n", "position", "LSH cpu ms", "softmax ms",
-            "softmax/LSH", "LSH cache MB", "softmax cache MB");
-    for (uint32_t pos = 0, k = 0; k < n; pos++) {
-        double a = do_lsh ? long_model_token(&lsh, pos) : 1.0;
-        double b = do_soft ? long_model_token(&dense, pos) : 1.0;
-        if (pos + WINDOW < at[k]) continue;
-        uint32_t w = pos - (at[k] - WINDOW);
-        tl[w] = a, td[w] = b, ratio[w] = b / a;
-        if (pos + 1 < at[k]) continue;
-        double ml = 1e3 * stf_median(tl, WINDOW), md = 1e3 * stf_median(td, WINDOW);
-        double r = stf_median(ratio, WINDOW);
-        /* the state one session needs for this block at this context: LSH's is bounded by P */
+    double la[WINDOW], lb[WINDOW], da[WINDOW], db[WINDOW];
+    double la0 = 0, lb0 = 0, da0 = 0, db0 = 0, attn;
+    fprintf(stderr, "\n%9s | %-31s | %-31s | %-11s | %-8s %-9s\n", "", "LSH cpu ms/token",
+            "softmax cpu ms/token", "softmax/LSH", "cache MB", "");
+    fprintf(stderr, "%9s | %11s %7s %11s | %11s %7s %11s | %11s | %8s %9s\n", "position",
+            "attention", "/first", "block", "attention", "/first", "block", "attention", "LSH",
+            "softmax");
+    uint32_t lsh_pos = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t w0 = at[k] - WINDOW;
+        if (do_lsh) {
+            for (; lsh_pos < w0; lsh_pos++)
+                long_model_token(&lsh, lsh_pos, &attn);
+            for (uint32_t w = 0; w < WINDOW; w++, lsh_pos++)
+                lb[w] = long_model_token(&lsh, lsh_pos, &la[w]);
+        }
+        if (do_soft) {
+            for (uint32_t p = w0 - WARM; p < w0; p++)
+                long_model_token(&dense, p, &attn);
+            for (uint32_t w = 0; w < WINDOW; w++)
+                db[w] = long_model_token(&dense, w0 + w, &da[w]);
+        }
+        double mla = do_lsh ? 1e3 * stf_median(la, WINDOW) : 0;
+        double mlb = do_lsh ? 1e3 * stf_median(lb, WINDOW) : 0;
+        double mda = do_soft ? 1e3 * stf_median(da, WINDOW) : 0;
+        double mdb = do_soft ? 1e3 * stf_median(db, WINDOW) : 0;
+        if (k == 0) la0 = mla, lb0 = mlb, da0 = mda, db0 = mdb;
         uint64_t mem_dense = model_layer_state_bytes(&dense.cfg, at[k]);
-        char a_ms[32] = "-", b_ms[32] = "-", ab[32] = "-";
-        if (do_lsh) snprintf(a_ms, sizeof a_ms, "%.3f", ml);
-        if (do_soft) snprintf(b_ms, sizeof b_ms, "%.3f", md);
-        if (do_lsh && do_soft) snprintf(ab, sizeof ab, "%.2fx", r);
-        fprintf(stderr, "%9u %12s %12s %11s %16.1f %16.1f\n", at[k], a_ms, b_ms, ab,
-                (double)mem_lsh / 1e6, (double)mem_dense / 1e6);
-        char jl[32] = "null", jd[32] = "null", jr[32] = "null";
-        if (do_lsh) snprintf(jl, sizeof jl, "%.4f", ml);
-        if (do_soft) snprintf(jd, sizeof jd, "%.4f", md);
-        if (do_lsh && do_soft) snprintf(jr, sizeof jr, "%.3f", r);
+        char c[6][16] = {"-", "-", "-", "-", "-", "-"}, r[16] = "-";
+        if (do_lsh) {
+            snprintf(c[0], 16, "%.3f", mla);
+            snprintf(c[1], 16, "%.3f", mla / la0);
+            snprintf(c[2], 16, "%.3f", mlb);
+        }
+        if (do_soft) {
+            snprintf(c[3], 16, "%.3f", mda);
+            snprintf(c[4], 16, "%.3f", mda / da0);
+            snprintf(c[5], 16, "%.3f", mdb);
+        }
+        if (do_lsh && do_soft) snprintf(r, sizeof r, "%.2fx", mda / mla);
+        fprintf(stderr, "%9u | %11s %7s %11s | %11s %7s %11s | %11s | %8.1f %9.1f\n", at[k], c[0],
+                c[1], c[2], c[3], c[4], c[5], r, (double)mem_lsh / 1e6, (double)mem_dense / 1e6);
         fprintf(o->json,
-                "{\"kind\":\"long\",\"position\":%u,\"lsh_block_cpu_ms_median\":%s,"
-                "\"softmax_block_cpu_ms_median\":%s,\"softmax_over_lsh\":%s,"
-                "\"lsh_state_bytes\":%llu,\"softmax_state_bytes\":%llu,\"window\":%d,"
-                "\"threads\":%d,\"kernels\":\"%s\",\"timed\":\"%s\"}\n",
-                at[k], jl, jd, jr, (unsigned long long)mem_lsh, (unsigned long long)mem_dense,
-                WINDOW, o->threads, o->kernels, only ? only : "both");
+                "{\"kind\":\"long\",\"position\":%u,\"lsh_attn_cpu_ms\":%.4f,"
+                "\"lsh_block_cpu_ms\":%.4f,\"softmax_attn_cpu_ms\":%.4f,"
+                "\"softmax_block_cpu_ms\":%.4f,\"lsh_attn_over_first\":%.4f,"
+                "\"lsh_block_over_first\":%.4f,\"softmax_attn_over_first\":%.4f,"
+                "\"softmax_block_over_first\":%.4f,\"lsh_state_bytes\":%llu,"
+                "\"softmax_state_bytes\":%llu,\"window\":%d,\"threads\":%d,\"kernels\":\"%s\","
+                "\"timed\":\"%s\"}\n",
+                at[k], mla, mlb, mda, mdb, la0 > 0 ? mla / la0 : 0, lb0 > 0 ? mlb / lb0 : 0,
+                da0 > 0 ? mda / da0 : 0, db0 > 0 ? mdb / db0 : 0, (unsigned long long)mem_lsh,
+                (unsigned long long)mem_dense, WINDOW, o->threads, o->kernels,
+                only ? only : "both");
         fflush(o->json);
-        k++;
     }
     fprintf(stderr,
-            "(block = Attn1 + Attn2 + FFB of one reversible block, d = 1024; medians of "
-            "the %d positions before each; cache = one session's state of the block)\n",
+            "(medians of the %d positions before each checkpoint, thread CPU time; attention = "
+            "Attn1 + Attn2 with their projections, block = + FFB; cache = one session's state "
+            "of the block)\n",
             WINDOW);
     long_model_free(&lsh);
     long_model_free(&dense);

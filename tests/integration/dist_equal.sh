@@ -4,7 +4,9 @@
 # concurrent sessions (each session as if alone, with seed + index), also with fewer cache
 # slots than sessions (eviction and recompute) — for a Scaling Transformer and for a
 # Terraformer (two streams per position; LSH caches of P = 24 that drop D = 8, so the
-# longer sessions pass through drops, and a recomputed session must redo them exactly).
+# longer sessions pass through drops, and a recomputed session must redo them exactly) —
+# and, when $STF_TRAINED_TF names the trained Terraformer (src/train/models), for it too, with
+# prompts of 200+ tokens so that every session passes its LSH drop at P = 192.
 #
 # usage: dist_equal.sh GEN DIST WORKDIR N MPIEXEC NUMPROC_FLAG [PREFLAGS...]
 set -u
@@ -34,7 +36,25 @@ per_session() {
         END { for (i = 0; i < n; i++) print a[i]; exit bad }' "$1"
 }
 
-for model in tiny8 tf8; do
+models=(tiny8 tf8)
+if [ -n "${STF_TRAINED_TF:-}" ]; then
+    ln -sf "$STF_TRAINED_TF" trained.stf
+    models+=(trained)
+fi
+
+# prompts.txt for a model: 5 sessions (and an empty line, skipped); the trained model's are
+# long, random ids from a fixed seed (its LSH caches hold P = 192 and drop D = 64)
+make_prompts() {
+    if [ "$1" = trained ]; then
+        awk 'BEGIN { srand(11); for (s = 0; s < 5; s++) { n = 190 + 7 * s; line = "1";
+                     for (i = 1; i < n; i++) line = line " " (3 + int(rand() * 7990));
+                     print line; if (s == 1) print "" } }'
+    else
+        printf '1 5 9 13\n1 7\n\n1 2 3 4 5 6 7 8 9 10 11 12\n1 100 200\n1 42\n'
+    fi
+}
+
+for model in "${models[@]}"; do
 prompt="1 17 4 99 250 3 8"
 for mode in greedy sampled; do
     args=(--model $model.stf --prompt-tokens "$prompt" --max-tokens 24 --prefill-chunk 3)
@@ -49,7 +69,7 @@ for mode in greedy sampled; do
 done
 
 # several sessions: each must equal its own single-process run with seed 42 + index
-printf '1 5 9 13\n1 7\n\n1 2 3 4 5 6 7 8 9 10 11 12\n1 100 200\n1 42\n' > prompts.txt
+make_prompts $model > prompts.txt
 i=0
 : > ref_sessions.txt
 while read -r line; do

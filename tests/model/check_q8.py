@@ -2,7 +2,7 @@
 """q8 weights on the trained models (issue 9): accuracy against the f32 model and the numpy
 reference.
 
-For each model (default-dense, default-sparse):
+For each model (default-dense, default-sparse, and default-terraformer when it is there):
   * sparsetf-quantize --type q8 MODEL -> WORKDIR/MODEL-q8.stf (its embedded tokenizer kept);
   * `sparsetf-dist --eval tests/model/heldout.txt` on the q8 file: nats/token within
     NATS_TOL (0.5 %) of the f32 model's held-out figure (src/train/models/*.eval.json, the
@@ -62,7 +62,10 @@ def main():
     os.makedirs(a.workdir, exist_ok=True)
     fails, same, total = [], 0, 0
     rows_ok, rows_all = 0, 0
-    for name in ("dense", "sparse"):
+    names = ["dense", "sparse"]
+    if os.path.exists(os.path.join(ROOT, "src", "train", "models", "default-terraformer.stf")):
+        names.append("terraformer")
+    for name in names:
         f32 = os.path.join(ROOT, "src", "train", "models", "default-%s.stf" % name)
         q8 = os.path.join(a.workdir, "default-%s-q8.stf" % name)
         run([a.quantize, "--type", "q8", f32, q8])
@@ -83,7 +86,10 @@ def main():
                 fails.append("%s: q8 nats/token %.6f is %+.3f %% from f32 %.6f"
                              % (name, got["nats_per_token"], 100 * rel, exp["nats_per_token"]))
         cfg, w, man = R.load_model(q8, verify_crc=True)
-        model = R.Reference(cfg, w, None, man["q8"])
+        # LSH rotations: session 0 of a run with --seed S draws from sm(sm(S)) (protocol.md)
+        seed = ["--seed", str(ref["run_seed"])] if "run_seed" in ref else []
+        sigma = R.splitmix64(R.splitmix64(ref["run_seed"])) if seed else 0
+        model = R.Reference(cfg, w, None, man["q8"], sigma)
         V = cfg["vocab_size"]
         for i, p in enumerate(ref["prompts"]):
             for kern in (["fast", "ref"] if i < N_REF else ["fast"]):
@@ -91,7 +97,7 @@ def main():
                 out = run([a.dist, "--model", q8, "--prompt-tokens",
                            " ".join(map(str, p["prompt_tokens"])), "--temperature", "0",
                            "--max-tokens", str(ref["max_new_tokens"]), "--print-tokens",
-                           "--dump-logits", dump, "--quiet", "--kernels", kern])
+                           "--dump-logits", dump, "--quiet", "--kernels", kern] + seed)
                 got = [int(t) for t in out.split("\n")[0].split()]
                 if kern == "fast":
                     total += 1

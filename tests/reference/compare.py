@@ -31,12 +31,13 @@ import reference as R  # noqa: E402
 
 RTOL = 1e-4
 # q8 cases: an activation within a float32 rounding of a q8 rounding boundary rounds to
-# neighbouring integers in the float64 reference and the float32 engine, which moves later
-# logits by up to ~1e-2 of their range (tests/model/check_q8.py): at least Q8_MIN_ROWS of the
-# rows within RTOL and every row within Q8_FLIP_TOL; a greedy token may differ only where the
-# reference's top logits are within Q8_FLIP_TOL.
-Q8_FLIP_TOL = 5e-2
-Q8_MIN_ROWS = 0.6
+# neighbouring integers in the float64 reference and the float32 engine, which moves that
+# row's logits and, through the caches, later rows' by up to several 1e-2 of their range
+# (tests/model/check_q8.py). So the rows before the first such flip must agree within RTOL,
+# and there must be at least Q8_CLEAN_ROWS of them; after it, every row within Q8_FLIP_TOL,
+# and a greedy token may differ only where the reference's top logits are within that.
+Q8_CLEAN_ROWS = 16
+Q8_FLIP_TOL = 0.2
 MUTANT_CASES = (15, 16, 17, 20, 26, 27, 28)
 N_PROMPT = 64
 MAX_TOKENS = 32
@@ -175,9 +176,13 @@ def check_engine(ref, prompt, tokens, logits_path, kernels, max_tokens):
     q8 = bool(ref.q8)
     tol = Q8_FLIP_TOL if q8 else RTOL
     bad = np.nonzero(rel > tol)[0]
-    if q8 and (rel <= RTOL).mean() < Q8_MIN_ROWS:
-        msgs.append("[%s] q8: only %d of %d rows within rel err %.0e (need %.0f %%)" %
-                    (kernels, int((rel <= RTOL).sum()), rows, RTOL, 100 * Q8_MIN_ROWS))
+    if q8:
+        over = np.nonzero(rel > RTOL)[0]
+        clean = int(over[0]) if over.size else rows
+        if clean < min(rows, Q8_CLEAN_ROWS):
+            msgs.append("[%s] q8: row %d already differs by %.3e (> %.0e) from the reference; "
+                        "need %d rows within before the first rounding flip" %
+                        (kernels, clean, rel[clean], RTOL, Q8_CLEAN_ROWS))
     if bad.size:
         t = int(bad[0])
         msgs.append("[%s] %d rows exceed rel err %.0e; first at row %d (%s position %d): "
