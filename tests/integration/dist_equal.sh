@@ -5,7 +5,7 @@
 # slots than sessions (eviction and recompute) — for a Scaling Transformer and for a
 # Terraformer (two streams per position; LSH caches of P = 24 that drop D = 8, so the
 # longer sessions pass through drops, and a recomputed session must redo them exactly) —
-# and, when $STF_TRAINED_TF names the trained Terraformer (src/train/models), for it too, with
+# and, when $STF_TRAINED_TF names the trained Terraformer (src/train/models), for it too (np <= 5), with
 # prompts of 200+ tokens so that every session passes its LSH drop at P = 192.
 #
 # usage: dist_equal.sh GEN DIST WORKDIR N MPIEXEC NUMPROC_FLAG [PREFLAGS...]
@@ -37,7 +37,8 @@ per_session() {
 }
 
 models=(tiny8 tf8)
-if [ -n "${STF_TRAINED_TF:-}" ]; then
+# (its 4 blocks share at most 5 ranks: np 8 runs the generated models only)
+if [ -n "${STF_TRAINED_TF:-}" ] && [ "$np" -le 5 ]; then
     ln -sf "$STF_TRAINED_TF" trained.stf
     models+=(trained)
 fi
