@@ -31,7 +31,7 @@ expect_fail() { # name, needle, command...
     fi
 }
 for t in sparsetf-dist sparsetf-gen sparsetf-quantize sparsetf-tok sparsetf-bench sparsetf-tok-bench sparsetf-info \
-    sparsetf-batch-bench; do
+    sparsetf-batch-bench sparsetf-netbench; do
     v=$("$tools/$t" --version 2> /dev/null)
     [[ $v == "$t "[0-9]* ]]
     check "$t --version ($v)" $?

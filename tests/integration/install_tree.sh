@@ -16,7 +16,7 @@ cmake --install "$build" --prefix "$work/prefix" > "$work/install.log" 2>&1 ||
     { cat "$work/install.log"; exit 1; }
 p=$work/prefix
 for tool in sparsetf-dist sparsetf-gen sparsetf-quantize sparsetf-tok sparsetf-bench sparsetf-tok-bench sparsetf-info \
-    sparsetf-batch-bench; do
+    sparsetf-batch-bench sparsetf-netbench; do
     check "$tool installed and starts" "'$p/bin/$tool' --version > /dev/null 2>&1 || '$p/bin/$tool' --help > /dev/null 2>&1"
 done
 check "docs installed" "[ -f '$p/share/doc/sparsetf/README.md' ] && [ -f '$p/share/doc/sparsetf/model.md' ]"
