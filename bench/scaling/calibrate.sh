@@ -49,7 +49,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
 # frame sizes a token sends: 17b (d = 9216) and the bundled model (d = 192) d-vector frames
 # (bytes as sparsetf-dist's --stats-json counts them), plus a sweep for the fit
-sizes=64,776,1024,4096,16384,36880,65536,262144,1048576
+sizes=64,776,4096,16384,36880,73760,262144
 # allgather contributions at 17b: d/T floats (sparse QKV, T = 2, 4, 8) and d floats (FF)
 gathers=4608,9216,18432,36864
 

@@ -277,24 +277,31 @@ def predict(shape, comp, net, N, T=1, sessions=1, split="design", real_network=F
         demand.append(t)
     hops = P if P > 1 else 0
 
-    def latency(slept):
-        hop = net.hop_us(fb, ranks_for_hop, slept) / 1e3
-        mirror = 0.0
-        if T > 1:
-            mirror = hop + (T - 2) * max(net.hop_us(2 * fb, ranks_for_hop, slept)
-                                         - net.hop_us(fb, ranks_for_hop, slept), 0) / 1e3
-        return sum(demand) + P * mirror + hops * hop, hop, mirror
+    def hop_ms(slept, nbytes=fb):
+        return net.hop_us(nbytes, ranks_for_hop, slept) / 1e3
 
-    lat, hop, mirror = latency(False)
-    if hops and sessions == 1 and lat - max(demand) > 2.0:
-        lat, hop, mirror = latency(True)  # receivers slept in the transport's back-off
+    def mirror_ms(slept):
+        if T == 1:
+            return 0.0
+        extra = max(hop_ms(slept, 2 * fb) - hop_ms(slept, fb), 0.0)  # one more frame
+        return hop_ms(slept) + (T - 2) * extra
+
+    # first with busy (spinning) receivers; then each stage whose rank waited over 2 ms for
+    # its frame gets the sleeping-receiver figure (one session only: with several, stages
+    # stay busy)
+    fast = sum(demand) + P * mirror_ms(False) + hops * hop_ms(False)
+    slept = [sessions == 1 and fast - t > 2.0 for t in demand]
+    hop_k = [hop_ms(sl) for sl in slept] if hops else [0.0] * P
+    mir_k = [mirror_ms(sl) for sl in slept]
+    lat = sum(demand) + sum(mir_k) + sum(hop_k)
+    hop, mirror = hop_k[-1], mir_k[-1]
     # mean-value analysis: stages are queues, the hops and mirrors a delay
-    Z = hops * hop + (P * mirror if T > 1 else 0.0)
-    D = [t + (mirror if T > 1 else 0.0) for t in demand]
+    Z = sum(hop_k)
+    D = [t + m for t, m in zip(demand, mir_k)]
     Q = [0.0] * len(D)
     X = 0.0
     for n in range(1, sessions + 1):
-        R = [d * (1 + q) for d, q in zip(D, Q)]
+        R = [dk * (1 + q) for dk, q in zip(D, Q)]
         X = n / (Z + sum(R))
         Q = [X * r for r in R]
     return {
@@ -303,7 +310,7 @@ def predict(shape, comp, net, N, T=1, sessions=1, split="design", real_network=F
         "tokens_per_s": 1e3 * X,
         "layer_ms": lay, "collectives_ms_per_layer": coll, "hop_ms": hop, "mirror_ms": mirror,
         "stages": stages, "compute_ms": sum(demand) - coll * sum(stages),
-        "network_ms": hops * hop + P * mirror + coll * sum(stages),
+        "network_ms": sum(hop_k) + sum(mir_k) + coll * sum(stages),
     }
 
 

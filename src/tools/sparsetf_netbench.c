@@ -5,8 +5,8 @@
  *
  * Ring: rank 0 sends B bytes to rank 1, which receives them, spins for --think-us (the
  * stage's compute) and passes them on, … rank N−1 back to rank 0: a decode token's frames
- * travel the pipeline so. One hop costs (ring time − N·think) / N. With a think time above
- * 2 ms every waiting rank is in the transport's sleeping back-off (transport_pause), as the
+ * travel the pipeline so. One hop costs (ring time − the ranks' think time) / N. With a think time
+ * above 2 ms every waiting rank is in the transport's sleeping back-off (transport_pause), as the
  * stages of a pipeline whose stages compute for milliseconds are; with 0 they still spin.
  * Allgather: the first T ranks (a transport_split) gather B bytes from each, as the ranks of
  * a tensor-parallel stage do per split layer; T = every power of two ≤ N.
@@ -33,7 +33,7 @@ static const char usage_text[] =
     "                  [--think-us U,U,...] [--reps N] [--warmup N] [--json FILE]\n"
     "Times the transport of sparsetf-dist: a ring of point-to-point messages through every\n"
     "rank (0 -> 1 -> ... -> N-1 -> 0, as a token's frames travel the pipeline), one hop =\n"
-    "(ring time - N x think) / N, with each rank spinning --think-us before passing the\n"
+    "(ring time - think time) / N, with each rank spinning --think-us before passing the\n"
     "message on (default 0,5000: above 2 ms the waiting ranks sleep in the transport's\n"
     "back-off, as pipeline stages computing for milliseconds do); and allgathers over the\n"
     "first T ranks, T = 2, 4, ... <= N, of B bytes from each rank (tensor parallelism).\n"
@@ -89,46 +89,51 @@ static int parse_options(int argc, char **argv, struct options *o, struct stf_er
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return 1;
         if (!strcmp(a, "--version")) return 2;
-        if (i + 1 >= argc)
-            return stf_fail(err, STF_ERR_ARG, "%s needs a value (see --help)", a), -1;
+        if (i + 1 >= argc) {
+            stf_fail(err, STF_ERR_ARG, "%s needs a value (see --help)", a);
+            return -1;
+        }
         const char *v = argv[++i];
         if (!strcmp(a, "--sizes")) {
-            o->n_sizes = parse_list(v, o->sizes, MAX_SIZES, 1, 1L << 28);
-            if (o->n_sizes < 0)
-                return stf_fail(
-                           err, STF_ERR_ARG,
-                           "--sizes %s: expected up to %d byte counts 1..2^28, comma separated", v,
-                           MAX_SIZES),
-                       -1;
+            o->n_sizes = parse_list(v, o->sizes, MAX_SIZES, 8, 1L << 28);
+            if (o->n_sizes < 0) {
+                stf_fail(err, STF_ERR_ARG,
+                         "--sizes %s: expected up to %d byte counts 8..2^28, comma separated", v,
+                         MAX_SIZES);
+                return -1;
+            }
         } else if (!strcmp(a, "--gather-sizes")) {
             o->n_gather = parse_list(v, o->gather_sizes, MAX_SIZES, 1, 1L << 26);
-            if (o->n_gather < 0)
-                return stf_fail(err, STF_ERR_ARG,
-                                "--gather-sizes %s: expected up to %d byte counts 1..2^26, comma "
-                                "separated",
-                                v, MAX_SIZES),
-                       -1;
+            if (o->n_gather < 0) {
+                stf_fail(err, STF_ERR_ARG,
+                         "--gather-sizes %s: expected up to %d byte counts 1..2^26, comma "
+                         "separated",
+                         v, MAX_SIZES);
+                return -1;
+            }
         } else if (!strcmp(a, "--think-us")) {
             o->n_thinks = parse_list(v, o->thinks, MAX_THINKS, 0, 1000000);
-            if (o->n_thinks < 0)
-                return stf_fail(
-                           err, STF_ERR_ARG,
-                           "--think-us %s: expected up to %d values 0..1000000, comma separated", v,
-                           MAX_THINKS),
-                       -1;
+            if (o->n_thinks < 0) {
+                stf_fail(err, STF_ERR_ARG,
+                         "--think-us %s: expected up to %d values 0..1000000, comma separated", v,
+                         MAX_THINKS);
+                return -1;
+            }
         } else if (!strcmp(a, "--reps") || !strcmp(a, "--warmup")) {
             char *end = NULL;
             long x = strtol(v, &end, 10);
             bool reps = !strcmp(a, "--reps");
-            if (end == v || *end || x < (reps ? 1 : 0) || x > 100000)
-                return stf_fail(err, STF_ERR_ARG, "%s %s: expected a whole number %d..100000", a, v,
-                                reps ? 1 : 0),
-                       -1;
+            if (end == v || *end || x < (reps ? 1 : 0) || x > 100000) {
+                stf_fail(err, STF_ERR_ARG, "%s %s: expected a whole number %d..100000", a, v,
+                         reps ? 1 : 0);
+                return -1;
+            }
             *(reps ? &o->reps : &o->warmup) = (int)x;
         } else if (!strcmp(a, "--json")) {
             o->json = v;
         } else {
-            return stf_fail(err, STF_ERR_ARG, "unknown option %s (see --help)", a), -1;
+            stf_fail(err, STF_ERR_ARG, "unknown option %s (see --help)", a);
+            return -1;
         }
     }
     return 0;
@@ -141,26 +146,41 @@ static void spin(double seconds)
     }
 }
 
-/* One ring pass of len bytes; returns its wall time at rank 0 (0 elsewhere). */
+/* Spins for `think` seconds (a stage's compute); returns the time it actually took (a rank
+ * preempted while spinning takes longer: that is not the network's). */
+static double think_for(double think)
+{
+    if (think <= 0) return 0.0;
+    double t0 = stf_now();
+    spin(think);
+    return stf_now() - t0;
+}
+
+/* One ring pass of len bytes (len >= 8): *hop_seconds = (ring time - every rank's actual
+ * think time) / N at rank 0. The think times travel in the message's first 8 bytes, each
+ * rank adding its own, so nothing needs the hosts' clocks to agree. */
 static enum stf_status ring_once(struct transport *t, char *buf, size_t len, double think,
-                                 double *seconds, struct stf_error *err)
+                                 double *hop_seconds, struct stf_error *err)
 {
     int rank = transport_rank(t), n = transport_size(t);
     struct transport_msg msg;
     enum stf_status st;
-    double t0 = stf_now();
+    double t0 = stf_now(), thought = 0;
     if (rank == 0) {
-        spin(think);
+        thought = think_for(think);
+        memcpy(buf, &thought, sizeof thought);
         if ((st = transport_send(t, 1 % n, TAG_RING, buf, len, TIMEOUT_S, err))) return st;
     }
     if ((st = transport_probe(t, (rank + n - 1) % n, TIMEOUT_S, "the ring message", &msg, err)) ||
         (st = transport_recv(t, &msg, buf, len, err)))
         return st;
+    memcpy(&thought, buf, sizeof thought);
     if (rank != 0) {
-        spin(think);
+        thought += think_for(think);
+        memcpy(buf, &thought, sizeof thought);
         if ((st = transport_send(t, (rank + 1) % n, TAG_RING, buf, len, TIMEOUT_S, err))) return st;
     }
-    *seconds = stf_now() - t0;
+    *hop_seconds = (stf_now() - t0 - thought) / n;
     return STF_OK;
 }
 
@@ -202,9 +222,9 @@ static int run(struct transport *world, const struct options *o, struct stf_erro
         for (int s = 0; s < o->n_sizes; ++s) {
             size_t len = (size_t)o->sizes[s];
             for (int r = 0; r < o->warmup + reps; ++r) {
-                double sec = 0;
-                if ((st = ring_once(world, buf, len, think, &sec, err))) goto fail;
-                if (r >= o->warmup) v[r - o->warmup] = (sec - n * think) / n;
+                double hop = 0;
+                if ((st = ring_once(world, buf, len, think, &hop, err))) goto fail;
+                if (r >= o->warmup) v[r - o->warmup] = hop;
             }
             struct point *p = &pts[np++];
             *p = (struct point){"ring", n, o->sizes[s], o->thinks[k], 0, 0, 0};

@@ -1,0 +1,101 @@
+"""The explanations of docs/scaling.md, written from the model's numbers (bench/scaling/study.py)."""
+
+
+def why_target(d, comps, shapes, nets, M, fmt, one, p8, t8, f8):
+    s, c = shapes["17b-sparse-q8"], comps["17b-sparse-q8"]
+    net = nets["10gbit"]
+    target = 0.3 * one
+    best = t8 if t8 else p8
+    met = best and best["latency_ms"] <= target
+    d("**%s.** The target is %s ms per token (0.3 x %s ms). " % (
+        "Met" if met else "Missed", fmt(target), fmt(one)) + (
+        "The best grid as built reaches %s ms (%.2f x)." % (fmt(best["latency_ms"]), best["latency_ms"] / one)
+        if best else ""))
+    d()
+    d("Why, term by term (10 GbE, 8 nodes):")
+    d()
+    d("- *A pipeline cannot make one stream faster*: a token still visits all 14 layers in turn,")
+    d("  so 8 stages cost one node's compute plus 8 hops (%s ms)." % (fmt(p8["latency_ms"]) if p8 else "-"))
+    if t8:
+        head = c.part.get("output layer", 0)
+        T = t8["T"]
+        lay1 = M.shard_layer_ms(s, c, 1)
+        layT = M.shard_layer_ms(s, c, T)
+        d("- *The grid as built (%d x %d)* divides what the kinds split: a layer goes from %s ms to" % (
+            t8["P"], T, fmt(lay1, 3)))
+        d("  %s ms on one of %d ranks (%.0f%% of it does not shrink: the halo modules, S/T + 2 of S," % (
+            fmt(layT, 3), T, 100 * M.shard_layer_ms(s, c, 10 ** 6) / layT if layT else 0))
+        d("  the FF controller, the norms and residuals), and adds %s ms of collectives per layer." % fmt(
+            t8["collectives_ms_per_layer"], 3))
+        d("  The output layer (%s ms, %d%% of one node's token) and the sampler run whole on rank 0:" % (
+            fmt(head), round(100 * head / one)))
+        d("  alone they are %.2f x one node's time." % ((head + c.part.get("sampling", 0)) / one))
+    if f8:
+        d("- *What would reach it*: splitting the output layer by vocabulary slices (each rank")
+        d("  V/T rows, then the top candidates or the logit slices gathered to rank 0) and the")
+        d("  remaining kinds (\"every kind split\", %d x %d): %s ms, %.2f x one node." % (
+            f8["P"], f8["T"], fmt(f8["latency_ms"]), f8["latency_ms"] / one))
+        d("  Beyond that, the halo modules of Sparse QKV (recomputed instead of exchanged) and")
+        d("  the whole FF controller on every rank are the next terms; batching several sessions")
+        d("  per frame raises throughput, not single-stream latency.")
+
+
+def why_network(d, study, LINKS, fmt):
+    if "17b-sparse-q8" not in study:
+        return
+    d("On the best grid as built for 17b-sparse q8, compute against everything the network adds")
+    d("(hops, mirrors to partners, collectives), ms per token:")
+    d()
+    d("| N | " + " | ".join("compute / network %s" % lab for l, lab in LINKS
+                           if l in study["17b-sparse-q8"]) + " |")
+    d("|---|" + "---|" * len(study["17b-sparse-q8"]))
+    for N in (1, 2, 4, 8, 16, 32, 64):
+        cells = []
+        for link, _ in LINKS:
+            if link not in study["17b-sparse-q8"]:
+                continue
+            _, tp, _ = study["17b-sparse-q8"][link]
+            r = dict(tp).get(N)
+            cells.append("%s / %s (%dx%d)" % (fmt(r["compute_ms"]), fmt(r["network_ms"], 2), r["P"], r["T"])
+                         if r else "-")
+        d("| %d | %s |" % (N, " | ".join(cells)))
+    d()
+    for link, label in LINKS:
+        if link not in study["17b-sparse-q8"]:
+            continue
+        _, tp, _ = study["17b-sparse-q8"][link]
+        cross = next((N for N, r in tp if r["network_ms"] >= r["compute_ms"]), None)
+        share8 = dict(tp).get(8)
+        d("- %s: the network %s%s." % (
+            label,
+            "passes compute at N = %d" % cross if cross else "stays below compute up to N = 64",
+            "; at 8 nodes it is %d%% of the token" % round(100 * share8["network_ms"] / share8["latency_ms"])
+            if share8 else ""))
+    d()
+    d("Why: a pipeline hop carries one 36.9 KB frame per stage and token — tens of µs at")
+    d("10 GbE against a 17b-sparse token of tens of ms, so pipelines never become network-bound")
+    d("here. Tensor parallelism adds two allgathers per layer and token (14 layers: 28 collective")
+    d("latencies of log2 T rounds each, every round paying the link's one-way delay and the MPI")
+    d("software path) while the compute they serve shrinks by 1/T: the network share grows")
+    d("with T, and on 1 GbE (60 µs per hop, 9.4 µs per KB) it overtakes compute first.")
+
+
+def why_throughput(d, comps, shapes, nets, M, fmt):
+    if "17b-sparse-q8" not in comps or not nets.get("10gbit"):
+        return
+    s, c, net = shapes["17b-sparse-q8"], comps["17b-sparse-q8"], nets["10gbit"]
+    d("Several sessions keep every stage busy: a pipeline of P stages then works on up to P")
+    d("tokens at once, and throughput grows with P until the slowest stage — rank 0, which adds")
+    d("the output layer and the sampler to its layers — bounds it. Predicted tokens/s, 10 GbE")
+    d("(pipeline, T = 1):")
+    d()
+    d("| sessions | " + " | ".join("N = %d" % N for N in (1, 2, 4, 8, 15)) + " |")
+    d("|---|" + "---|" * 5)
+    for S in (1, 4, 16, 64):
+        d("| %d | %s |" % (S, " | ".join(fmt(M.predict(s, c, net, N, 1, S, real_network=True)["tokens_per_s"])
+                                         for N in (1, 2, 4, 8, 15))))
+    d()
+    d("The plan balances weight bytes (`--balance memory`, the default); `--balance time` gives")
+    d("rank 0 fewer layers and raises the bound. Frames carry one session's row each, so the")
+    d("per-token work of a stage does not shrink with more sessions (batched decoding in the")
+    d("pipeline is not built).")
