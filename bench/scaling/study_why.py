@@ -40,7 +40,7 @@ def why_target(d, comps, shapes, nets, M, fmt, one, p8, t8, f8):
         d("  per frame raises throughput, not single-stream latency.")
 
 
-def why_network(d, study, LINKS, fmt):
+def why_network(d, study, LINKS, fmt, nets):
     if "17b-sparse-q8" not in study:
         return
     d("On the best grid as built for 17b-sparse q8, compute against everything the network adds")
@@ -72,12 +72,23 @@ def why_network(d, study, LINKS, fmt):
             "; at 8 nodes it is %d%% of the token" % round(100 * share8["network_ms"] / share8["latency_ms"])
             if share8 else ""))
     d()
-    d("Why: a pipeline hop carries one 36.9 KB frame per stage and token — tens of µs at")
-    d("10 GbE against a 17b-sparse token of tens of ms, so pipelines never become network-bound")
-    d("here. Tensor parallelism adds two allgathers per layer and token (14 layers: 28 collective")
-    d("latencies of log2 T rounds each, every round paying the link's one-way delay and the MPI")
-    d("software path) while the compute they serve shrinks by 1/T: the network share grows")
-    d("with T, and on 1 GbE (60 µs per hop, 9.4 µs per KB) it overtakes compute first.")
+    n10 = nets.get("10gbit")
+    if n10:
+        d("Why: a pipeline hop carries one 36.9 KB frame per stage and token: %s µs at 10 GbE"
+          % fmt(n10.hop_us(36880, 2, False), 0))
+        d("when the receiving rank is polling, %s µs when it has waited over 2 ms and sleeps in"
+          % fmt(n10.hop_us(36880, 2, True), 0))
+        d("the transport's back-off (100 µs naps; a nap takes about twice that on this virtual")
+        d("machine) — which is the case for every stage of a 17b pipeline, since each waits for")
+        d("the others' compute. Against a 17b-sparse token of tens of ms that is a few per cent")
+        d("per stage, so pipelines stay compute-bound. Tensor parallelism adds two allgathers per")
+    else:
+        d("Why: tensor parallelism adds two allgathers per")
+    d("layer and token (14 layers: 28 collective latencies of log2 T rounds each, every round")
+    d("paying the link's one-way delay and the MPI software path) while the compute they")
+    d("serve shrinks by 1/T: the network share grows with T, and on 1 GbE (60 µs delay and")
+    d("8 µs per KB on the wire) it overtakes compute first. The output layer on rank 0 does")
+    d("not shrink at all, so past a few nodes added ranks buy only collectives.")
 
 
 def why_throughput(d, comps, shapes, nets, M, fmt):
