@@ -7,9 +7,10 @@
 #   bench/scaling/calibrate.sh net-local [-b BUILD] [-o DATA]
 #
 #   compute    per-part and per-kernel compute time per token, one thread (one rank per
-#              core), on the engine's own path (sparsetf-bench --model): a 2-layer slice of
+#              core), on the engine's own path (sparsetf-bench --model --clock cpu: CPU time,
+#              so other jobs on this machine do not count): a 2-layer slice of
 #              17b-sparse q8, a 1-layer slice of 17b-dense q8 (both made with sparsetf-gen
-#              --layers in WORKDIR, default /tmp/sparsetf-scaling, kept for validate.sh) and
+#              --layers in WORKDIR, default /var/tmp/sparsetf-scaling, kept for validate.sh) and
 #              the bundled sparse model. Writes DATA/compute-NAME.jsonl.
 #   net LINK   for each LINK (1gbit, 10gbit, 25gbit or RATE,DELAY as cluster/sim-cluster.sh
 #              takes it): 4 simulated hosts, sparsetf-netbench over 2 and 4 of them (ring
@@ -23,7 +24,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-build=$root/build work=/tmp/sparsetf-scaling data=$here/data
+build=$root/build work=/var/tmp/sparsetf-scaling data=$here/data
 die() {
     echo "calibrate.sh: $*" >&2
     exit 2
@@ -79,10 +80,10 @@ compute)
         shape "$1" "$f"
         shape "${1%-L*}" "$f" "$2"
         echo "== $1" >&2
-        "$tools/sparsetf-bench" --model "$f" --tokens 64 --warmup 4 --threads 1 \
+        "$tools/sparsetf-bench" --model "$f" --tokens 64 --warmup 4 --threads 1 --prefault --clock cpu \
             --json "$data/compute-$1.jsonl"
     done
-    "$tools/sparsetf-bench" --model "$root/src/train/models/default-sparse.stf" --tokens 200 \
+    "$tools/sparsetf-bench" --model "$root/src/train/models/default-sparse.stf" --tokens 200 --prefault --clock cpu \
         --warmup 10 --threads 1 --json "$data/compute-default-sparse.jsonl"
     ;;
 net)

@@ -48,17 +48,30 @@ def computes(data):
 
 
 RUN_RE = re.compile(r"run-(?P<model>bundled|17b-slice|17b-whole)-(?P<where>local|sim-(?P<link>.+?))"
-                    r"-np(?P<np>\d+)(?:-t(?P<T>\d+))?-s(?P<s>\d+)\.json$")
+                    r"-np(?P<np>\d+)(?:-t(?P<T>\d+))?-s(?P<s>\d+)(?:\.r(?P<rep>\d+))?\.json$")
 
 
 def validation(data, shapes, comps):
     """[(config, measured ms, predicted ms, measured tok/s, predicted tok/s)]."""
     rows = []
     model_of = {"bundled": "bundled", "17b-slice": "17b-sparse-q8-L2", "17b-whole": "17b-sparse-q8"}
+    # repeated runs of a configuration (run-CONFIG.rK.json): the least disturbed one counts
+    # (lowest median latency with one session, highest tokens/s with several)
+    best = {}
     for p in sorted(glob.glob(os.path.join(data, "run-*.json"))):
         m = RUN_RE.search(os.path.basename(p))
         if not m:
             continue
+        with open(p) as f:
+            s = json.load(f)
+        cfg = os.path.basename(p)[4:].split(".r")[0].replace(".json", "")
+        score = s["latency_ms"]["median"] if int(m["s"]) == 1 else -s["tokens_per_s"]
+        runs = best.setdefault(cfg, [])
+        runs.append((score, p, m, s))
+    for cfg in sorted(best):
+        runs = sorted(best[cfg], key=lambda r: r[0])
+        _, p, m, s = runs[0]
+        spread = (runs[-1][0] / runs[0][0]) if runs[0][0] else 1.0
         key = model_of[m["model"]]
         if key not in shapes or key not in comps:
             continue
@@ -66,17 +79,19 @@ def validation(data, shapes, comps):
         net = net_for(data, link)
         if net is None:
             continue
-        with open(p) as f:
-            s = json.load(f)
         N, T, S = int(m["np"]), int(m["T"] or 1), int(m["s"])
         pr = M.predict(shapes[key], comps[key], net, N, T, S, local_ranks=max(N, 2))
         meas = s["latency_ms"]["median"]
-        # decode throughput from the per-token latency (tokens_per_s of the stats includes
-        # loading nothing but does include the prompts' prefill)
-        rows.append(dict(config=os.path.basename(p)[4:-5], N=N, T=T, S=S, link=link,
+        # one session: the per-token latency; several: the decode throughput (the engine's
+        # latency of a frame then leaves out the time it waited at rank 0 before starting)
+        if S == 1:
+            err = (pr["latency_ms"] - meas) / meas
+        else:
+            err = (pr["tokens_per_s"] - s["tokens_per_s"]) / s["tokens_per_s"]
+        rows.append(dict(config=cfg, runs=len(runs), spread=spread, N=N, T=T, S=S, link=link,
                          measured_ms=meas, predicted_ms=pr["latency_ms"],
-                         measured_tps=1e3 * S / meas, predicted_tps=pr["tokens_per_s"],
-                         err=(pr["latency_ms"] - meas) / meas))
+                         measured_tps=s["tokens_per_s"], predicted_tps=pr["tokens_per_s"],
+                         err=err))
     return rows
 
 

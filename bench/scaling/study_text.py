@@ -76,8 +76,9 @@ def write_text(d, a, shapes, comps, nets, rows, study, M, fmt, LINKS, PAPER_T1, 
     d()
     d("### Compute, one thread per rank (`bench/scaling/calibrate.sh compute`)")
     d()
-    d("`sparsetf-bench --model SLICE --tokens 64 --warmup 4 --threads 1` on the engine's own")
-    d("path (mapped file, no pre-faulting, as `sparsetf-dist` runs); slices made with")
+    d("`sparsetf-bench --model SLICE --tokens 64 --warmup 4 --threads 1 --prefault` on the")
+    d("engine's own path (the mapped file with every page touched first, as `sparsetf-dist`")
+    d("has it after loading: its resident memory after load equals its weights); slices made with")
     d("`sparsetf-gen --preset P --dtype q8 --layers K`. ms per token per layer, and for T ranks")
     d("the time one rank computes (the model's shard compute):")
     d()
@@ -136,15 +137,21 @@ def write_text(d, a, shapes, comps, nets, rows, study, M, fmt, LINKS, PAPER_T1, 
     d("session only one rank computes at a time). `sparsetf-dist --stats-json`, median per-token")
     d("latency of the decode; the model's prediction from the calibration above only.")
     d()
-    d("| configuration | ranks | sessions | link | measured ms/token | predicted | error | measured tok/s | predicted |")
+    d("One session: the error is the latency's. Four sessions: the engine's per-frame latency")
+    d("leaves out the time a frame waits at rank 0 before it starts, so the error is the")
+    d("throughput's (tokens/s of the decode).")
+    d()
+    d("| configuration | ranks | sessions | link | measured ms/token | predicted | measured tok/s | predicted | error |")
     d("|---|---|---|---|---|---|---|---|---|")
     worst = 0.0
     for r in rows:
         worst = max(worst, abs(r["err"]))
-        d("| %s | %d%s | %d | %s | %s | %s | %+.1f%% | %s | %s |" % (
+        one = r["S"] == 1
+        d("| %s | %d%s | %d | %s | %s | %s | %s | %s | %+.1f%% (%s) |" % (
             r["config"], r["N"], " (T=%d)" % r["T"] if r["T"] > 1 else "", r["S"], r["link"],
-            fmt(r["measured_ms"], 3), fmt(r["predicted_ms"], 3), 100 * r["err"],
-            fmt(r["measured_tps"]), fmt(r["predicted_tps"])))
+            fmt(r["measured_ms"], 3), fmt(r["predicted_ms"], 3) if one else "-",
+            fmt(r["measured_tps"]), fmt(r["predicted_tps"]), 100 * r["err"],
+            "latency" if one else "throughput"))
     d()
     if rows:
         bad = [r for r in rows if abs(r["err"]) > 0.15]

@@ -45,7 +45,7 @@ comp_rows = [
     {"kind": "kernel", "kernel": "sparse_ff d=64 F=128 N=8 r=4", "ms": 0.6 * L},
     {"kind": "kernel", "kernel": "mult_dense d=64 S=4 M=100", "ms": 0.5},
 ]
-with open(os.path.join(work, "compute.jsonl"), "w") as f:
+with open(os.path.join(work, "compute-q8.jsonl"), "w") as f:
     for r in comp_rows:
         f.write(json.dumps(r) + "\n")
 # ring hop: 100 us at 64 B, 300 us at 1064 B (linear between); slept: +50 us; allgather of
@@ -62,7 +62,7 @@ net = {"sim_link_delay_us": 25, "points": [
 ]}
 with open(os.path.join(work, "net.json"), "w") as f:
     json.dump(net, f)
-comp = M.Compute(os.path.join(work, "compute.jsonl"), L)
+comp = M.Compute(os.path.join(work, "compute-q8.jsonl"), L)
 nt = M.Net([os.path.join(work, "net.json")])
 shape = M.Shape(d=64, layers=4, heads=4, vocab=100, attn="sparse_qkv", ff="sparse", qkv_modules=4,
                 d_ff=128, ff_block=16, layer_bytes=1000, embed_bytes=500, head_bytes=500)
@@ -102,17 +102,11 @@ mirror = 0.1416  # one hop (T - 2 = 0 more frames)
 r = M.predict(shape, comp, nt, 2, T=2)
 check("N=2 T=2 latency (simulated network)", r["latency_ms"],
       0.05 + 0.5 + 0.15 + 4 * (attn_t2 + ff_t2 + 0.2 + ag) + mirror)
-# on a real network the collectives pay the delay per round; T = 2 is measured so the fit is
-# used: least squares of a log2 T + c (T - 1) m over the 4 points, plus 25 us per round
+# on a real network the collectives pay the delay per round: the fit a + c m through the
+# 2-rank points (20 us at 32 B, 40 us at 256 B: c = 20/224 us per byte), plus 25 us
 r2 = M.predict(shape, comp, nt, 2, T=2, real_network=True)
-pts = [(1, 32, 20), (1, 256, 40), (2, 3 * 16, 40), (2, 3 * 256, 80)]
-s11 = sum(a * a for a, _, _ in pts)
-s12 = sum(a * b for a, b, _ in pts)
-s22 = sum(b * b for _, b, _ in pts)
-r1 = sum(a * y for a, _, y in pts)
-rr2 = sum(b * y for _, b, y in pts)
-det = s11 * s22 - s12 * s12
-fa, fc = (r1 * s22 - rr2 * s12) / det, (s11 * rr2 - s12 * r1) / det
+fc = 20 / 224
+fa = 20 - 32 * fc
 ag_real = (fa + fc * 128 + 25 + fa + fc * 256 + 25) / 1e3
 check("N=2 T=2 latency (real network)", r2["latency_ms"],
       0.05 + 0.5 + 0.15 + 4 * (attn_t2 + ff_t2 + 0.2 + ag_real) + mirror)
