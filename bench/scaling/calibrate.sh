@@ -11,7 +11,8 @@
 #              so other jobs on this machine do not count): a 2-layer slice of
 #              17b-sparse q8, a 1-layer slice of 17b-dense q8 (both made with sparsetf-gen
 #              --layers in WORKDIR, default /var/tmp/sparsetf-scaling, kept for validate.sh) and
-#              the bundled sparse model. Writes DATA/compute-NAME.jsonl.
+#              the bundled sparse model; 3 runs of each, interleaved, as DATA/compute-NAME.rK.jsonl
+#              (the model takes the least disturbed: the smallest whole-token time).
 #   net LINK   for each LINK (1gbit, 10gbit, 25gbit or RATE,DELAY as cluster/sim-cluster.sh
 #              takes it): 4 simulated hosts, sparsetf-netbench over 2 and 4 of them (ring
 #              hops for the frame sizes a token sends, idle and sleeping receivers;
@@ -79,12 +80,18 @@ compute)
         f=$(slice "$1" "$2" "$3")
         shape "$1" "$f"
         shape "${1%-L*}" "$f" "$2"
-        echo "== $1" >&2
-        "$tools/sparsetf-bench" --model "$f" --tokens 64 --warmup 4 --threads 1 --prefault --clock cpu \
-            --json "$data/compute-$1.jsonl"
     done
-    "$tools/sparsetf-bench" --model "$root/src/train/models/default-sparse.stf" --tokens 200 --prefault --clock cpu \
-        --warmup 10 --threads 1 --json "$data/compute-default-sparse.jsonl"
+    for rep in 1 2 3; do
+        for name in 17b-sparse-q8-L2 17b-dense-q8-L1; do
+            echo "== $name, run $rep" >&2
+            "$tools/sparsetf-bench" --model "$work/$name.stf" --tokens 64 --warmup 4 --threads 1 \
+                --prefault --clock cpu --json "$data/compute-$name.r$rep.jsonl"
+        done
+        # wall clock here: reading a thread's CPU clock is a system call, and the bundled
+        # model's 0.3 ms tokens time ~80 parts and kernels each
+        "$tools/sparsetf-bench" --model "$root/src/train/models/default-sparse.stf" --tokens 200 \
+            --prefault --clock wall --warmup 10 --threads 1 --json "$data/compute-default-sparse.r$rep.jsonl"
+    done
     ;;
 net)
     [ ${#links[@]} -gt 0 ] || die "net: name at least one link (1gbit, 10gbit, 25gbit, RATE,DELAY)"

@@ -42,7 +42,7 @@ def computes(data):
     out = {}
     for name, (f, layers) in M.COMPUTE_FILES.items():
         p = os.path.join(data, f)
-        if os.path.exists(p):
+        if os.path.exists(p) or glob.glob(glob.escape(p[:-6]) + ".r*.jsonl"):
             out[name] = M.Compute(p, layers)
     return out
 
@@ -55,8 +55,8 @@ def validation(data, shapes, comps):
     """[(config, measured ms, predicted ms, measured tok/s, predicted tok/s)]."""
     rows = []
     model_of = {"bundled": "bundled", "17b-slice": "17b-sparse-q8-L2", "17b-whole": "17b-sparse-q8"}
-    # repeated runs of a configuration (run-CONFIG.rK.json): the least disturbed one counts
-    # (lowest median latency with one session, highest tokens/s with several)
+    # repeated runs of a configuration (run-CONFIG.rK.json): the median run counts (by its
+    # median latency with one session, by tokens/s with several), as for the calibration
     best = {}
     for p in sorted(glob.glob(os.path.join(data, "run-*.json"))):
         m = RUN_RE.search(os.path.basename(p))
@@ -70,7 +70,7 @@ def validation(data, shapes, comps):
         runs.append((score, p, m, s))
     for cfg in sorted(best):
         runs = sorted(best[cfg], key=lambda r: r[0])
-        _, p, m, s = runs[0]
+        _, p, m, s = runs[(len(runs) - 1) // 2]
         spread = (runs[-1][0] / runs[0][0]) if runs[0][0] else 1.0
         key = model_of[m["model"]]
         if key not in shapes or key not in comps:

@@ -35,9 +35,12 @@ def why_target(d, comps, shapes, nets, M, fmt, one, p8, t8, f8):
         d("  V/T rows, then the top candidates or the logit slices gathered to rank 0) and the")
         d("  remaining kinds (\"every kind split\", %d x %d): %s ms, %.2f x one node." % (
             f8["P"], f8["T"], fmt(f8["latency_ms"]), f8["latency_ms"] / one))
-        d("  Beyond that, the halo modules of Sparse QKV (recomputed instead of exchanged) and")
-        d("  the whole FF controller on every rank are the next terms; batching several sessions")
-        d("  per frame raises throughput, not single-stream latency.")
+        d("  The largest piece that does not shrink today is Sparse FF's controller: its second")
+        d("  matrix (r x F, f32) is most of the FF's bytes, and every rank reads it whole although")
+        d("  a rank only needs the logits of its own blocks — splitting it by blocks is exact and")
+        d("  needs no collective. Then the halo modules of Sparse QKV (recomputed instead of")
+        d("  exchanged). Batching several sessions per frame raises throughput, not")
+        d("  single-stream latency.")
 
 
 def why_network(d, study, LINKS, fmt, nets):
@@ -110,3 +113,30 @@ def why_throughput(d, comps, shapes, nets, M, fmt):
     d("rank 0 fewer layers and raises the bound. Frames carry one session's row each, so the")
     d("per-token work of a stage does not shrink with more sessions (batched decoding in the")
     d("pipeline is not built).")
+
+
+def why_validation(d, rows, fmt):
+    """What the validation errors say, by group."""
+    def grp(pred):
+        g = [r for r in rows if pred(r)]
+        return g, (max(g, key=lambda r: abs(r["err"])) if g else None)
+
+    groups = [
+        ("the whole 17b-sparse q8 model (14 layers, 18.5 GB) on this host, 1 to 8 ranks "
+         "(2 and more: pipeline stages, 4 and 8 oversubscribed on the 2 cores with one session, "
+         "so one rank computes at a time)", lambda r: r["config"].startswith("17b-whole")),
+        ("the 17b-sparse q8 2-layer slice on this host (1 and 2 ranks, a core each)",
+         lambda r: r["config"].startswith("17b-slice-local")),
+        ("the 17b slice on 3 simulated hosts (36.9 KB frames over TCP)",
+         lambda r: r["config"].startswith("17b-slice-sim")),
+        ("the bundled model (d = 192, 0.3 ms tokens) on 3 simulated hosts, where the hops are "
+         "most of the token", lambda r: r["config"].startswith("bundled-sim")),
+        ("the bundled model on this host", lambda r: r["config"].startswith("bundled-local")),
+    ]
+    for label, pred in groups:
+        g, worst = grp(pred)
+        if not g:
+            continue
+        d("- %s: errors %s (largest %+.1f%%, %s)." % (
+            label, ", ".join("%+.0f%%" % (100 * r["err"]) for r in g), 100 * worst["err"],
+            worst["config"]))
