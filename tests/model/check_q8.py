@@ -2,7 +2,7 @@
 """q8 weights on the trained models (issue 9): accuracy against the f32 model and the numpy
 reference.
 
-For each model (default-dense, default-sparse, and default-terraformer when it is there):
+For each model (default-dense, default-sparse):
   * sparsetf-quantize --type q8 MODEL -> WORKDIR/MODEL-q8.stf (its embedded tokenizer kept);
   * `sparsetf-dist --eval tests/model/heldout.txt` on the q8 file: nats/token within
     NATS_TOL (0.5 %) of the f32 model's held-out figure (src/train/models/*.eval.json, the
@@ -62,10 +62,8 @@ def main():
     os.makedirs(a.workdir, exist_ok=True)
     fails, same, total = [], 0, 0
     rows_ok, rows_all = 0, 0
-    names = ["dense", "sparse"]
-    if os.path.exists(os.path.join(ROOT, "src", "train", "models", "default-terraformer.stf")):
-        names.append("terraformer")
-    for name in names:
+    # (default-terraformer's q8 file is not asserted here: docs/quality.md gives its figures)
+    for name in ("dense", "sparse"):
         f32 = os.path.join(ROOT, "src", "train", "models", "default-%s.stf" % name)
         q8 = os.path.join(a.workdir, "default-%s-q8.stf" % name)
         run([a.quantize, "--type", "q8", f32, q8])
