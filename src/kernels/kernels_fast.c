@@ -249,19 +249,20 @@ static void rows_tile_tail(float *y, const float *A, uint64_t lda, const float *
     }
 }
 
-/* One block of B's rows [k0, k1) over the columns [n_lo, n_hi). */
+/* One block of B's rows [k0, k1) over the columns [n_lo, n_hi), rows [r_first, Rows). */
 static void rows_block(float *y, const float *A, uint64_t lda, const float *B, uint32_t Rows,
-                       uint32_t N, uint32_t k0, uint32_t k1, uint32_t n_lo, uint32_t n_hi)
+                       uint32_t N, uint32_t k0, uint32_t k1, uint32_t n_lo, uint32_t n_hi,
+                       uint32_t r_first)
 {
     uint32_t n0 = n_lo;
     for (; n0 + ROWS_TW <= n_hi; n0 += ROWS_TW) {
-        uint32_t r0 = 0;
+        uint32_t r0 = r_first;
         for (; r0 + ROWS_RG <= Rows; r0 += ROWS_RG)
             rows_tile2(y, A, lda, B, N, r0, ROWS_RG, k0, k1, n0, r0 == 0);
         if (r0 < Rows) rows_tile2(y, A, lda, B, N, r0, Rows - r0, k0, k1, n0, r0 == 0);
     }
     if (n0 < n_hi)
-        for (uint32_t r0 = 0; r0 < Rows; r0 += ROWS_RG)
+        for (uint32_t r0 = r_first; r0 < Rows; r0 += ROWS_RG)
             rows_tile_tail(y, A, lda, B, N, r0, Rows - r0 < ROWS_RG ? Rows - r0 : ROWS_RG, k0, k1,
                            n0, n_hi - n0);
 }
@@ -271,9 +272,10 @@ static void rows_block(float *y, const float *A, uint64_t lda, const float *B, u
 #define ROWS_KB_L1 16384
 #define ROWS_PANEL (256u * 1024u)
 static void rows_block(float *y, const float *A, uint64_t lda, const float *B, uint32_t Rows,
-                       uint32_t N, uint32_t k0, uint32_t k1, uint32_t n_lo, uint32_t n_hi)
+                       uint32_t N, uint32_t k0, uint32_t k1, uint32_t n_lo, uint32_t n_hi,
+                       uint32_t r_first)
 {
-    for (uint32_t r = 0; r < Rows; r++)
+    for (uint32_t r = r_first; r < Rows; r++)
         for (uint32_t k = k0; k < k1; k++) {
             float a = A[r * lda + k];
             for (uint32_t n = n_lo; n < n_hi; n++)
@@ -281,6 +283,76 @@ static void rows_block(float *y, const float *A, uint64_t lda, const float *B, u
         }
 }
 #endif
+
+/* Many rows (a batch of sessions: R·S rows of the multiplicative layer, R·S im2col rows of
+ * a convolution, R·S_out rows of the head) over the columns [n_lo, n_hi). The few-rows loop
+ * above re-reads the rows' whole block of A once per column tile and y once per block of 8
+ * to 24 rows of B, which is cheap for a few rows but, with hundreds, turns into a latency-
+ * bound walk of A from memory per tile (the 17b multiplicative layer's A is 38 MB at 16
+ * sessions). Here the sum over k is blocked in ROWS_KC steps, in order: for each block of B
+ * (ROWS_KC rows by a column panel whose block and y part stay in L2), each row group's
+ * ROWS_KC-wide stretch of A is loaded once into L1 and applied to every column tile of the
+ * panel, and the next group's stretch is prefetched meanwhile. A is read from memory once
+ * per panel, B once per call, y once per block of ROWS_KC. The order of every y[r,n] is
+ * still one FMA per k, k = 0..K−1 in order, onto the value y held: bitwise the few-rows
+ * loop. */
+#define ROWS_KC       256
+#define ROWS_MANY_L2  (512u * 1024u) /* bytes of a B block and of a y panel, each */
+#define ROWS_MANY_MIN 128            /* rows from which this path runs (see rows_gemm) */
+static void rows_gemm_many(float *y, const float *A, uint64_t lda, const float *B, uint32_t Rows,
+                           uint32_t K, uint32_t N, uint32_t n_lo, uint32_t n_hi)
+{
+    uint32_t pw = ROWS_MANY_L2 / (ROWS_KC * 4u) / ROWS_TW * ROWS_TW;
+    uint32_t py = (uint32_t)(ROWS_MANY_L2 / (4u * (uint64_t)Rows)) / ROWS_TW * ROWS_TW;
+    if (py < pw) pw = py;
+    if (pw < ROWS_TW) pw = ROWS_TW;
+    for (uint32_t p0 = n_lo; p0 < n_hi; p0 += pw) {
+        uint32_t p1 = n_hi - p0 > pw ? p0 + pw : n_hi;
+        for (uint32_t k0 = 0; k0 < K; k0 += ROWS_KC) {
+            uint32_t k1 = K - k0 > ROWS_KC ? k0 + ROWS_KC : K;
+            for (uint32_t r0 = 0; r0 < Rows; r0 += ROWS_RG) {
+                uint32_t rg = Rows - r0 < ROWS_RG ? Rows - r0 : ROWS_RG;
+#ifdef ROWS_VL
+                /* the next group's stretch of A (its rows are far apart in memory) */
+                for (uint32_t r = r0 + rg; r < r0 + 2 * ROWS_RG && r < Rows; r++)
+                    for (uint32_t k = k0; k < k1; k += 16)
+                        _mm_prefetch((const char *)(A + r * lda + k), _MM_HINT_T0);
+#endif
+                rows_block(y, A, lda, B, r0 + rg, N, k0, k1, p0, p1, r0);
+            }
+        }
+    }
+}
+
+/* The loop for a few rows (up to a batch of one or two sessions' modules) over the columns
+ * [n_lo, n_hi): blocks of kb rows of B, each tile loaded once and applied to every row group. */
+static void rows_gemm_few(float *y, const float *A, uint64_t lda, const float *B, uint32_t Rows,
+                          uint32_t K, uint32_t N, uint32_t kb, uint32_t n_lo, uint32_t n_hi)
+{
+    /* Column panels whose y part (Rows x pw floats, <= ROWS_PANEL bytes) stays in L2
+     * for the whole sum over k: with many rows (a batch of sessions) y no longer fits,
+     * and re-reading it once per block of k cost more than B (measured: 64 sessions x 4
+     * modules of the 800m head ran 2.6x slower than 64 separate calls). B is still read
+     * once; a few rows give one panel, the loop of before. */
+    uint32_t pw = (uint32_t)(ROWS_PANEL / (4u * Rows)) / ROWS_TW * ROWS_TW;
+    if (pw < ROWS_TW) pw = ROWS_TW;
+    for (uint32_t p0 = n_lo; p0 < n_hi; p0 += pw) {
+        uint32_t p1 = n_hi - p0 > pw ? p0 + pw : n_hi;
+        for (uint32_t k0 = 0; k0 < K; k0 += kb) {
+#ifdef ROWS_VL
+            /* a narrow B's next block is one contiguous stretch: ask for all of it now
+             * (800m Sparse QKV shapes: 1.2-1.4x faster from DRAM) */
+            if (N <= 512 && k0 + kb < K) {
+                const char *next = (const char *)(B + (uint64_t)(k0 + kb) * N);
+                uint64_t len = (uint64_t)(K - k0 - kb < kb ? K - k0 - kb : kb) * N * 4;
+                for (uint64_t o = 0; o < len; o += 64)
+                    _mm_prefetch(next + o, _MM_HINT_T0);
+            }
+#endif
+            rows_block(y, A, lda, B, Rows, N, k0, k0 + kb < K ? k0 + kb : K, p0, p1, 0);
+        }
+    }
+}
 
 static void rows_gemm(float *y, const float *A, uint64_t lda, const float *B, uint32_t Rows,
                       uint32_t K, uint32_t N)
@@ -308,29 +380,10 @@ static void rows_gemm(float *y, const float *A, uint64_t lda, const float *B, ui
         t_hi = (uint32_t)((uint64_t)tiles * (t + 1) / nt);
 #endif
         uint32_t n_lo = t_lo * ROWS_TW, n_hi = t_hi * ROWS_TW < N ? t_hi * ROWS_TW : N;
-        /* Column panels whose y part (Rows x pw floats, <= ROWS_PANEL bytes) stays in L2
-         * for the whole sum over k: with many rows (a batch of sessions) y no longer fits,
-         * and re-reading it once per block of k cost more than B (measured: 64 sessions x 4
-         * modules of the 800m head ran 2.6x slower than 64 separate calls). B is still read
-         * once; a few rows give one panel, the loop of before. */
-        uint32_t pw = (uint32_t)(ROWS_PANEL / (4u * Rows)) / ROWS_TW * ROWS_TW;
-        if (pw < ROWS_TW) pw = ROWS_TW;
-        for (uint32_t p0 = n_lo; p0 < n_hi; p0 += pw) {
-            uint32_t p1 = n_hi - p0 > pw ? p0 + pw : n_hi;
-            for (uint32_t k0 = 0; k0 < K; k0 += kb) {
-#ifdef ROWS_VL
-                /* a narrow B's next block is one contiguous stretch: ask for all of it now
-                 * (800m Sparse QKV shapes: 1.2-1.4x faster from DRAM) */
-                if (N <= 512 && k0 + kb < K) {
-                    const char *next = (const char *)(B + (uint64_t)(k0 + kb) * N);
-                    uint64_t len = (uint64_t)(K - k0 - kb < kb ? K - k0 - kb : kb) * N * 4;
-                    for (uint64_t o = 0; o < len; o += 64)
-                        _mm_prefetch(next + o, _MM_HINT_T0);
-                }
-#endif
-                rows_block(y, A, lda, B, Rows, N, k0, k0 + kb < K ? k0 + kb : K, p0, p1);
-            }
-        }
+        if (Rows >= ROWS_MANY_MIN)
+            rows_gemm_many(y, A, lda, B, Rows, K, N, n_lo, n_hi);
+        else
+            rows_gemm_few(y, A, lda, B, Rows, K, N, kb, n_lo, n_hi);
     }
 }
 

@@ -104,7 +104,39 @@ struct kernels_q8 {
     void (*local_conv)(float *out, const float *const rows[3], const struct q8_block *wt,
                        const float *beta, uint32_t S, uint32_t M, uint32_t Km,
                        struct q8_scratch *qs);
+
+    /* The same products for R ≥ 1 independent rows (R sessions' tokens at one step), each
+     * row's result bitwise equal to the single-row call on that row (batch-invariant: every
+     * output does the single-row call's arithmetic — the same blocks, the same float
+     * operations in the same order — whatever R). The activation rows are quantised a panel
+     * at a time (q8_rows_panel rows, or fewer if qs holds fewer) and each weight is streamed
+     * once per panel, not once per row. Row r of an input or output starts at r times the
+     * single-row length; qs holds rows of n (see each call): q8_rows_panel(R·rows per call,
+     * n) of them make the panels as large as they should be, any number ≥ 1 works. */
+    /* Y (R, out) = X (R, in)·W + b; qs: rows of in */
+    void (*dense_rows)(float *Y, const float *X, const struct q8_block *wt, const float *b,
+                       uint32_t R, uint32_t in, uint32_t out, struct q8_scratch *qs);
+    /* out (R, d), X (R, d); the sparse_ff_scratch fields hold R times the single-row sizes,
+     * row-major; qs: rows of d */
+    void (*sparse_ff_rows)(float *out, const float *X, const float *c1, const float *c2,
+                           const float *cb, const struct q8_block *w1t, const struct q8_block *w2,
+                           const float *b2, uint32_t R, struct sparse_ff_dims dims,
+                           struct sparse_ff_scratch *s, struct q8_scratch *qs);
+    /* Y (R, S·M), X (R, d); qs: R·S rows of d */
+    void (*mult_dense_rows)(float *Y, const float *X, const void *G, enum stf_dtype g_type,
+                            const struct q8_block *pt, const float *c, uint32_t R, uint32_t d,
+                            uint32_t S, uint32_t M, struct q8_scratch *qs);
+    /* out (R, S·M); rows[r] are row r's three time steps; qs: R·S rows of 3·Km·M */
+    void (*local_conv_rows)(float *out, const float *const (*rows)[3], const struct q8_block *wt,
+                            const float *beta, uint32_t R, uint32_t S, uint32_t M, uint32_t Km,
+                            struct q8_scratch *qs);
 };
+
+/* Activation rows of n elements the *_rows kernels quantise at once, out of `total`: all of
+ * them when they take at most Q8_PANEL_BYTES, else the most that do, a multiple of 8 (at
+ * least 8). A panel's quantised rows stay in L2 while the weights stream past them once. */
+#define Q8_PANEL_BYTES (1024u * 1024u)
+uint32_t q8_rows_panel(uint32_t total, uint32_t n);
 
 extern const struct kernels_q8 kernels_q8_ref;
 extern const struct kernels_q8 kernels_q8_fast; /* picks one of the two below, once */

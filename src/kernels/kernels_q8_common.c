@@ -154,6 +154,14 @@ void q8_conv_im2col(float *col, const float *const rows[3], uint32_t s, uint32_t
         }
 }
 
+uint32_t q8_rows_panel(uint32_t total, uint32_t n)
+{
+    uint64_t npad = (uint64_t)q8_row_blocks(n) * STF_Q8_BLOCK;
+    uint64_t cap = Q8_PANEL_BYTES / (npad ? npad : 1) / 8 * 8;
+    if (cap < 8) cap = 8;
+    return total < cap ? total : (uint32_t)cap;
+}
+
 const struct kernels_q8 *kernels_q8_for(const struct kernels *k)
 {
     return k == &kernels_ref ? &kernels_q8_ref : &kernels_q8_fast;

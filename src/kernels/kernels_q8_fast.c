@@ -62,10 +62,43 @@ static void local_conv_dispatch(float *out, const float *const rows[3], const st
     impl()->local_conv(out, rows, wt, beta, S, M, Km, qs);
 }
 
+static void dense_rows_dispatch(float *Y, const float *X, const struct q8_block *wt, const float *b,
+                                uint32_t R, uint32_t in, uint32_t out, struct q8_scratch *qs)
+{
+    impl()->dense_rows(Y, X, wt, b, R, in, out, qs);
+}
+
+static void sparse_ff_rows_dispatch(float *out, const float *X, const float *c1, const float *c2,
+                                    const float *cb, const struct q8_block *w1t,
+                                    const struct q8_block *w2, const float *b2, uint32_t R,
+                                    struct sparse_ff_dims dims, struct sparse_ff_scratch *s,
+                                    struct q8_scratch *qs)
+{
+    impl()->sparse_ff_rows(out, X, c1, c2, cb, w1t, w2, b2, R, dims, s, qs);
+}
+
+static void mult_dense_rows_dispatch(float *Y, const float *X, const void *G, enum stf_dtype g_type,
+                                     const struct q8_block *pt, const float *c, uint32_t R,
+                                     uint32_t d, uint32_t S, uint32_t M, struct q8_scratch *qs)
+{
+    impl()->mult_dense_rows(Y, X, G, g_type, pt, c, R, d, S, M, qs);
+}
+
+static void local_conv_rows_dispatch(float *out, const float *const (*rows)[3],
+                                     const struct q8_block *wt, const float *beta, uint32_t R,
+                                     uint32_t S, uint32_t M, uint32_t Km, struct q8_scratch *qs)
+{
+    impl()->local_conv_rows(out, rows, wt, beta, R, S, M, Km, qs);
+}
+
 const struct kernels_q8 kernels_q8_fast = {
     .name = "fast",
     .dense = dense_dispatch,
     .sparse_ff = sparse_ff_dispatch,
     .mult_dense = mult_dense_dispatch,
     .local_conv = local_conv_dispatch,
+    .dense_rows = dense_rows_dispatch,
+    .sparse_ff_rows = sparse_ff_rows_dispatch,
+    .mult_dense_rows = mult_dense_rows_dispatch,
+    .local_conv_rows = local_conv_rows_dispatch,
 };

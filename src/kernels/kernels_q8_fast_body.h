@@ -42,15 +42,6 @@
 /* Work below this many multiply-adds stays on one thread. */
 #define Q8_PARALLEL_MIN (1u << 18)
 
-/* The f32 controller of the sparse FF (x·C1, u·C2 + cb): the f32 fast kernels' row-few GEMM,
- * whose per-output order is fixed whatever the thread count (OpenBLAS's sgemv split the sum
- * by threads, and on this VM it ran its SSE3 "Prescott" kernel). */
-static void matvec_f32(float *y, const float *x, const float *W, const float *b, uint32_t in,
-                       uint32_t out)
-{
-    kernels_fast.dense(y, x, W, b, in, out);
-}
-
 #if Q8_SIMD
 static inline float hsum256(__m256 v)
 {
@@ -222,50 +213,102 @@ static void axpy_row(float *y, float h, const struct q8_block *row, uint32_t lo,
 }
 #endif
 
+/* Rows of n a panel takes: q8_rows_panel's, or as many as qs holds. */
+static uint32_t panel_rows(const struct q8_scratch *qs, uint32_t total, uint32_t n)
+{
+    uint32_t p = q8_rows_panel(total, n);
+    return p < qs->rows ? p : qs->rows;
+}
+
+/* Dense for R rows, a panel of quantised rows at a time: each group of 4 weight rows is read
+ * once per panel (from memory for the first row, from L1 for the others); every output is
+ * the single row's dot_rows4 / dot_row lanes, bias added last, whatever R. */
+static void dense_rows_q8_fast(float *Y, const float *X, const struct q8_block *wt, const float *b,
+                               uint32_t R, uint32_t in, uint32_t out, struct q8_scratch *qs)
+{
+    uint32_t nb = q8_row_blocks(in), groups = out / 4, panel = panel_rows(qs, R, in);
+    uint64_t npad = (uint64_t)nb * STF_Q8_BLOCK;
+    for (uint32_t p0 = 0; p0 < R; p0 += panel) {
+        uint32_t np = R - p0 < panel ? R - p0 : panel;
+        for (uint32_t i = 0; i < np; i++)
+            quantize_act_fast(qs->q + i * npad, qs->d + (uint64_t)i * nb,
+                              X + (uint64_t)(p0 + i) * in, in);
+        const int8_t *xq = qs->q;
+        const float *xd = qs->d;
+        float *Yp = Y + (uint64_t)p0 * out;
+#pragma omp parallel for schedule(static) if ((uint64_t)np * in * out >= Q8_PARALLEL_MIN)
+        for (uint32_t g = 0; g < groups; g++)
+            for (uint32_t i = 0; i < np; i++) {
+                float v[4];
+                dot_rows4(v, xq + i * npad, xd + (uint64_t)i * nb, wt + (uint64_t)g * 4 * nb, nb,
+                          nb);
+                for (uint32_t k = 0; k < 4; k++)
+                    Yp[(uint64_t)i * out + g * 4 + k] = (b ? b[g * 4 + k] : 0.0f) + v[k];
+            }
+        for (uint32_t o = groups * 4; o < out; o++)
+            for (uint32_t i = 0; i < np; i++)
+                Yp[(uint64_t)i * out + o] =
+                    (b ? b[o] : 0.0f) +
+                    dot_row(xq + i * npad, xd + (uint64_t)i * nb, wt + (uint64_t)o * nb, nb);
+    }
+}
+
 static void dense_q8_fast(float *y, const float *x, const struct q8_block *wt, const float *b,
                           uint32_t in, uint32_t out, struct q8_scratch *qs)
 {
-    uint32_t nb = q8_row_blocks(in), groups = out / 4;
-    quantize_act_fast(qs->q, qs->d, x, in);
-    const int8_t *xq = qs->q;
-    const float *xd = qs->d;
-#pragma omp parallel for schedule(static) if ((uint64_t)in * out >= Q8_PARALLEL_MIN)
-    for (uint32_t g = 0; g < groups; g++) {
-        float r[4];
-        dot_rows4(r, xq, xd, wt + (uint64_t)g * 4 * nb, nb, nb);
-        for (uint32_t k = 0; k < 4; k++)
-            y[g * 4 + k] = (b ? b[g * 4 + k] : 0.0f) + r[k];
-    }
-    for (uint32_t o = groups * 4; o < out; o++)
-        y[o] = (b ? b[o] : 0.0f) + dot_row(xq, xd, wt + (uint64_t)o * nb, nb);
+    dense_rows_q8_fast(y, x, wt, b, 1, in, out, qs);
 }
 
-/* SPEC §1 sparse FF: f32 controller (BLAS); B dot products of quantised x with chosen W1ᵀ rows
- * (independent); then the W2 rows accumulated by output slices of whole blocks, each slice
- * summed over b in order, so no thread ever splits a sum. */
-static void sparse_ff_q8_fast(float *out, const float *x, const float *c1, const float *c2,
-                              const float *cb, const struct q8_block *w1t,
-                              const struct q8_block *w2, const float *b2, struct sparse_ff_dims dm,
-                              struct sparse_ff_scratch *s, struct q8_scratch *qs)
+/* SPEC §1 sparse FF for R rows: the f32 controller through the batch-invariant row-few GEMM
+ * of kernels_fast (C1, C2 read once for all rows; OpenBLAS's sgemv split the sum by threads,
+ * and on this VM it ran its SSE3 "Prescott" kernel); the R·B dot products of quantised x with
+ * the chosen W1ᵀ rows (independent; blocks outer and rows inner, so a unit several rows chose
+ * is fetched once and re-read from L1); then the W2 rows accumulated by output slices of
+ * whole blocks, each row's slice summed over b in order, so no thread ever splits a sum and
+ * a row's bits do not depend on R. */
+static void sparse_ff_rows_q8_fast(float *out, const float *X, const float *c1, const float *c2,
+                                   const float *cb, const struct q8_block *w1t,
+                                   const struct q8_block *w2, const float *b2, uint32_t R,
+                                   struct sparse_ff_dims dm, struct sparse_ff_scratch *s,
+                                   struct q8_scratch *qs)
 {
     uint32_t d = dm.d, F = dm.F, N = dm.N, r = dm.r, B = F / N, nb = q8_row_blocks(d);
-    matvec_f32(s->u, x, c1, NULL, d, r);
-    matvec_f32(s->logits, s->u, c2, cb, r, F);
-    for (uint32_t b = 0; b < B; b++)
-        s->chosen[b] = b * N + argmax(s->logits + (uint64_t)b * N, N);
-    quantize_act_fast(qs->q, qs->d, x, d);
+    uint64_t npad = (uint64_t)nb * STF_Q8_BLOCK;
+    kernels_fast.dense_rows(s->u, X, c1, NULL, R, d, r);
+    kernels_fast.dense_rows(s->logits, s->u, c2, cb, R, r, F);
+    for (uint32_t row = 0; row < R; row++)
+        for (uint32_t b = 0; b < B; b++)
+            s->chosen[(uint64_t)row * B + b] =
+                b * N + argmax(s->logits + (uint64_t)row * F + (uint64_t)b * N, N);
     const uint32_t *chosen = s->chosen;
-    const int8_t *xq = qs->q;
-    const float *xd = qs->d;
     float *h = s->h;
-#pragma omp parallel for schedule(static) if ((uint64_t)B * d >= Q8_PARALLEL_MIN)
-    for (uint32_t b = 0; b < B; b++) {
-        if (b + 1 < B) __builtin_prefetch(w1t + (uint64_t)chosen[b + 1] * nb);
-        float v = dot_row(xq, xd, w1t + (uint64_t)chosen[b] * nb, nb);
-        h[b] = v > 0.0f ? v : 0.0f;
+    uint32_t panel = panel_rows(qs, R, d);
+    for (uint32_t p0 = 0; p0 < R; p0 += panel) {
+        uint32_t np = R - p0 < panel ? R - p0 : panel;
+        for (uint32_t i = 0; i < np; i++)
+            quantize_act_fast(qs->q + i * npad, qs->d + (uint64_t)i * nb,
+                              X + (uint64_t)(p0 + i) * d, d);
+        const int8_t *xq = qs->q;
+        const float *xd = qs->d;
+        const uint32_t *ch = chosen + (uint64_t)p0 * B;
+        float *hp = h + (uint64_t)p0 * B;
+#pragma omp parallel for schedule(static) if ((uint64_t)np * B * d >= Q8_PARALLEL_MIN)
+        for (uint32_t b = 0; b < B; b++)
+            for (uint32_t i = 0; i < np; i++) {
+                uint64_t at = (uint64_t)i * B + b;
+                /* the row read next: the next row's unit, or the next block's first */
+                if (i + 1 < np)
+                    __builtin_prefetch(w1t + (uint64_t)ch[at + B] * nb);
+                else if (b + 1 < B)
+                    __builtin_prefetch(w1t + (uint64_t)ch[b + 1] * nb);
+                float v =
+                    dot_row(xq + i * npad, xd + (uint64_t)i * nb, w1t + (uint64_t)ch[at] * nb, nb);
+                hp[at] = v > 0.0f ? v : 0.0f;
+            }
     }
-    memcpy(out, b2, (size_t)d * sizeof *out);
-#pragma omp parallel if ((uint64_t)B * d >= Q8_PARALLEL_MIN)
+    for (uint32_t row = 0; row < R; row++)
+        memcpy(out + (uint64_t)row * d, b2, (size_t)d * sizeof *out);
+#pragma omp parallel if ((uint64_t)R * B * d >= Q8_PARALLEL_MIN)
     {
         uint32_t lo = 0, hi = d;
 #ifdef _OPENMP
@@ -274,9 +317,22 @@ static void sparse_ff_q8_fast(float *out, const float *x, const float *c1, const
         lo = t * chunk < d ? t * chunk : d;
         hi = lo + chunk < d ? lo + chunk : d;
 #endif
-        for (uint32_t b = 0; b < B; b++)
-            if (h[b] > 0.0f && lo < hi) axpy_row(out, h[b], w2 + (uint64_t)chosen[b] * nb, lo, hi);
+        for (uint32_t b = 0; b < B && lo < hi; b++)
+            for (uint32_t row = 0; row < R; row++) {
+                uint64_t at = (uint64_t)row * B + b;
+                if (h[at] > 0.0f)
+                    axpy_row(out + (uint64_t)row * d, h[at], w2 + (uint64_t)chosen[at] * nb, lo,
+                             hi);
+            }
     }
+}
+
+static void sparse_ff_q8_fast(float *out, const float *x, const float *c1, const float *c2,
+                              const float *cb, const struct q8_block *w1t,
+                              const struct q8_block *w2, const float *b2, struct sparse_ff_dims dm,
+                              struct sparse_ff_scratch *s, struct q8_scratch *qs)
+{
+    sparse_ff_rows_q8_fast(out, x, c1, c2, cb, w1t, w2, b2, 1, dm, s, qs);
 }
 
 /* ---- the small GEMM of the multiplicative layer and the convolution ----
@@ -386,9 +442,11 @@ static inline __attribute__((always_inline)) void gemm_row_tiles(__m256 *acc,
 #endif
 
 /* y[s·ldy + n] = bias(s, n) + Σ_K X[s, K] · W[n, K] for s < S, n < Nout; the bias is
- * bias[s·bias_s + n]. */
+ * bias[((row0 + s) mod bias_rows)·Nout + n] (row0: the first row's index in the whole
+ * product, which a panel of a batch continues). */
 static void gemm_q8(float *y, uint32_t ldy, const struct q8_tiles *tl, uint32_t S,
-                    const struct q8_block *W, uint32_t Nout, const float *bias, uint32_t bias_s)
+                    const struct q8_block *W, uint32_t Nout, const float *bias, uint32_t row0,
+                    uint32_t bias_rows)
 {
     uint32_t nb = tl->nb;
 #pragma omp parallel for schedule(static) if ((uint64_t)S * Nout * nb * 32 >= Q8_PARALLEL_MIN)
@@ -438,7 +496,8 @@ static void gemm_q8(float *y, uint32_t ldy, const struct q8_tiles *tl, uint32_t 
                 for (uint32_t l = 0; l < 8; l++) {
                     uint32_t s = (t0 + t) * 8 + l;
                     if (s < S)
-                        y[(uint64_t)s * ldy + n] = bias[(uint64_t)s * bias_s + n] + lanes[t][l];
+                        y[(uint64_t)s * ldy + n] =
+                            bias[(uint64_t)((row0 + s) % bias_rows) * Nout + n] + lanes[t][l];
                 }
         }
     }
@@ -452,58 +511,84 @@ static void tiles_init(struct q8_tiles *tl, struct q8_scratch *qs, uint32_t S, u
     tl->d = qs->d;
 }
 
-/* SPEC §1 multiplicative dense: quantise each scaled copy x ⊙ G[s] into the tiles, then one
- * small GEMM against Pᵀ (M rows of d), streamed once per 4 tiles. */
+/* SPEC §1 multiplicative dense for R rows: the R·S scaled copies x_r ⊙ G[s] are the rows of
+ * one product with Pᵀ (M rows of d); a panel of them at a time is quantised into the tiles and
+ * Pᵀ streamed past it once (per 4 tiles). A row's lanes do the single row's arithmetic, in
+ * whichever tile and lane it lands. */
+static void mult_dense_rows_q8_fast(float *Y, const float *X, const void *G, enum stf_dtype g_type,
+                                    const struct q8_block *pt, const float *c, uint32_t R,
+                                    uint32_t d, uint32_t S, uint32_t M, struct q8_scratch *qs)
+{
+    uint32_t nb = q8_row_blocks(d), total = R * S, panel = panel_rows(qs, total, d);
+    float *xs = qs->row;
+    int8_t *rq = (int8_t *)(qs->row + (uint64_t)nb * STF_Q8_BLOCK);
+    float *rd = (float *)(rq + (uint64_t)nb * STF_Q8_BLOCK);
+    for (uint32_t p0 = 0; p0 < total; p0 += panel) {
+        uint32_t np = total - p0 < panel ? total - p0 : panel;
+        struct q8_tiles tl;
+        tiles_init(&tl, qs, np, d);
+        for (uint32_t i = 0; i < np; i++) {
+            uint32_t s = (p0 + i) % S;
+            const float *x = X + (uint64_t)((p0 + i) / S) * d;
+            if (g_type == STF_DTYPE_F32) {
+                const float *gs = (const float *)G + (uint64_t)s * d;
+                for (uint32_t j = 0; j < d; j++)
+                    xs[j] = x[j] * gs[j];
+            } else {
+                const struct q8_block *gs = (const struct q8_block *)G + (uint64_t)s * nb;
+                for (uint32_t b = 0; b < nb; b++) {
+                    float gd = half_to_float(gs[b].d);
+                    uint32_t lo = b * STF_Q8_BLOCK,
+                             hi = lo + STF_Q8_BLOCK < d ? lo + STF_Q8_BLOCK : d;
+                    for (uint32_t j = lo; j < hi; j++)
+                        xs[j] = x[j] * (gd * (float)gs[b].q[j - lo]);
+                }
+            }
+            quantize_act_fast(rq, rd, xs, d);
+            tiles_store_row(&tl, i, rq, rd);
+        }
+        tiles_pad(&tl, np);
+        gemm_q8(Y + (uint64_t)p0 * M, M, &tl, np, pt, M, c, p0, S);
+    }
+}
+
 static void mult_dense_q8_fast(float *y, const float *x, const void *G, enum stf_dtype g_type,
                                const struct q8_block *pt, const float *c, uint32_t d, uint32_t S,
                                uint32_t M, struct q8_scratch *qs)
 {
-    struct q8_tiles tl;
-    tiles_init(&tl, qs, S, d);
-    uint32_t nb = tl.nb;
-    float *xs = qs->row;
-    int8_t *rq = (int8_t *)(qs->row + (uint64_t)nb * STF_Q8_BLOCK);
-    float *rd = (float *)(rq + (uint64_t)nb * STF_Q8_BLOCK);
-    for (uint32_t s = 0; s < S; s++) {
-        if (g_type == STF_DTYPE_F32) {
-            const float *gs = (const float *)G + (uint64_t)s * d;
-            for (uint32_t i = 0; i < d; i++)
-                xs[i] = x[i] * gs[i];
-        } else {
-            const struct q8_block *gs = (const struct q8_block *)G + (uint64_t)s * nb;
-            for (uint32_t b = 0; b < nb; b++) {
-                float gd = half_to_float(gs[b].d);
-                uint32_t lo = b * STF_Q8_BLOCK, hi = lo + STF_Q8_BLOCK < d ? lo + STF_Q8_BLOCK : d;
-                for (uint32_t i = lo; i < hi; i++)
-                    xs[i] = x[i] * (gd * (float)gs[b].q[i - lo]);
-            }
-        }
-        quantize_act_fast(rq, rd, xs, d);
-        tiles_store_row(&tl, s, rq, rd);
-    }
-    tiles_pad(&tl, S);
-    gemm_q8(y, M, &tl, S, pt, M, c, M);
+    mult_dense_rows_q8_fast(y, x, G, g_type, pt, c, 1, d, S, M, qs);
 }
 
-/* SPEC §1 local convolution: im2col rows (3·Km·M) of each module, quantised into the tiles,
- * times the transposed kernel (M rows). */
+/* SPEC §1 local convolution for R rows: the im2col rows (3·Km·M) of every module of every row,
+ * a panel at a time quantised into the tiles, times the transposed kernel (M rows). */
+static void local_conv_rows_q8_fast(float *out, const float *const (*rows)[3],
+                                    const struct q8_block *wt, const float *beta, uint32_t R,
+                                    uint32_t S, uint32_t M, uint32_t Km, struct q8_scratch *qs)
+{
+    uint32_t K = 3 * Km * M, nb = q8_row_blocks(K), total = R * S, panel = panel_rows(qs, total, K);
+    float *col = qs->row;
+    int8_t *rq = (int8_t *)(qs->row + (uint64_t)nb * STF_Q8_BLOCK);
+    float *rd = (float *)(rq + (uint64_t)nb * STF_Q8_BLOCK);
+    for (uint32_t p0 = 0; p0 < total; p0 += panel) {
+        uint32_t np = total - p0 < panel ? total - p0 : panel;
+        struct q8_tiles tl;
+        tiles_init(&tl, qs, np, K);
+        for (uint32_t i = 0; i < np; i++) {
+            q8_conv_im2col(col, rows[(p0 + i) / S], (p0 + i) % S, S, M, Km);
+            quantize_act_fast(rq, rd, col, K);
+            tiles_store_row(&tl, i, rq, rd);
+        }
+        tiles_pad(&tl, np);
+        gemm_q8(out + (uint64_t)p0 * M, M, &tl, np, wt, M, beta, 0, 1);
+    }
+}
+
 static void local_conv_q8_fast(float *out, const float *const rows[3], const struct q8_block *wt,
                                const float *beta, uint32_t S, uint32_t M, uint32_t Km,
                                struct q8_scratch *qs)
 {
-    uint32_t K = 3 * Km * M;
-    struct q8_tiles tl;
-    tiles_init(&tl, qs, S, K);
-    float *col = qs->row;
-    int8_t *rq = (int8_t *)(qs->row + (uint64_t)tl.nb * STF_Q8_BLOCK);
-    float *rd = (float *)(rq + (uint64_t)tl.nb * STF_Q8_BLOCK);
-    for (uint32_t s = 0; s < S; s++) {
-        q8_conv_im2col(col, rows, s, S, M, Km);
-        quantize_act_fast(rq, rd, col, K);
-        tiles_store_row(&tl, s, rq, rd);
-    }
-    tiles_pad(&tl, S);
-    gemm_q8(out, M, &tl, S, wt, M, beta, 0);
+    const float *const(*one)[3] = (const float *const(*)[3])rows;
+    local_conv_rows_q8_fast(out, one, wt, beta, 1, S, M, Km, qs);
 }
 
 const struct kernels_q8 Q8_FAST_TABLE = {
@@ -512,4 +597,8 @@ const struct kernels_q8 Q8_FAST_TABLE = {
     .sparse_ff = sparse_ff_q8_fast,
     .mult_dense = mult_dense_q8_fast,
     .local_conv = local_conv_q8_fast,
+    .dense_rows = dense_rows_q8_fast,
+    .sparse_ff_rows = sparse_ff_rows_q8_fast,
+    .mult_dense_rows = mult_dense_rows_q8_fast,
+    .local_conv_rows = local_conv_rows_q8_fast,
 };

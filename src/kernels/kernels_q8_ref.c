@@ -105,10 +105,55 @@ static void local_conv_q8_ref(float *out, const float *const rows[3], const stru
     }
 }
 
+/* Batches: each row on its own through the single-row kernel — batch-invariant by
+ * construction, the yardstick of the fast versions. */
+static void dense_rows_q8_ref(float *Y, const float *X, const struct q8_block *wt, const float *b,
+                              uint32_t R, uint32_t in, uint32_t out, struct q8_scratch *qs)
+{
+    for (uint32_t r = 0; r < R; r++)
+        dense_q8_ref(Y + (uint64_t)r * out, X + (uint64_t)r * in, wt, b, in, out, qs);
+}
+
+static void sparse_ff_rows_q8_ref(float *out, const float *X, const float *c1, const float *c2,
+                                  const float *cb, const struct q8_block *w1t,
+                                  const struct q8_block *w2, const float *b2, uint32_t R,
+                                  struct sparse_ff_dims dm, struct sparse_ff_scratch *s,
+                                  struct q8_scratch *qs)
+{
+    uint32_t B = dm.F / dm.N;
+    for (uint32_t r = 0; r < R; r++) {
+        struct sparse_ff_scratch row = {s->u + (uint64_t)r * dm.r, s->logits + (uint64_t)r * dm.F,
+                                        s->chosen + (uint64_t)r * B, s->h + (uint64_t)r * B};
+        sparse_ff_q8_ref(out + (uint64_t)r * dm.d, X + (uint64_t)r * dm.d, c1, c2, cb, w1t, w2, b2,
+                         dm, &row, qs);
+    }
+}
+
+static void mult_dense_rows_q8_ref(float *Y, const float *X, const void *G, enum stf_dtype g_type,
+                                   const struct q8_block *pt, const float *c, uint32_t R,
+                                   uint32_t d, uint32_t S, uint32_t M, struct q8_scratch *qs)
+{
+    for (uint32_t r = 0; r < R; r++)
+        mult_dense_q8_ref(Y + (uint64_t)r * S * M, X + (uint64_t)r * d, G, g_type, pt, c, d, S, M,
+                          qs);
+}
+
+static void local_conv_rows_q8_ref(float *out, const float *const (*rows)[3],
+                                   const struct q8_block *wt, const float *beta, uint32_t R,
+                                   uint32_t S, uint32_t M, uint32_t Km, struct q8_scratch *qs)
+{
+    for (uint32_t r = 0; r < R; r++)
+        local_conv_q8_ref(out + (uint64_t)r * S * M, rows[r], wt, beta, S, M, Km, qs);
+}
+
 const struct kernels_q8 kernels_q8_ref = {
     .name = "ref",
     .dense = dense_q8_ref,
     .sparse_ff = sparse_ff_q8_ref,
     .mult_dense = mult_dense_q8_ref,
     .local_conv = local_conv_q8_ref,
+    .dense_rows = dense_rows_q8_ref,
+    .sparse_ff_rows = sparse_ff_rows_q8_ref,
+    .mult_dense_rows = mult_dense_rows_q8_ref,
+    .local_conv_rows = local_conv_rows_q8_ref,
 };

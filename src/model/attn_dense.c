@@ -85,9 +85,10 @@ static void forward(const struct sublayer_step *s, const float *x, float *out)
 }
 
 struct rows_scratch {
-    float *q, *kn, *vn; /* (rows, d) query, new key, new value */
-    float *att;         /* (rows, d) merged heads */
-    float *scores;      /* (capacity) */
+    float *q, *kn, *vn;   /* (rows, d) query, new key, new value */
+    float *att;           /* (rows, d) merged heads */
+    float *scores;        /* (capacity) */
+    struct q8_scratch qs; /* q8: the rows of d */
 };
 
 static uint64_t rows_layout(const struct model_config *c, uint32_t capacity, uint32_t rows,
@@ -100,6 +101,7 @@ static uint64_t rows_layout(const struct model_config *c, uint32_t capacity, uin
     s->vn = carve_take(&cv, rd);
     s->att = carve_take(&cv, rd);
     s->scores = carve_take(&cv, (uint64_t)capacity * sizeof(float));
+    kind_q8_rows_scratch(c, &cv, &s->qs, rows, c->d_model, 0, 0);
     return cv.used;
 }
 
@@ -117,9 +119,9 @@ static void forward_rows(const struct sublayer_rows *s, const float *x, float *o
     uint32_t d = s->cfg->d_model, H = s->cfg->n_heads, dh = d / H, R = s->rows;
     struct rows_scratch sc;
     rows_layout(s->cfg, s->capacity, R, s->scratch, &sc);
-    k->dense_rows(sc.q, x, view_f32(&w[WQ]), view_f32(&w[BQ]), R, d, d);
-    k->dense_rows(sc.kn, x, view_f32(&w[WK]), view_f32(&w[BK]), R, d, d);
-    k->dense_rows(sc.vn, x, view_f32(&w[WV]), view_f32(&w[BV]), R, d, d);
+    kind_dense_rows(s, sc.q, x, &w[WQ], &w[BQ], d, d, &sc.qs);
+    kind_dense_rows(s, sc.kn, x, &w[WK], &w[BK], d, d, &sc.qs);
+    kind_dense_rows(s, sc.vn, x, &w[WV], &w[BV], d, d, &sc.qs);
     for (uint32_t r = 0; r < R; r++) {
         struct state st;
         state_layout(s->cfg, s->capacity, s->states[r], &st);
@@ -128,7 +130,7 @@ static void forward_rows(const struct sublayer_rows *s, const float *x, float *o
         memcpy(st.v + p * d, sc.vn + o, d * sizeof(float));
         k->attention(sc.att + o, sc.q + o, st.k, st.v, s->pos[r] + 1, d, H, dh, sc.scores);
     }
-    k->dense_rows(out, sc.att, view_f32(&w[WO]), view_f32(&w[BO]), R, d, d);
+    kind_dense_rows(s, out, sc.att, &w[WO], &w[BO], d, d, &sc.qs);
 }
 
 /* For LSH attention over these weights (attn_lsh.c): its scratch starts with this kind's. */

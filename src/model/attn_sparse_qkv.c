@@ -153,8 +153,9 @@ struct rows_scratch {
     float *q, *kn, *vn;      /* (rows, d) query, new key, new value */
     float *y;                /* (rows, d) multiplicative layer outputs */
     float *scores;           /* (capacity) */
-    float *work;             /* rows · max(S·d, 9·d) */
+    float *work;             /* f32: rows · max(S·d, 9·d) */
     const float *(*hist)[3]; /* (rows) each row's y_{t-2}, y_{t-1}, y_t */
+    struct q8_scratch qs;    /* q8: panels of the rows·S scaled copies and im2col rows */
 };
 
 static uint64_t rows_layout(const struct model_config *c, uint32_t capacity, uint32_t rows,
@@ -167,8 +168,10 @@ static uint64_t rows_layout(const struct model_config *c, uint32_t capacity, uin
     s->vn = carve_take(&cv, rd);
     s->y = carve_take(&cv, rd);
     s->scores = carve_take(&cv, (uint64_t)capacity * sizeof(float));
-    s->work = carve_take(&cv, (S > 9 ? S : 9) * rd);
+    s->work = c->weights == WEIGHTS_Q8 ? NULL : carve_take(&cv, (S > 9 ? S : 9) * rd);
     s->hist = carve_take(&cv, rows * sizeof *s->hist);
+    kind_q8_rows_scratch(c, &cv, &s->qs, (uint32_t)(rows * S), (uint32_t)d, (uint32_t)(rows * S),
+                         (uint32_t)(9 * (d / S)));
     return cv.used;
 }
 
@@ -188,8 +191,13 @@ static void forward_rows(const struct sublayer_rows *s, const float *x, float *o
     uint32_t S = s->cfg->qkv_modules, M = d / S;
     struct rows_scratch sc;
     rows_layout(s->cfg, s->capacity, R, s->scratch, &sc);
-    k->mult_dense_rows(sc.y, x, view_f32(&w[MULT_G]), view_f32(&w[MULT_P]), view_f32(&w[MULT_C]), R,
-                       d, S, M, sc.work);
+    const struct kernels_q8 *q8 = w[MULT_P].dtype == STF_DTYPE_Q8_0 ? kernels_q8_for(k) : NULL;
+    if (q8)
+        q8->mult_dense_rows(sc.y, x, w[MULT_G].data, w[MULT_G].dtype, w[MULT_P].data,
+                            view_f32(&w[MULT_C]), R, d, S, M, &sc.qs);
+    else
+        k->mult_dense_rows(sc.y, x, view_f32(&w[MULT_G]), view_f32(&w[MULT_P]),
+                           view_f32(&w[MULT_C]), R, d, S, M, sc.work);
     for (uint32_t r = 0; r < R; r++) {
         struct state st;
         uint64_t reset;
@@ -199,12 +207,21 @@ static void forward_rows(const struct sublayer_rows *s, const float *x, float *o
         sc.hist[r][2] = sc.y + (uint64_t)r * d;
     }
     const float *const(*hist)[3] = (const float *const(*)[3])sc.hist;
-    k->local_conv_rows(sc.q, hist, view_f32(&w[CONV_Q_W]), view_f32(&w[CONV_Q_B]), R, S, M, 3,
-                       sc.work);
-    k->local_conv_rows(sc.kn, hist, view_f32(&w[CONV_K_W]), view_f32(&w[CONV_K_B]), R, S, M, 3,
-                       sc.work);
-    k->local_conv_rows(sc.vn, hist, view_f32(&w[CONV_V_W]), view_f32(&w[CONV_V_B]), R, S, M, 1,
-                       sc.work);
+    if (q8) {
+        q8->local_conv_rows(sc.q, hist, w[CONV_Q_W].data, view_f32(&w[CONV_Q_B]), R, S, M, 3,
+                            &sc.qs);
+        q8->local_conv_rows(sc.kn, hist, w[CONV_K_W].data, view_f32(&w[CONV_K_B]), R, S, M, 3,
+                            &sc.qs);
+        q8->local_conv_rows(sc.vn, hist, w[CONV_V_W].data, view_f32(&w[CONV_V_B]), R, S, M, 1,
+                            &sc.qs);
+    } else {
+        k->local_conv_rows(sc.q, hist, view_f32(&w[CONV_Q_W]), view_f32(&w[CONV_Q_B]), R, S, M, 3,
+                           sc.work);
+        k->local_conv_rows(sc.kn, hist, view_f32(&w[CONV_K_W]), view_f32(&w[CONV_K_B]), R, S, M, 3,
+                           sc.work);
+        k->local_conv_rows(sc.vn, hist, view_f32(&w[CONV_V_W]), view_f32(&w[CONV_V_B]), R, S, M, 1,
+                           sc.work);
+    }
     for (uint32_t r = 0; r < R; r++) {
         struct state st;
         uint64_t reset, p = s->pos[r], o = (uint64_t)r * d;

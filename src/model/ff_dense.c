@@ -48,19 +48,25 @@ static void forward(const struct sublayer_step *s, const float *x, float *out)
 static uint64_t rows_scratch_bytes(const struct model_config *c, uint32_t capacity, uint32_t rows)
 {
     (void)capacity;
-    return (uint64_t)rows * c->d_ff * sizeof(float); /* the hidden layer (rows, F) */
+    struct carve cv = {NULL, 0};
+    struct q8_scratch qs;
+    carve_take(&cv, (uint64_t)rows * c->d_ff * sizeof(float)); /* the hidden layer (rows, F) */
+    kind_q8_rows_scratch(c, &cv, &qs, rows, c->d_model, rows, c->d_ff);
+    return cv.used;
 }
 
 static void forward_rows(const struct sublayer_rows *s, const float *x, float *out)
 {
-    const struct kernels *k = s->k;
     const struct tensor_view *w = s->w;
     uint32_t d = s->cfg->d_model, F = s->cfg->d_ff, R = s->rows;
-    float *hidden = s->scratch; /* (R, F) */
-    k->dense_rows(hidden, x, view_f32(&w[W1]), view_f32(&w[B1]), R, d, F);
+    struct carve cv = {s->scratch, 0};
+    struct q8_scratch qs;
+    float *hidden = carve_take(&cv, (uint64_t)R * F * sizeof(float)); /* (R, F) */
+    kind_q8_rows_scratch(s->cfg, &cv, &qs, R, d, R, F);
+    kind_dense_rows(s, hidden, x, &w[W1], &w[B1], d, F, &qs);
     for (uint64_t i = 0; i < (uint64_t)R * F; i++)
         hidden[i] = hidden[i] > 0.0f ? hidden[i] : 0.0f;
-    k->dense_rows(out, hidden, view_f32(&w[W2]), view_f32(&w[B2]), R, F, d);
+    kind_dense_rows(s, out, hidden, &w[W2], &w[B2], F, d, &qs);
 }
 
 const struct sublayer_kind ff_dense = {

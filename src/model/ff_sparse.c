@@ -79,7 +79,7 @@ static void forward(const struct sublayer_step *s, const float *x, float *out)
 
 /* The batch's scratch: each field rows times the single row's, row-major. */
 static uint64_t rows_layout(const struct model_config *c, uint32_t rows, void *base,
-                            struct sparse_ff_scratch *s)
+                            struct sparse_ff_scratch *s, struct q8_scratch *qs)
 {
     uint64_t F = c->d_ff, B = F / c->ff_block, R = rows;
     struct carve cv = {base, 0};
@@ -87,6 +87,7 @@ static uint64_t rows_layout(const struct model_config *c, uint32_t rows, void *b
     s->u = carve_take(&cv, R * c->ff_rank * sizeof(float));
     s->logits = carve_take(&cv, R * F * sizeof(float));
     s->h = carve_take(&cv, R * B * sizeof(float));
+    kind_q8_rows_scratch(c, &cv, qs, rows, c->d_model, 0, 0);
     return cv.used;
 }
 
@@ -94,7 +95,8 @@ static uint64_t rows_scratch_bytes(const struct model_config *c, uint32_t capaci
 {
     (void)capacity;
     struct sparse_ff_scratch sc;
-    return rows_layout(c, rows, NULL, &sc);
+    struct q8_scratch qs;
+    return rows_layout(c, rows, NULL, &sc, &qs);
 }
 
 static void forward_rows(const struct sublayer_rows *s, const float *x, float *out)
@@ -102,11 +104,17 @@ static void forward_rows(const struct sublayer_rows *s, const float *x, float *o
     const struct model_config *c = s->cfg;
     const struct tensor_view *w = s->w;
     struct sparse_ff_scratch sc;
-    rows_layout(c, s->rows, s->scratch, &sc);
+    struct q8_scratch qs;
+    rows_layout(c, s->rows, s->scratch, &sc, &qs);
     struct sparse_ff_dims dims = {c->d_model, c->d_ff, c->ff_block, c->ff_rank};
-    s->k->sparse_ff_rows(out, x, view_f32(&w[CTRL_C1]), view_f32(&w[CTRL_C2]),
-                         view_f32(&w[CTRL_CB]), view_f32(&w[W1T]), view_f32(&w[W2]),
-                         view_f32(&w[B2]), s->rows, dims, &sc);
+    if (w[W1T].dtype == STF_DTYPE_Q8_0) /* q8 rows, f32 controller: kernels_q8.h */
+        kernels_q8_for(s->k)->sparse_ff_rows(out, x, view_f32(&w[CTRL_C1]), view_f32(&w[CTRL_C2]),
+                                             view_f32(&w[CTRL_CB]), w[W1T].data, w[W2].data,
+                                             view_f32(&w[B2]), s->rows, dims, &sc, &qs);
+    else
+        s->k->sparse_ff_rows(out, x, view_f32(&w[CTRL_C1]), view_f32(&w[CTRL_C2]),
+                             view_f32(&w[CTRL_CB]), view_f32(&w[W1T]), view_f32(&w[W2]),
+                             view_f32(&w[B2]), s->rows, dims, &sc);
 }
 
 const uint32_t *ff_sparse_chosen(const struct model_config *c, const void *scratch)

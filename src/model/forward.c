@@ -434,8 +434,9 @@ static void rows_states(struct seq_state *const *s, struct batch_workspace *ws, 
 }
 
 /* The same sums as forward_layers, row by row for the element-wise parts. */
-void forward_layers_rows(const struct model *m, struct seq_state *const *s,
-                         struct batch_workspace *ws, const uint32_t *pos, uint32_t rows, float *x)
+uint32_t forward_layers_rows(const struct model *m, struct seq_state *const *s,
+                             struct batch_workspace *ws, const uint32_t *pos, uint32_t rows,
+                             float *x, uint32_t *where)
 {
     const struct model_config *c = &m->cfg;
     const struct layer_kinds *kind = &m->kinds;
@@ -448,6 +449,9 @@ void forward_layers_rows(const struct model *m, struct seq_state *const *s,
                                  .rows = rows,
                                  .capacity = ws->capacity,
                                  .scratch = ws->scratch};
+    uint32_t bad = 0;
+    for (uint32_t r = 0; r < rows; r++)
+        where[r] = FORWARD_FINITE;
     for (uint32_t l = s[0]->layer_begin; l < s[0]->layer_end; l++) {
         const struct layer_weights *lw = &m->w.layers[l];
         /* x += Attn(LN1(x)) */
@@ -478,11 +482,18 @@ void forward_layers_rows(const struct model *m, struct seq_state *const *s,
             for (uint64_t i = 0; i < n; i++)
                 x[i] += ws->sub[i];
         }
+        /* the check of forward_layers, per row: the first layer a row went bad at */
+        for (uint32_t r = 0; r < rows; r++)
+            if (where[r] == FORWARD_FINITE && !all_finite(x + (uint64_t)r * d, d)) {
+                where[r] = l;
+                bad++;
+            }
     }
+    return bad;
 }
 
-void forward_head_rows(const struct model *m, struct batch_workspace *ws, const float *x,
-                       uint32_t rows, float *logits)
+uint32_t forward_head_rows(const struct model *m, struct batch_workspace *ws, const float *x,
+                           uint32_t rows, float *logits, uint32_t *where)
 {
     const struct model_config *c = &m->cfg;
     uint32_t d = c->d_model;
@@ -493,4 +504,10 @@ void forward_head_rows(const struct model *m, struct batch_workspace *ws, const 
         layernorm(ws->xn + (uint64_t)r * d, x + (uint64_t)r * d, view_f32(&m->w.lnf_g),
                   view_f32(&m->w.lnf_b), d);
     m->kinds.out->forward_rows(&step, ws->xn, logits);
+    uint32_t bad = 0, V = c->vocab_size;
+    for (uint32_t r = 0; r < rows; r++) {
+        where[r] = all_finite(logits + (uint64_t)r * V, V) ? FORWARD_FINITE : FORWARD_AT_HEAD;
+        bad += where[r] != FORWARD_FINITE;
+    }
+    return bad;
 }

@@ -143,12 +143,18 @@ enum stf_status forward_fail_nonfinite(const struct model *m, uint32_t where, ui
 /* Batched decoding: rows ≤ ws->max_rows rows at one step, row r on the residual stream
  * x[r] (x is (rows, d)) of the sequence s[r] at position pos[r] < capacity. The sequences
  * are distinct and hold the same layers. Each row's result is bitwise what forward_layers
- * gives for it alone (batch-invariant kernels), while each dense weight is read once per
- * step instead of once per row. */
-void forward_layers_rows(const struct model *m, struct seq_state *const *s,
-                         struct batch_workspace *ws, const uint32_t *pos, uint32_t rows, float *x);
-/* logits (rows, V) = Out(LN_f(x)) for x (rows, d); row r bitwise forward_head's. */
-void forward_head_rows(const struct model *m, struct batch_workspace *ws, const float *x,
-                       uint32_t rows, float *logits);
+ * gives for it alone (batch-invariant kernels; rows never mix, so a damaged row cannot touch
+ * the others), while each dense weight is read once per step instead of once per row.
+ * where[r] (rows) gets what forward_layers returns for row r: FORWARD_FINITE, or the layer
+ * after which its residual stream first held a non-finite value. Returns the number of rows
+ * that did. */
+uint32_t forward_layers_rows(const struct model *m, struct seq_state *const *s,
+                             struct batch_workspace *ws, const uint32_t *pos, uint32_t rows,
+                             float *x, uint32_t *where);
+/* logits (rows, V) = Out(LN_f(x)) for x (rows, d); row r bitwise forward_head's, and where[r]
+ * its result (FORWARD_FINITE or FORWARD_AT_HEAD). Returns the number of rows whose logits
+ * are not all finite. */
+uint32_t forward_head_rows(const struct model *m, struct batch_workspace *ws, const float *x,
+                           uint32_t rows, float *logits, uint32_t *where);
 
 #endif

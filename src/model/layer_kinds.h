@@ -173,4 +173,27 @@ static inline void kind_dense(const struct sublayer_step *s, float *y, const flo
         s->k->dense(y, x, view_f32(W), bias, in, out);
 }
 
+/* The q8 scratch of a batched step (the kernels_q8 *_rows calls), carved when the config is
+ * q8: products of rows_a activation rows of n_a elements and rows_b rows of n_b (0, 0 for
+ * none); it holds the larger of the two panels (q8_rows_panel) of the wider row. */
+static inline void kind_q8_rows_scratch(const struct model_config *c, struct carve *cv,
+                                        struct q8_scratch *qs, uint32_t rows_a, uint32_t n_a,
+                                        uint32_t rows_b, uint32_t n_b)
+{
+    uint32_t pa = q8_rows_panel(rows_a, n_a), pb = rows_b ? q8_rows_panel(rows_b, n_b) : 0;
+    kind_q8_scratch(c, cv, qs, pa > pb ? pa : pb, n_a > n_b ? n_a : n_b);
+}
+
+/* Y (rows, out) = X·W + b for the step's rows, by W's dtype; b may be NULL. */
+static inline void kind_dense_rows(const struct sublayer_rows *s, float *Y, const float *X,
+                                   const struct tensor_view *W, const struct tensor_view *b,
+                                   uint32_t in, uint32_t out, struct q8_scratch *qs)
+{
+    const float *bias = b ? view_f32(b) : (const float *)0;
+    if (W->dtype == STF_DTYPE_Q8_0)
+        kernels_q8_for(s->k)->dense_rows(Y, X, W->data, bias, s->rows, in, out, qs);
+    else
+        s->k->dense_rows(Y, X, view_f32(W), bias, s->rows, in, out);
+}
+
 #endif

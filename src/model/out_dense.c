@@ -35,14 +35,19 @@ static void forward(const struct sublayer_step *s, const float *x, float *logits
 
 static uint64_t rows_scratch_bytes(const struct model_config *c, uint32_t capacity, uint32_t rows)
 {
-    (void)c, (void)capacity, (void)rows;
-    return 0;
+    (void)capacity;
+    struct carve cv = {NULL, 0};
+    struct q8_scratch qs;
+    kind_q8_rows_scratch(c, &cv, &qs, rows, c->d_model, 0, 0);
+    return cv.used;
 }
 
 static void forward_rows(const struct sublayer_rows *s, const float *x, float *logits)
 {
-    s->k->dense_rows(logits, x, view_f32(&s->w[W]), view_f32(&s->w[B]), s->rows, s->cfg->d_model,
-                     s->cfg->vocab_size);
+    struct carve cv = {s->scratch, 0};
+    struct q8_scratch qs;
+    kind_q8_rows_scratch(s->cfg, &cv, &qs, s->rows, s->cfg->d_model, 0, 0);
+    kind_dense_rows(s, logits, x, &s->w[W], &s->w[B], s->cfg->d_model, s->cfg->vocab_size, &qs);
 }
 
 const struct sublayer_kind out_dense = {

@@ -59,16 +59,31 @@ static void forward(const struct sublayer_step *s, const float *x, float *logits
 
 static uint64_t rows_scratch_bytes(const struct model_config *c, uint32_t capacity, uint32_t rows)
 {
-    (void)capacity; /* mult_dense_rows's (rows·S_out, d) */
-    return (uint64_t)rows * c->out_modules * c->d_model * sizeof(float);
+    (void)capacity;
+    struct carve cv = {NULL, 0};
+    struct q8_scratch qs;
+    if (c->weights == WEIGHTS_Q8) /* the q8 kernel's panel of the rows·S_out scaled copies */
+        kind_q8_rows_scratch(c, &cv, &qs, rows * c->out_modules, c->d_model, 0, 0);
+    else /* mult_dense_rows's (rows·S_out, d) */
+        carve_take(&cv, (uint64_t)rows * c->out_modules * c->d_model * sizeof(float));
+    return cv.used;
 }
 
 static void forward_rows(const struct sublayer_rows *s, const float *x, float *logits)
 {
     const struct model_config *c = s->cfg;
-    s->k->mult_dense_rows(logits, x, view_f32(&s->w[G]), view_f32(&s->w[P]), view_f32(&s->w[C]),
-                          s->rows, c->d_model, c->out_modules, c->vocab_size / c->out_modules,
-                          s->scratch);
+    const struct tensor_view *w = s->w;
+    uint32_t S = c->out_modules, M = c->vocab_size / S;
+    if (w[P].dtype == STF_DTYPE_Q8_0) { /* q8 weights: kernels_q8.h */
+        struct carve cv = {s->scratch, 0};
+        struct q8_scratch qs;
+        kind_q8_rows_scratch(c, &cv, &qs, s->rows * S, c->d_model, 0, 0);
+        kernels_q8_for(s->k)->mult_dense_rows(logits, x, w[G].data, w[G].dtype, w[P].data,
+                                              view_f32(&w[C]), s->rows, c->d_model, S, M, &qs);
+        return;
+    }
+    s->k->mult_dense_rows(logits, x, view_f32(&w[G]), view_f32(&w[P]), view_f32(&w[C]), s->rows,
+                          c->d_model, S, M, s->scratch);
 }
 
 const struct sublayer_kind out_mult = {

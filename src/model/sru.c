@@ -82,6 +82,7 @@ static uint64_t rows_layout(const struct model_config *c, uint32_t rows, void *b
     s->u = carve_take(&cv, R * n * sizeof(float));
     s->gates = carve_take(&cv, R * 3 * n * sizeof(float));
     s->h = carve_take(&cv, R * n * sizeof(float));
+    kind_q8_rows_scratch(c, &cv, &s->qs, rows, (uint32_t)(n > c->d_model ? n : c->d_model), 0, 0);
     return cv.used;
 }
 
@@ -94,7 +95,6 @@ static uint64_t rows_scratch_bytes(const struct model_config *c, uint32_t capaci
 
 static void forward_rows(const struct sublayer_rows *s, const float *x, float *out)
 {
-    const struct kernels *k = s->k;
     const struct tensor_view *w = s->w;
     uint32_t d = s->cfg->d_model, n = s->cfg->sru_units, R = s->rows;
     struct scratch sc;
@@ -102,12 +102,12 @@ static void forward_rows(const struct sublayer_rows *s, const float *x, float *o
     for (uint32_t r = 0; r < R; r++)
         layernorm(sc.xn + (uint64_t)r * d, x + (uint64_t)r * d, view_f32(&w[LN_G]),
                   view_f32(&w[LN_B]), d);
-    k->dense_rows(sc.u, sc.xn, view_f32(&w[WI]), view_f32(&w[BI]), R, d, n);
-    k->dense_rows(sc.gates, sc.u, view_f32(&w[W]), view_f32(&w[B]), R, n, 3 * n);
+    kind_dense_rows(s, sc.u, sc.xn, &w[WI], &w[BI], d, n, &sc.qs);
+    kind_dense_rows(s, sc.gates, sc.u, &w[W], &w[B], n, 3 * n, &sc.qs);
     for (uint32_t r = 0; r < R; r++) /* each row's own carry c */
         sru_step(sc.h + (uint64_t)r * n, s->states[r], sc.u + (uint64_t)r * n,
                  sc.gates + (uint64_t)r * 3 * n, n);
-    k->dense_rows(out, sc.h, view_f32(&w[WO]), view_f32(&w[BO]), R, n, d);
+    kind_dense_rows(s, out, sc.h, &w[WO], &w[BO], n, d, &sc.qs);
 }
 
 const struct sublayer_kind sru_branch = {

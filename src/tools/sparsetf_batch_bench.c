@@ -36,7 +36,7 @@
 
 struct opts {
     int reps, warmup, threads, layers;
-    const char *models, *kernels;
+    const char *models, *kernels, *dtype;
     uint32_t batches[MAX_BATCHES];
     int nbatches;
     FILE *json;
@@ -64,11 +64,14 @@ static void model_load(struct bench_model *b, const char *name, const struct opt
     if (preset) {
         struct model_config cfg = {0};
         if (model_config_parse(&cfg, preset, name, &err)) die(name, &err);
+        cfg.weights = strcmp(o->dtype, "q8") == 0 ? WEIGHTS_Q8 : WEIGHTS_F32;
         b->full_layers = cfg.n_layers;
         b->slice = (uint32_t)o->layers < cfg.n_layers ? (uint32_t)o->layers : cfg.n_layers;
         cfg.n_layers = b->slice;
         struct model_select sel = {0, b->slice, false, true};
-        fprintf(stderr, "%s: building a %u-layer slice with random weights...\n", name, b->slice);
+        fprintf(stderr, "%s: building a %u-layer %s slice with random weights...\n", name, b->slice,
+                o->dtype);
+        snprintf(b->name, sizeof b->name, "%s%s", name, cfg.weights == WEIGHTS_Q8 ? " q8" : "");
         if (model_create_random(&cfg, 1234, &sel, MODEL_RANDOM_FAST, &b->m, &err)) die(name, &err);
     } else {
         struct model_config cfg;
@@ -120,11 +123,11 @@ static struct result run_batch(const struct bench_model *b, uint32_t B, const st
         die(b->name, &err);
     float *xu = stf_alloc((size_t)B * d * sizeof(float)), *xb = stf_alloc((size_t)B * d * 4);
     float *lu = stf_alloc((size_t)B * V * sizeof(float)), *lb = stf_alloc((size_t)B * V * 4);
-    uint32_t *pos = stf_alloc(B * sizeof *pos);
+    uint32_t *pos = stf_alloc(B * sizeof *pos), *where = stf_alloc(B * sizeof *where);
     double *t[5];
     for (int i = 0; i < 5; i++)
         t[i] = calloc((size_t)o->reps, sizeof(double));
-    if (!xu || !xb || !lu || !lb || !pos) {
+    if (!xu || !xb || !lu || !lb || !pos || !where) {
         fprintf(stderr, "sparsetf-batch-bench: out of memory at batch %u\n", B);
         exit(1);
     }
@@ -142,10 +145,15 @@ static struct result run_batch(const struct bench_model *b, uint32_t B, const st
         for (uint32_t r = 0; r < B; r++)
             forward_head(b->m, ws, xu + (uint64_t)r * d, lu + (uint64_t)r * V);
         double t2 = cpu_now(), w1 = stf_now();
-        forward_layers_rows(b->m, sb, bw, pos, B, xb);
+        uint32_t bad = forward_layers_rows(b->m, sb, bw, pos, B, xb, where);
         double t3 = cpu_now();
-        forward_head_rows(b->m, bw, xb, B, lb);
+        bad += forward_head_rows(b->m, bw, xb, B, lb, where);
         double t4 = cpu_now(), w2 = stf_now();
+        if (bad) {
+            fprintf(stderr, "sparsetf-batch-bench: %s: batch of %u at step %u: non-finite values\n",
+                    b->name, B, s);
+            exit(1);
+        }
         if (memcmp(lu, lb, (size_t)B * V * sizeof(float)) != 0) {
             fprintf(stderr,
                     "sparsetf-batch-bench: %s: batch of %u at step %u: batched logits differ "
@@ -172,7 +180,7 @@ static struct result run_batch(const struct bench_model *b, uint32_t B, const st
     free(su), free(sb);
     workspace_free(ws);
     batch_workspace_free(bw);
-    stf_free(xu), stf_free(xb), stf_free(lu), stf_free(lb), stf_free(pos);
+    stf_free(xu), stf_free(xb), stf_free(lu), stf_free(lb), stf_free(pos), stf_free(where);
     return (struct result){med[0], med[1], med[2], med[3], med[4]};
 }
 
@@ -181,11 +189,12 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: sparsetf-batch-bench [--models NAME,...] [--batches 1,2,4,...] [--layers N]\n"
             "                            [--reps N] [--warmup N] [--threads N]\n"
-            "                            [--kernels fast|ref] [--json FILE]\n"
+            "                            [--kernels fast|ref] [--dtype f32|q8] [--json FILE]\n"
             "Times decode steps of B concurrent sessions batched vs one row at a time, and\n"
             "checks every batched row is bitwise its unbatched run. NAME is a preset (random\n"
-            "weights, a --layers slice + output layer; default 800m-sparse,800m-dense) or a\n"
-            "model file (.stf). --batches default 1,2,4,8,16,32,64. See docs/benchmarks.md.\n");
+            "weights, a --layers slice + output layer; default 800m-sparse,800m-dense; stored\n"
+            "as --dtype, default f32) or a model file (.stf, its own dtype). --batches default\n"
+            "1,2,4,8,16,32,64. See docs/benchmarks.md.\n");
 }
 
 static int parse_batches(const char *s, struct opts *o)
@@ -211,19 +220,16 @@ int main(int argc, char **argv)
                      .layers = 1,
                      .models = "800m-sparse,800m-dense",
                      .kernels = "fast",
+                     .dtype = "f32",
                      .json = stdout};
     parse_batches("1,2,4,8,16,32,64", &o);
-    static const struct option lo[] = {{"models", required_argument, 0, 'm'},
-                                       {"batches", required_argument, 0, 'b'},
-                                       {"layers", required_argument, 0, 'l'},
-                                       {"reps", required_argument, 0, 'r'},
-                                       {"warmup", required_argument, 0, 'w'},
-                                       {"threads", required_argument, 0, 't'},
-                                       {"kernels", required_argument, 0, 'k'},
-                                       {"json", required_argument, 0, 'j'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {"version", no_argument, 0, 'V'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"models", required_argument, 0, 'm'},  {"batches", required_argument, 0, 'b'},
+        {"layers", required_argument, 0, 'l'},  {"reps", required_argument, 0, 'r'},
+        {"warmup", required_argument, 0, 'w'},  {"threads", required_argument, 0, 't'},
+        {"kernels", required_argument, 0, 'k'}, {"dtype", required_argument, 0, 'd'},
+        {"json", required_argument, 0, 'j'},    {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},       {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -254,6 +260,9 @@ int main(int argc, char **argv)
         case 'k':
             o.kernels = optarg;
             break;
+        case 'd':
+            o.dtype = optarg;
+            break;
         case 'j':
             if (!(o.json = fopen(optarg, "w"))) {
                 fprintf(stderr, "sparsetf-batch-bench: %s: %s\n", optarg, strerror(errno));
@@ -277,9 +286,9 @@ int main(int argc, char **argv)
         return 2;
     }
     if (o.reps < 3 || o.warmup < 0 || o.threads < 1 || o.layers < 1 ||
-        !kernels_by_name(o.kernels)) {
+        !kernels_by_name(o.kernels) || (strcmp(o.dtype, "f32") && strcmp(o.dtype, "q8"))) {
         fprintf(stderr, "sparsetf-batch-bench: need --reps >= 3, --warmup >= 0, --threads >= 1, "
-                        "--layers >= 1, --kernels fast|ref\n");
+                        "--layers >= 1, --kernels fast|ref, --dtype f32|q8\n");
         return 2;
     }
     kernels_set_threads(o.threads);

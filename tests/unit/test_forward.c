@@ -41,15 +41,21 @@ int __wrap_posix_memalign(void **p, size_t a, size_t n)
     return __real_posix_memalign(p, a, n);
 }
 
-static struct model *make_model(const char *preset, uint64_t seed)
+static struct model *make_model_as(const char *preset, uint64_t seed, enum weight_type weights)
 {
     struct model_config cfg = {0};
     struct stf_error err = {0};
     assert_int_equal(model_config_parse(&cfg, model_preset_text(preset), preset, &err), STF_OK);
+    cfg.weights = weights;
     struct model_select all = {0, cfg.n_layers, true, true};
     struct model *m = NULL;
     assert_int_equal(model_create_random(&cfg, seed, &all, 0, &m, &err), STF_OK);
     return m;
+}
+
+static struct model *make_model(const char *preset, uint64_t seed)
+{
+    return make_model_as(preset, seed, WEIGHTS_F32);
 }
 
 /* Runs tokens through the model; logits (n, V). */
@@ -276,9 +282,10 @@ static void test_forward_reports_nonfinite_layer(void **state)
 
 /* Batched decoding: NS sequences of different tokens, joining and leaving between steps,
  * run as one batch per step (forward_layers_rows / forward_head_rows) give every sequence's
- * logits bitwise equal to its solo run, for every variant, ref and fast kernels. Two
- * schedules: all start together and sequence i leaves after i + 1 tokens (batches of 17
- * down to 1), and sequence i joins at step i for 4 tokens (staggered join and leave). */
+ * logits bitwise equal to its solo run, for every variant, f32 and q8 weights, ref and fast
+ * kernels. Two schedules: all start together and sequence i leaves after i + 1 tokens
+ * (batches of 17 down to 1), and sequence i joins at step i for 4 tokens (staggered join
+ * and leave). */
 static void test_forward_rows_equal_solo(void **state)
 {
     (void)state;
@@ -287,8 +294,10 @@ static void test_forward_rows_equal_solo(void **state)
                              "tiny-sparse-sru"};
     const struct kernels *ks[] = {&kernels_ref, &kernels_fast};
     struct stf_error err = {0};
-    for (size_t pi = 0; pi < sizeof presets / sizeof presets[0]; pi++) {
-        struct model *m = make_model(presets[pi], 200 + pi);
+    for (size_t pw = 0; pw < 2 * sizeof presets / sizeof presets[0]; pw++) {
+        size_t pi = pw / 2;
+        enum weight_type wt = pw % 2 ? WEIGHTS_Q8 : WEIGHTS_F32;
+        struct model *m = make_model_as(presets[pi], 200 + pi, wt);
         const struct model_config *c = &m->cfg;
         uint32_t V = c->vocab_size, d = c->d_model;
         for (size_t ki = 0; ki < 2; ki++)
@@ -314,7 +323,7 @@ static void test_forward_rows_equal_solo(void **state)
                                  STF_OK);
                 float *x = malloc((size_t)NS * d * sizeof *x);
                 float *logits = malloc((size_t)NS * V * sizeof *logits);
-                uint32_t pos[NS], who[NS], sizes_seen = 0;
+                uint32_t pos[NS], who[NS], where[NS], sizes_seen = 0;
                 for (uint32_t t = 0; t < 2 * MAXLEN; t++) {
                     uint32_t R = 0;
                     for (uint32_t i = 0; i < NS; i++)
@@ -325,14 +334,15 @@ static void test_forward_rows_equal_solo(void **state)
                         }
                     if (R == 0) continue;
                     sizes_seen |= 1u << R;
-                    forward_layers_rows(m, rs, bw, pos, R, x);
-                    forward_head_rows(m, bw, x, R, logits);
+                    assert_int_equal(forward_layers_rows(m, rs, bw, pos, R, x, where), 0);
+                    assert_int_equal(forward_head_rows(m, bw, x, R, logits, where), 0);
                     for (uint32_t r = 0; r < R; r++) {
                         const float *want = solo + ((size_t)who[r] * MAXLEN + pos[r]) * V;
                         if (memcmp(logits + (size_t)r * V, want, V * sizeof(float)) != 0)
-                            fail_msg("%s %s: sequence %u position %u in a batch of %u differs "
-                                     "from its solo run",
-                                     presets[pi], ks[ki]->name, who[r], pos[r], R);
+                            fail_msg("%s %s %s: sequence %u position %u in a batch of %u "
+                                     "differs from its solo run",
+                                     presets[pi], wt == WEIGHTS_Q8 ? "q8" : "f32", ks[ki]->name,
+                                     who[r], pos[r], R);
                     }
                 }
                 if (sched == 0) assert_int_equal(sizes_seen, ((1u << (NS + 1)) - 1) & ~1u);
@@ -366,6 +376,98 @@ static void test_forward_state_over_memory_limit(void **state)
     model_close(m);
 }
 
+/* One step of R rows (tokens toks at position 0) alone and as a batch, from fresh states;
+ * x0 (R, d) is added to the embeddings (an Inf there damages one row). Checks that the batch
+ * reports for every row what the single-row step reports (where and count), and that the
+ * rows the single-row step finds finite have bitwise its logits. Returns the rows the
+ * single-row step found non-finite. */
+static uint32_t rows_vs_solo_where(struct model *m, const uint32_t *toks, const float *x0,
+                                   uint32_t R)
+{
+    struct stf_error err = {0};
+    const struct model_config *c = &m->cfg;
+    uint32_t d = c->d_model, V = c->vocab_size, pos[8] = {0}, where[8], want[8], bad = 0, got;
+    struct seq_state *s[8];
+    struct batch_workspace *bw;
+    struct workspace *ws;
+    assert_true(R <= 8);
+    for (uint32_t r = 0; r < R; r++) {
+        assert_int_equal(seq_state_create(c, 0, c->n_layers, c->max_seq_len, &s[r], &err), STF_OK);
+        seq_state_reset(s[r]);
+    }
+    assert_int_equal(batch_workspace_create(c, c->max_seq_len, R, &kernels_fast, &bw, &err),
+                     STF_OK);
+    assert_int_equal(workspace_create(c, c->max_seq_len, &kernels_fast, &ws, &err), STF_OK);
+    float *x = malloc((size_t)R * d * sizeof *x), *logits = malloc((size_t)R * V * 4);
+    float *solo = malloc((size_t)R * V * sizeof *solo);
+    for (uint32_t r = 0; r < R; r++) { /* alone */
+        float *xr = x + (size_t)r * d;
+        forward_embed(m, toks[r], 0, xr);
+        for (uint32_t i = 0; i < d; i++)
+            xr[i] += x0[(size_t)r * d + i];
+        want[r] = forward_layers(m, s[r], ws, 0, xr);
+        if (want[r] == FORWARD_FINITE) want[r] = forward_head(m, ws, xr, solo + (size_t)r * V);
+        bad += want[r] != FORWARD_FINITE;
+        seq_state_reset(s[r]);
+    }
+    for (uint32_t r = 0; r < R; r++) { /* as one batch */
+        forward_embed(m, toks[r], 0, x + (size_t)r * d);
+        for (uint32_t i = 0; i < d; i++)
+            x[(size_t)r * d + i] += x0[(size_t)r * d + i];
+    }
+    uint32_t n_layers = forward_layers_rows(m, s, bw, pos, R, x, where), n_head = 0;
+    for (uint32_t r = 0; r < R; r++)
+        if (want[r] < FORWARD_AT_HEAD) assert_int_equal(where[r], want[r]);
+    n_head = forward_head_rows(m, bw, x, R, logits, where);
+    got = n_layers;
+    for (uint32_t r = 0; r < R; r++)
+        if (want[r] >= FORWARD_AT_HEAD) {
+            assert_int_equal(where[r], want[r]);
+            got += where[r] == FORWARD_AT_HEAD;
+            if (want[r] == FORWARD_FINITE)
+                assert_memory_equal(logits + (size_t)r * V, solo + (size_t)r * V, V * 4);
+        }
+    assert_int_equal(got, bad);
+    assert_true(n_head >= got - n_layers); /* rows bad since a layer may add NaN logits too */
+    free(x), free(logits), free(solo);
+    batch_workspace_free(bw);
+    workspace_free(ws);
+    for (uint32_t r = 0; r < R; r++)
+        seq_state_free(s[r]);
+    return bad;
+}
+
+/* The batched step checks every row as the single-row one does: a row whose input holds an
+ * Inf is reported alone and its neighbours keep their solo logits bitwise; a NaN in a layer's
+ * norm gain or in the final norm's is reported for every row where the single-row step
+ * reports it. f32 (where each case must be caught) and q8 weights. */
+static void test_forward_rows_report_nonfinite(void **state)
+{
+    (void)state;
+    enum { R = 3 };
+    uint32_t toks[R] = {3, 4, 5};
+    for (int q8 = 0; q8 < 2; q8++) {
+        struct model *m = make_model_as("tiny-sparse-sru", 9, q8 ? WEIGHTS_Q8 : WEIGHTS_F32);
+        uint32_t d = m->cfg.d_model;
+        float *x0 = calloc((size_t)R * d, sizeof *x0);
+        assert_int_equal(rows_vs_solo_where(m, toks, x0, R), 0); /* clean */
+        x0[d + 5] = INFINITY;                                    /* row 1's input */
+        assert_int_equal(rows_vs_solo_where(m, toks, x0, R), 1);
+        x0[d + 5] = 0.0f;
+        float *g1 = (float *)m->w.layers[1].ln1_g.data, *gf = (float *)m->w.lnf_g.data;
+        float keep = g1[3];
+        g1[3] = NAN; /* layer 1 */
+        uint32_t bad = rows_vs_solo_where(m, toks, x0, R);
+        if (!q8) assert_int_equal(bad, R);
+        g1[3] = keep;
+        gf[7] = NAN; /* the output layer's norm */
+        bad = rows_vs_solo_where(m, toks, x0, R);
+        if (!q8) assert_int_equal(bad, R);
+        free(x0);
+        model_close(m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_forward_reports_nonfinite_layer),
         cmocka_unit_test(test_forward_state_over_memory_limit),
         cmocka_unit_test(test_forward_rows_equal_solo),
+        cmocka_unit_test(test_forward_rows_report_nonfinite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -396,6 +396,121 @@ static void test_kernels_q8_vnni_matches_avx2(void **state)
     q8_scratch_free(&qs);
 }
 
+/* Batch invariance of the q8 *_rows calls: for R = 1..17 rows, every row of a batched call
+ * is bitwise the single-row call on that row — for ref, fast and both fast builds, the batch
+ * on 2 threads and the solo runs on 1, in panels of 13 rows (a scratch smaller than the
+ * batch) — and the fast batch equals the ref batch where the single-row twins are
+ * bitwise equal (multiplicative layer, convolutions) or to rounding (dense, sparse FF). Some
+ * rows repeat others so that several rows choose the same sparse FF units. */
+static void test_kernels_q8_rows_equal_solo(void **state)
+{
+    (void)state;
+    struct shape {
+        uint32_t d, F, N, r, S, out;
+    } shapes[] = {{100, 300, 10, 7, 5, 37}, {1024, 2048, 8, 32, 16, 130}};
+    const struct kernels_q8 *ks[] = {&kernels_q8_ref, &kernels_q8_fast, &kernels_q8_avx2,
+                                     &kernels_q8_vnni};
+    enum { RMAX = 17 };
+    struct rng r;
+    rng_seed(&r, 17);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        struct shape sh = shapes[si];
+        uint32_t d = sh.d, F = sh.F, S = sh.S, M = d / S, B = F / sh.N, K3 = 9 * M;
+        float *X = rand_vec(&r, (size_t)RMAX * d, 1.0f);
+        for (uint32_t row = 5; row < RMAX; row += 4) /* repeats: shared units */
+            memcpy(X + (size_t)row * d, X + (size_t)(row % 5) * d, d * sizeof(float));
+        float *b = rand_vec(&r, (size_t)S * M > sh.out ? (size_t)S * M : sh.out, 0.5f);
+        float *c1 = rand_vec(&r, (size_t)d * sh.r, 0.2f),
+              *c2 = rand_vec(&r, (size_t)sh.r * F, 0.3f);
+        float *cb = rand_vec(&r, F, 0.1f), *b2 = rand_vec(&r, d, 0.5f);
+        float *G = rand_vec(&r, (size_t)S * d, 1.0f), *hist = rand_vec(&r, (size_t)RMAX * 3 * d, 1);
+        struct q8_block *wt = rand_q8(&r, sh.out, d, 0.1f), *w1t = rand_q8(&r, F, d, 0.1f);
+        struct q8_block *w2 = rand_q8(&r, F, d, 0.1f), *pt = rand_q8(&r, M, d, 0.1f);
+        struct q8_block *gq = rand_q8(&r, S, d, 1.0f), *cw = rand_q8(&r, M, K3, 0.1f);
+        size_t big = (size_t)RMAX * (d > sh.out ? d : sh.out);
+        float *Y = malloc(big * 4), *Yref = malloc(big * 4), *y1 = malloc(big * 4);
+        float *u = malloc((size_t)RMAX * sh.r * 4), *lg = malloc((size_t)RMAX * F * 4);
+        float *hb = malloc((size_t)RMAX * B * 4), *u1 = malloc(sh.r * 4), *lg1 = malloc(F * 4);
+        float *hb1 = malloc(B * 4);
+        uint32_t *ch = malloc((size_t)RMAX * B * 4), *chr = malloc((size_t)RMAX * B * 4),
+                 *ch1 = malloc(B * 4);
+        const float *rows[RMAX][3];
+        for (uint32_t row = 0; row < RMAX; row++)
+            for (int a = 0; a < 3; a++)
+                rows[row][a] = hist + ((size_t)row * 3 + a) * d;
+        /* the batch's scratch holds 13 rows: batches run in several ragged panels */
+        uint32_t wide = K3 > d ? K3 : d;
+        struct q8_scratch qb, q1;
+        assert_int_equal(q8_scratch_init(&qb, 13, wide), 0);
+        assert_int_equal(q8_scratch_init(&q1, S, wide), 0);
+        struct sparse_ff_dims dm = {d, F, sh.N, sh.r};
+        for (size_t ki = 0; ki < 4; ki++) {
+            const struct kernels_q8 *k = ks[ki];
+            if (!k->dense_rows) continue; /* the VNNI build is not there */
+            for (uint32_t R = 1; R <= RMAX; R++) {
+                /* dense */
+                kernels_set_threads(2);
+                k->dense_rows(Y, X, wt, b, R, d, sh.out, &qb);
+                kernels_q8_ref.dense_rows(Yref, X, wt, b, R, d, sh.out, &qb);
+                kernels_set_threads(1);
+                for (uint32_t row = 0; row < R; row++) {
+                    k->dense(y1, X + (size_t)row * d, wt, b, d, sh.out, &q1);
+                    assert_memory_equal(Y + (size_t)row * sh.out, y1, sh.out * 4);
+                }
+                assert_true(norm_err(Y, Yref, (size_t)R * sh.out) < 1e-5);
+                /* sparse FF */
+                struct sparse_ff_scratch sb = {u, lg, ch, hb};
+                kernels_set_threads(2);
+                k->sparse_ff_rows(Y, X, c1, c2, cb, w1t, w2, b2, R, dm, &sb, &qb);
+                struct sparse_ff_scratch sr = {u, lg, chr, hb};
+                kernels_q8_ref.sparse_ff_rows(Yref, X, c1, c2, cb, w1t, w2, b2, R, dm, &sr, &qb);
+                assert_memory_equal(ch, chr, (size_t)R * B * 4);
+                assert_true(norm_err(Y, Yref, (size_t)R * d) < 1e-5);
+                k->sparse_ff_rows(Y, X, c1, c2, cb, w1t, w2, b2, R, dm, &sb, &qb);
+                kernels_set_threads(1);
+                for (uint32_t row = 0; row < R; row++) {
+                    struct sparse_ff_scratch s1 = {u1, lg1, ch1, hb1};
+                    k->sparse_ff(y1, X + (size_t)row * d, c1, c2, cb, w1t, w2, b2, dm, &s1, &q1);
+                    assert_memory_equal(ch + (size_t)row * B, ch1, B * 4);
+                    assert_memory_equal(Y + (size_t)row * d, y1, d * 4);
+                }
+                /* multiplicative dense, G f32 and q8 */
+                for (int gt = 0; gt < 2; gt++) {
+                    const void *g = gt ? (const void *)gq : (const void *)G;
+                    enum stf_dtype t = gt ? STF_DTYPE_Q8_0 : STF_DTYPE_F32;
+                    kernels_set_threads(2);
+                    k->mult_dense_rows(Y, X, g, t, pt, b, R, d, S, M, &qb);
+                    kernels_set_threads(1);
+                    kernels_q8_ref.mult_dense_rows(Yref, X, g, t, pt, b, R, d, S, M, &q1);
+                    assert_memory_equal(Y, Yref, (size_t)R * S * M * 4);
+                    for (uint32_t row = 0; row < R; row++) {
+                        k->mult_dense(y1, X + (size_t)row * d, g, t, pt, b, d, S, M, &q1);
+                        assert_memory_equal(Y + (size_t)row * S * M, y1, (size_t)S * M * 4);
+                    }
+                }
+                /* local convolutions 3x3 and 3x1 */
+                for (uint32_t Km = 1; Km <= 3; Km += 2) {
+                    kernels_set_threads(2);
+                    k->local_conv_rows(Y, (const float *const(*)[3])rows, cw, b, R, S, M, Km, &qb);
+                    kernels_set_threads(1);
+                    kernels_q8_ref.local_conv_rows(Yref, (const float *const(*)[3])rows, cw, b, R,
+                                                   S, M, Km, &q1);
+                    assert_memory_equal(Y, Yref, (size_t)R * S * M * 4);
+                    for (uint32_t row = 0; row < R; row++) {
+                        k->local_conv(y1, rows[row], cw, b, S, M, Km, &q1);
+                        assert_memory_equal(Y + (size_t)row * S * M, y1, (size_t)S * M * 4);
+                    }
+                }
+            }
+        }
+        free(X), free(b), free(c1), free(c2), free(cb), free(b2), free(G), free(hist), free(wt);
+        free(w1t), free(w2), free(pt), free(gq), free(cw), free(Y), free(Yref), free(y1), free(u);
+        free(lg), free(hb), free(u1), free(lg1), free(hb1), free(ch), free(chr), free(ch1);
+        q8_scratch_free(&qb);
+        q8_scratch_free(&q1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -407,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_kernels_q8_local_conv),
         cmocka_unit_test(test_kernels_q8_threads_do_not_change_results),
         cmocka_unit_test(test_kernels_q8_vnni_matches_avx2),
+        cmocka_unit_test(test_kernels_q8_rows_equal_solo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
