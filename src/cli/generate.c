@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "pipeline/engine.h"
+#include "pipeline/journal.h"
 #include "pipeline/prompt.h"
 #include "pipeline/text.h"
 #include "model/model_file.h"
@@ -25,6 +27,7 @@ struct gen_session {
     bool line_started;      /* something of this session's line went out */
     size_t prompt_text_len; /* bytes of the decoded prompt (text: the continuation follows) */
     bool stopped;           /* a --stop string ended it */
+    uint32_t journaled;     /* generated tokens the journal holds */
     double t_submit, t_first, t_last; /* stf_now() at submit, first and last token */
 };
 
@@ -39,6 +42,8 @@ struct gen {
     uint32_t V;
     struct gen_session *s;
     uint32_t n;
+    struct engine *e;
+    struct journal *j;  /* --journal, or NULL */
     enum stf_status st; /* the first failure inside a callback */
     struct stf_error err;
 };
@@ -121,10 +126,10 @@ static int check_stops(struct gen_session *s)
     return 0;
 }
 
-static int on_token(void *user, uint64_t session, uint32_t token, const float *logits, bool last)
+/* A generated token to s's output (sampled now, or replayed from the journal); non-zero when
+ * a stop string ends the session. */
+static int emit_token(struct gen_session *s, uint32_t token)
 {
-    (void)session, (void)logits, (void)last;
-    struct gen_session *s = user;
     struct gen *g = s->g;
     s->ids[s->n_ids++] = token;
     s->t_last = stf_now();
@@ -139,6 +144,24 @@ static int on_token(void *user, uint64_t session, uint32_t token, const float *l
     if (!stop && g->o->n_stops) stop = check_stops(s);
     fflush(stdout);
     return stop;
+}
+
+static int on_token(void *user, uint64_t session, uint32_t token, const float *logits, bool last)
+{
+    (void)logits, (void)last;
+    struct gen_session *s = user;
+    struct gen *g = s->g;
+    const uint32_t n_gen = s->n_ids - s->n_prompt + 1;
+    if (g->j && n_gen > s->journaled) {
+        struct rng state;
+        enum stf_status st =
+            engine_session_rng(g->e, session, &state)
+                ? journal_token(g->j, s->index, token, &state, &g->err)
+                : stf_fail(&g->err, STF_ERR_PROTOCOL, "session %u is gone", s->index);
+        if (st) return fail_in_callback(g, st);
+        s->journaled = n_gen;
+    }
+    return emit_token(s, token);
 }
 
 /* A JSON string (UTF-8 passes through; quotes, backslashes and controls escaped). */
@@ -186,14 +209,10 @@ static void print_json(struct gen_session *s, enum engine_end reason)
     fflush(stdout);
 }
 
-static void on_end(void *user, uint64_t session, enum engine_end reason)
+/* s's end to its output (now, or replayed from the journal). */
+static void emit_end(struct gen_session *s, enum engine_end reason)
 {
-    (void)session;
-    struct gen_session *s = user;
     struct gen *g = s->g;
-    if (reason == ENGINE_END_ERROR && !g->st)
-        g->st =
-            stf_fail(&g->err, STF_ERR_PROTOCOL, "session %u ended by an engine failure", s->index);
     if (g->json) {
         print_json(s, reason);
         return;
@@ -205,6 +224,48 @@ static void on_end(void *user, uint64_t session, enum engine_end reason)
         out_end_line(g, s);
     }
     fflush(stdout);
+}
+
+/* Closes s's logits file; *bytes its size. */
+static enum stf_status close_dump(struct gen_session *s, uint64_t *bytes, struct stf_error *err)
+{
+    *bytes = 0;
+    if (!s->dump) return STF_OK;
+    long size = fflush(s->dump) == 0 ? ftell(s->dump) : -1;
+    int closed = fclose(s->dump);
+    s->dump = NULL;
+    if (size < 0 || closed != 0)
+        return stf_fail(err, STF_ERR_IO, "%s: write failed", s->g->o->dump_logits);
+    *bytes = (uint64_t)size;
+    return STF_OK;
+}
+
+static void on_end(void *user, uint64_t session, enum engine_end reason)
+{
+    (void)session;
+    struct gen_session *s = user;
+    struct gen *g = s->g;
+    if (reason == ENGINE_END_ERROR && !g->st)
+        g->st =
+            stf_fail(&g->err, STF_ERR_PROTOCOL, "session %u ended by an engine failure", s->index);
+    /* the logits file is complete before the journal says the session is */
+    uint64_t dump_bytes = 0;
+    struct stf_error e;
+    enum stf_status st = close_dump(s, &dump_bytes, &e);
+    if (st && !g->st) {
+        g->st = st;
+        g->err = e;
+    }
+    const enum journal_end je = reason == ENGINE_END_LENGTH ? JOURNAL_END_LENGTH
+                                : reason == ENGINE_END_EOS  ? JOURNAL_END_EOS
+                                : s->stopped                ? JOURNAL_END_STOP
+                                                            : 0;
+    if (!st && g->j && je && reason != ENGINE_END_ERROR &&
+        (st = journal_end(g->j, s->index, je, dump_bytes, &e)) && !g->st) {
+        g->st = st;
+        g->err = e;
+    }
+    emit_end(s, reason);
 }
 
 /* ---- the summary ---- */
@@ -292,14 +353,12 @@ static enum stf_status open_dump(struct gen *g, struct gen_session *s, struct st
     return STF_OK;
 }
 
-/* Prompts to ids and sessions to the engine. */
-static enum stf_status submit_all(struct gen *g, struct engine *e, char *const *lines,
+/* Prompts to ids: s->ids holds the prompt (room for max_tokens more). */
+static enum stf_status encode_all(struct gen *g, struct engine *e, char *const *lines,
                                   bool text_mode, struct stf_error *err)
 {
     const struct dist_options *o = g->o;
     const struct model_config *cfg = &engine_model(e)->cfg;
-    static const struct engine_callbacks cb = {
-        .on_logits = on_logits, .on_token = on_token, .on_end = on_end};
     for (uint32_t i = 0; i < g->n; i++) {
         struct gen_session *s = &g->s[i];
         uint32_t *prompt = NULL, n_prompt = 0;
@@ -318,21 +377,185 @@ static enum stf_status submit_all(struct gen *g, struct engine *e, char *const *
         const char *ptext;
         if (!st && g->text && !(st = dist_text_decode(g->text, prompt, n_prompt, &ptext, err)))
             s->prompt_text_len = strlen(ptext);
-        s->t_submit = stf_now();
-        if (!st && o->dump_logits) st = open_dump(g, s, err);
-        if (!st) {
-            struct engine_request req = {.prompt = prompt,
-                                         .n_prompt = n_prompt,
-                                         .max_tokens = o->max_tokens,
-                                         .sampling = o->sampling,
-                                         .all_logits = o->dump_logits != NULL};
-            req.sampling.seed = o->sampling.seed + i; /* documented: session i, seed S + i */
-            st = engine_submit(e, &req, &cb, s, NULL, err);
-        }
         free(prompt);
         if (st) return stf_wrap(err, "prompt %u", i + 1);
     }
     return STF_OK;
+}
+
+/* A string as a header value: one line (backslash and newline escaped). */
+static void header_string(char *buf, size_t cap, size_t *len, const char *s)
+{
+    for (; *s && *len + 3 < cap; s++) {
+        if (*s == '\\' || *s == '\n') buf[(*len)++] = '\\';
+        buf[(*len)++] = *s == '\n' ? 'n' : *s;
+    }
+    buf[*len] = 0;
+}
+
+/* What a restart must match (journal.h): the model, every option that changes a session's
+ * tokens, logits or printed output, and the session count. Not the layout (ranks, threads,
+ * slots, prefill chunk): a job may resume on another layout, its output does not depend on
+ * it. */
+static enum stf_status journal_header(const struct gen *g, const struct model *m, bool text_mode,
+                                      char *buf, size_t cap, struct stf_error *err)
+{
+    const struct dist_options *o = g->o;
+    const struct sampler_params *sp = &o->sampling;
+    int n = snprintf(buf, cap,
+                     "journal=1\nmodel=%llu bytes, manifest crc32c 0x%08x\nkernels=%s\n"
+                     "sessions=%u\ninput=%s\nmax-tokens=%u\ntemperature=%.9g\ntop-k=%u\n"
+                     "top-p=%.9g\nseed=%llu\nrepeat-penalty=%.9g\nrepeat-last-n=%u\n"
+                     "output=%s%s\ndump-logits=%s\n",
+                     (unsigned long long)m->file_size, m->manifest_crc32c, o->run.kernels, g->n,
+                     text_mode ? "text" : "ids", o->max_tokens, (double)sp->temperature, sp->top_k,
+                     (double)sp->top_p, (unsigned long long)sp->seed, (double)sp->repeat_penalty,
+                     sp->repeat_last_n,
+                     o->output_json    ? "json"
+                     : o->print_tokens ? "tokens"
+                                       : "default",
+                     g->multi ? ", sessions prefixed" : "", o->dump_logits ? "yes" : "no");
+    size_t len = n > 0 && (size_t)n < cap ? (size_t)n : cap;
+    for (uint32_t i = 0; i < o->n_stops && len + 16 < cap; i++) {
+        len += (size_t)snprintf(buf + len, cap - len, "stop.%u=", i);
+        header_string(buf, cap - 2, &len, o->stops[i]);
+        buf[len++] = '\n';
+        buf[len] = 0;
+    }
+    if (len + 8 >= cap)
+        return stf_fail(err, STF_ERR_ARG, "--journal: the options (--stop strings) are too long");
+    return STF_OK;
+}
+
+static const enum engine_end replay_ends[] = {[JOURNAL_END_LENGTH] = ENGINE_END_LENGTH,
+                                              [JOURNAL_END_EOS] = ENGINE_END_EOS,
+                                              [JOURNAL_END_STOP] = ENGINE_END_CANCELLED};
+
+/* Session s against the journal: finished sessions are replayed (their output printed
+ * again, nothing recomputed); an unfinished one has its journaled tokens printed and is
+ * resumed after them (*r of them, with the generator state after the last). A session the
+ * journal ends, or ends without saying so, needs no engine: *done. */
+static enum stf_status resume_session(struct gen *g, struct gen_session *s, uint64_t seed,
+                                      uint32_t *r, bool *done, struct stf_error *err)
+{
+    const struct dist_options *o = g->o;
+    struct journal_session *js = &g->j->s[s->index];
+    *r = 0;
+    *done = false;
+    if (!js->started) return journal_session(g->j, s->index, seed, s->ids, s->n_prompt, err);
+    if (js->n_prompt != s->n_prompt || memcmp(js->prompt, s->ids, s->n_prompt * sizeof *s->ids) ||
+        js->seed != seed)
+        return stf_fail(err, STF_ERR_ARG,
+                        "prompt %u is not the one %s holds for session %u (the prompts changed "
+                        "since the job started: give a new --journal directory)",
+                        s->index + 1, g->j->path, s->index);
+    uint32_t k = js->n_tokens;
+    if (k > o->max_tokens)
+        return stf_fail(err, STF_ERR_FORMAT, "%s: session %u has %u tokens, max-tokens is %u",
+                        g->j->path, s->index, k, o->max_tokens);
+    bool ended = js->ended;
+    struct stat sb;
+    char name[4096];
+    if (ended && o->dump_logits) {
+        /* its logits file must still be the one the journal saw complete, else recompute */
+        if (g->n == 1)
+            snprintf(name, sizeof name, "%s", o->dump_logits);
+        else
+            snprintf(name, sizeof name, "%s.%u", o->dump_logits, s->index);
+        ended = stat(name, &sb) == 0 && (uint64_t)sb.st_size == js->dump_bytes;
+    }
+    /* without its end record, a session's logits file may be incomplete: its last token is
+     * computed again (the same one, from the generator state before it), which rewrites the
+     * whole file */
+    const uint32_t replay = ended || !o->dump_logits || k == 0 ? k : k - 1;
+    bool stop = false;
+    for (uint32_t i = 0; i < replay && !stop; i++)
+        stop = emit_token(s, js->tokens[i]) != 0;
+    if (g->st) {
+        *err = g->err;
+        return g->st;
+    }
+    s->journaled = k;
+    const uint32_t eos = engine_model(g->e)->cfg.eos_id;
+    const bool eos_last = replay > 0 && js->tokens[replay - 1] == eos;
+    if (ended || stop || eos_last || (replay > 0 && replay == o->max_tokens)) {
+        /* finished: also when the crash came between its last token and its end record */
+        enum engine_end reason = ended      ? replay_ends[js->end]
+                                 : stop     ? ENGINE_END_CANCELLED
+                                 : eos_last ? ENGINE_END_EOS
+                                            : ENGINE_END_LENGTH;
+        enum stf_status st = STF_OK;
+        if (!ended)
+            st = journal_end(g->j, s->index,
+                             stop       ? JOURNAL_END_STOP
+                             : eos_last ? JOURNAL_END_EOS
+                                        : JOURNAL_END_LENGTH,
+                             0, err);
+        if (st) return st;
+        emit_end(s, reason);
+        *done = true;
+        return STF_OK;
+    }
+    *r = replay;
+    return STF_OK;
+}
+
+/* Sessions to the engine (resumed from the journal when there is one). */
+static enum stf_status submit_all(struct gen *g, struct engine *e, struct stf_error *err)
+{
+    const struct dist_options *o = g->o;
+    static const struct engine_callbacks cb = {
+        .on_logits = on_logits, .on_token = on_token, .on_end = on_end};
+    uint32_t finished = 0, resumed = 0, replayed = 0;
+    for (uint32_t i = 0; i < g->n; i++) {
+        struct gen_session *s = &g->s[i];
+        const uint64_t seed = o->sampling.seed + i; /* documented: session i, seed S + i */
+        uint32_t r = 0;
+        bool done = false;
+        s->t_submit = stf_now();
+        enum stf_status st = g->j ? resume_session(g, s, seed, &r, &done, err) : STF_OK;
+        if (!st && !done && o->dump_logits) st = open_dump(g, s, err);
+        if (!st && !done) {
+            struct engine_request req = {.prompt = s->ids,
+                                         .n_prompt = s->n_ids,
+                                         .max_tokens = o->max_tokens,
+                                         .sampling = o->sampling,
+                                         .all_logits = o->dump_logits != NULL,
+                                         .n_generated = r,
+                                         .rng = r ? &g->j->s[i].rng[r - 1] : NULL};
+            req.sampling.seed = seed;
+            st = engine_submit(e, &req, &cb, s, NULL, err);
+        }
+        if (st) return stf_wrap(err, "prompt %u", i + 1);
+        finished += done;
+        resumed += !done && r > 0;
+        replayed += r;
+    }
+    if (g->j && g->j->resumed && !o->quiet)
+        fprintf(stderr,
+                "sparsetf-dist: %s: resuming the job: %u of %u sessions finished (replayed), %u "
+                "resumed after %u journaled tokens, %u started again\n",
+                g->j->path, finished, g->n, resumed, replayed, g->n - finished - resumed);
+    return STF_OK;
+}
+
+/* --journal: opens it for this job (after the prompts are encoded). */
+static enum stf_status open_journal(struct gen *g, bool text_mode, struct stf_error *err)
+{
+    char header[8192];
+    enum stf_status st =
+        journal_header(g, engine_model(g->e), text_mode, header, sizeof header, err);
+    uint32_t max_prompt = 0;
+    for (uint32_t i = 0; i < g->n; i++)
+        if (g->s[i].n_prompt > max_prompt) max_prompt = g->s[i].n_prompt;
+    if (!st) st = journal_open(g->o->journal, header, g->n, max_prompt, &g->j, err);
+    if (!st && g->j->dropped_bytes)
+        fprintf(stderr,
+                "sparsetf-dist: %s: dropped a torn record at its end (%llu bytes from byte "
+                "%llu, cut short by the crash): its work is done again\n",
+                g->j->path, (unsigned long long)g->j->dropped_bytes,
+                (unsigned long long)g->j->dropped_at);
+    return st;
 }
 
 enum stf_status generate_run(const struct dist_options *o, const struct run_config *rc,
@@ -362,7 +585,10 @@ enum stf_status generate_run(const struct dist_options *o, const struct run_conf
         }
     }
     if (!st && !(g.s = calloc(n, sizeof *g.s))) st = stf_fail(err, STF_ERR_NOMEM, "out of memory");
-    if (!st) st = submit_all(&g, e, lines, text_mode, err);
+    g.e = e;
+    if (!st) st = encode_all(&g, e, lines, text_mode, err);
+    if (!st && o->journal) st = open_journal(&g, text_mode, err);
+    if (!st) st = submit_all(&g, e, err);
     double t0 = stf_now();
     if (!st) st = engine_run_until_idle(e, err);
     double wall = stf_now() - t0;
@@ -384,6 +610,7 @@ enum stf_status generate_run(const struct dist_options *o, const struct run_conf
         free(g.s[i].ids);
     }
     dist_text_close(g.text);
+    journal_close(g.j);
     free(g.s);
     return st;
 }

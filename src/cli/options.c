@@ -75,6 +75,13 @@ void dist_options_usage(FILE *f)
         "                       wait, collectives\n"
         "  --dump-logits FILE   write every computed logit row as raw little-endian f32\n"
         "  --quiet              no summary on stderr\n"
+        "  --journal DIR        survive a crash: rank 0 records each session's prompt,\n"
+        "                       sampling state and tokens in DIR/journal as they are made;\n"
+        "                       run the same command again after a failure and finished\n"
+        "                       sessions are replayed, unfinished ones resume where the\n"
+        "                       journal ends, the output the same as an uninterrupted run's\n"
+        "                       (launch/local.sh --restart N reruns by itself;\n"
+        "                       docs/reliability.md)\n"
         "Engine:\n"
         "  -t, --threads N      OpenBLAS threads per rank (default 1)\n"
         "  --kernels fast|ref   kernel implementation (default fast; ref is for checking)\n"
@@ -182,7 +189,8 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         OPT_STOP,
         OPT_OUTPUT_JSON,
         OPT_REPEAT_PENALTY,
-        OPT_REPEAT_LAST_N
+        OPT_REPEAT_LAST_N,
+        OPT_JOURNAL
     };
     static const struct option opts[] = {
         {"model", required_argument, 0, OPT_MODEL},
@@ -223,6 +231,7 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         {"output-json", no_argument, 0, OPT_OUTPUT_JSON},
         {"repeat-penalty", required_argument, 0, OPT_REPEAT_PENALTY},
         {"repeat-last-n", required_argument, 0, OPT_REPEAT_LAST_N},
+        {"journal", required_argument, 0, OPT_JOURNAL},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     optind = 1;
@@ -296,6 +305,10 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
             break;
         case OPT_REPEAT_LAST_N:
             st = parse_u32("--repeat-last-n", optarg, &o->sampling.repeat_last_n, err);
+            break;
+        case OPT_JOURNAL:
+            if (!*optarg) st = stf_fail(err, STF_ERR_ARG, "--journal needs a directory");
+            o->journal = optarg;
             break;
         case OPT_PRINT_TOKENS:
             o->print_tokens = true;
@@ -421,6 +434,16 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
     if (o->plan_ranks && !o->plan_only)
         return stf_fail(err, STF_ERR_ARG,
                         "--ranks N only applies to --plan (under mpirun the rank count is -np)");
+    if (o->journal && (o->serve || o->eval_file || o->plan_only))
+        return stf_fail(err, STF_ERR_ARG,
+                        "--journal records generation jobs: not with --serve, --eval or --plan");
+    const char *input = o->prompt_file    ? o->prompt_file
+                        : o->prompts_file ? o->prompts_file
+                                          : o->prompts_tokens_file;
+    if (o->journal && input && strcmp(input, "-") == 0)
+        return stf_fail(err, STF_ERR_ARG,
+                        "--journal needs the prompts in a file or on the command line: standard "
+                        "input cannot be read again when the job restarts");
     if (o->serve && (n_inputs || o->eval_file || o->dump_logits || o->print_tokens))
         return stf_fail(err, STF_ERR_ARG,
                         "--serve takes its prompts over HTTP: no --prompt*, --eval, "

@@ -40,7 +40,8 @@ struct dist_options {
     struct sampler_params sampling;
     const char *stops[DIST_MAX_STOPS]; /* --stop STR: generation ends after the text has one */
     uint32_t n_stops;
-    bool output_json; /* --output-json: one JSON object per session on stdout */
+    bool output_json;    /* --output-json: one JSON object per session on stdout */
+    const char *journal; /* --journal DIR: sessions survive a crash (pipeline/journal.h) */
 };
 
 /* Returns STF_OK, or STF_ERR_ARG with a message; *exit_now is set for --help/--version

@@ -612,6 +612,7 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
     st = read_manifest(m->fd, path, &hdr, &man, &m->cfg, err);
     if (st) goto fail;
     m->file_size = hdr.file_size;
+    m->manifest_crc32c = hdr.manifest_crc32c;
     if ((st = layer_kinds_pick(&m->cfg, &m->kinds, err))) goto fail; /* validated: cannot fail */
     const struct model_config *c = &m->cfg;
     snprintf(m->name, sizeof m->name, "%s", man->name ? man->name : "");

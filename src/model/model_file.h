@@ -60,6 +60,7 @@ struct model {
     size_t tokenizer_len;
     uint64_t mapped_bytes; /* bytes of tensors this process mapped */
     uint64_t file_size;
+    uint32_t manifest_crc32c; /* with file_size, what identifies the model (a journal's check) */
     int fd;
     struct file_map *maps;
     int n_maps;

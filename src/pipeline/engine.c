@@ -430,10 +430,15 @@ enum stf_status engine_submit(struct engine *e, const struct engine_request *req
             return stf_fail(err, STF_ERR_ARG,
                             "prompt token %u: id %u is out of range for a vocabulary of %u", i,
                             req->prompt[i], cfg->vocab_size);
-    if ((uint64_t)req->n_prompt + req->max_tokens > ctx)
+    if (req->n_generated >= req->n_prompt || req->n_generated > req->max_tokens)
+        return stf_fail(err, STF_ERR_ARG,
+                        "a resumed session of %u ids cannot have generated %u of max_tokens %u",
+                        req->n_prompt, req->n_generated, req->max_tokens);
+    const uint32_t n_prompt = req->n_prompt - req->n_generated;
+    if ((uint64_t)n_prompt + req->max_tokens > ctx)
         return stf_fail(err, STF_ERR_ARG,
                         "%u prompt tokens + max_tokens %u exceeds the context of %u positions",
-                        req->n_prompt, req->max_tokens, ctx);
+                        n_prompt, req->max_tokens, ctx);
     enum stf_status st = sampler_params_check(&req->sampling, err);
     if (st) return st;
     struct session_hooks *h = calloc(1, sizeof *h);
@@ -441,16 +446,24 @@ enum stf_status engine_submit(struct engine *e, const struct engine_request *req
     if (cb) h->cb = *cb;
     h->user = user;
     struct session *s;
-    if ((st = sessions_add(&e->tab, req->prompt, req->n_prompt, req->max_tokens, &req->sampling,
-                           cfg->vocab_size, &s, err))) {
+    if ((st = sessions_add(&e->tab, req->prompt, n_prompt, req->n_generated, req->max_tokens,
+                           &req->sampling, cfg->vocab_size, &s, err))) {
         free(h);
         return st;
     }
     s->owner = h;
     s->all_logits = req->all_logits;
+    if (req->rng) s->smp.rng = *req->rng;
     if (!e->sessions++) e->t_first = stf_now();
     if (session) *session = s->id;
     return STF_OK;
+}
+
+bool engine_session_rng(const struct engine *e, uint64_t session, struct rng *out)
+{
+    const struct session *s = sessions_find(&e->tab, session);
+    if (s) *out = s->smp.rng;
+    return s != NULL;
 }
 
 void engine_cancel(struct engine *e, uint64_t session)

@@ -52,6 +52,12 @@ struct engine_request {
     uint32_t max_tokens;    /* tokens to generate; 0 = only the prompt's logits */
     struct sampler_params sampling;
     bool all_logits; /* on_logits for every row the session computes */
+    /* A session resumed from a journal: the last n_generated prompt ids are tokens it had
+     * already generated (they count toward max_tokens, and its history is recomputed like an
+     * evicted session's), and rng, when not NULL, is its sampler's generator state after
+     * them (engine_session_rng). 0 and NULL for a new session. */
+    uint32_t n_generated;
+    const struct rng *rng;
 };
 
 enum engine_end {
@@ -106,10 +112,15 @@ enum stf_status engine_open(const struct run_config *rc, struct transport *t, st
 void engine_close(struct engine *e);
 
 /* Queues a session; *session receives its id. Fails (nothing queued) on an empty prompt, an
- * id >= vocab, bad sampler params or a prompt + max_tokens longer than the ctx. */
+ * id >= vocab, bad sampler params, n_generated > max_tokens or n_prompt - n_generated +
+ * max_tokens longer than the ctx. */
 enum stf_status engine_submit(struct engine *e, const struct engine_request *req,
                               const struct engine_callbacks *cb, void *user, uint64_t *session,
                               struct stf_error *err);
+/* The generator state of a live session's sampler (as on_token sees it: after the token
+ * just sampled); false for an unknown or ended id. */
+bool engine_session_rng(const struct engine *e, uint64_t session, struct rng *out);
+
 /* Cancels a session at the next safe point (a frame in flight comes back first); its slot
  * is freed and on_end(ENGINE_END_CANCELLED) follows in a later step. Unknown or ended ids
  * are ignored. */

@@ -32,9 +32,10 @@ void sessions_free(struct session_table *t)
     memset(t, 0, sizeof *t);
 }
 
-enum stf_status sessions_add(struct session_table *t, const uint32_t *prompt, uint32_t n_prompt,
-                             uint32_t max_tokens, const struct sampler_params *sp, uint32_t vocab,
-                             struct session **out, struct stf_error *err)
+enum stf_status sessions_add(struct session_table *t, const uint32_t *history, uint32_t n_prompt,
+                             uint32_t n_generated, uint32_t max_tokens,
+                             const struct sampler_params *sp, uint32_t vocab, struct session **out,
+                             struct stf_error *err)
 {
     *out = NULL;
     if (t->n_live == t->cap_live) {
@@ -56,10 +57,11 @@ enum stf_status sessions_add(struct session_table *t, const uint32_t *prompt, ui
         free(s);
         return st;
     }
-    memcpy(s->tokens, prompt, n_prompt * sizeof *s->tokens);
+    memcpy(s->tokens, history, ((size_t)n_prompt + n_generated) * sizeof *s->tokens);
     s->id = t->next_id++;
     s->lsh_seed = lsh_sequence_seed(sp->seed); /* LSH rotations follow the sampler's seed */
-    s->n_prompt = s->n_tokens = n_prompt;
+    s->n_prompt = n_prompt;
+    s->n_tokens = n_prompt + n_generated;
     s->max_tokens = max_tokens;
     s->slot = -1;
     s->phase = SESSION_WAITING;

@@ -70,10 +70,13 @@ enum stf_status sessions_init(struct session_table *t, uint32_t n_slots, struct 
 /* Frees every live session too. */
 void sessions_free(struct session_table *t);
 
-/* A new WAITING session with a copy of the prompt; *out is owned by the table. */
-enum stf_status sessions_add(struct session_table *t, const uint32_t *prompt, uint32_t n_prompt,
-                             uint32_t max_tokens, const struct sampler_params *sp, uint32_t vocab,
-                             struct session **out, struct stf_error *err);
+/* A new WAITING session with a copy of the history: the n_prompt prompt ids, then
+ * n_generated ids it generated before (a resumed session; they count toward max_tokens);
+ * *out is owned by the table. */
+enum stf_status sessions_add(struct session_table *t, const uint32_t *history, uint32_t n_prompt,
+                             uint32_t n_generated, uint32_t max_tokens,
+                             const struct sampler_params *sp, uint32_t vocab, struct session **out,
+                             struct stf_error *err);
 /* Admits waiting sessions into free slots, evicting as described above (log may be NULL). */
 void sessions_admit(struct session_table *t, FILE *log);
 /* The READY session used least recently, or NULL. */

@@ -156,7 +156,7 @@ static struct session *add(struct session_table *t, uint32_t n_prompt)
     struct sampler_params sp = {.temperature = 0, .top_k = 0, .top_p = 1, .seed = 1};
     struct session *s = NULL;
     struct stf_error err = {0};
-    assert_int_equal(sessions_add(t, prompt, n_prompt, 16, &sp, 32, &s, &err), STF_OK);
+    assert_int_equal(sessions_add(t, prompt, n_prompt, 0, 16, &sp, 32, &s, &err), STF_OK);
     return s;
 }
 
