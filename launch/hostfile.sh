@@ -8,6 +8,10 @@
 #   -f HOSTFILE  Open MPI hostfile (`host slots=K` lines; cluster/hosts.example)
 #   -n RANKS     ranks to start (default: every slot of the hostfile)
 #   -t THREADS   threads per rank (default 1); each rank gets THREADS cores
+#   -r N         --restart N: after a failure run the job again, up to N times; needs
+#                sparsetf-dist's --journal DIR, whose rerun replays the finished sessions
+#                and resumes the others (launch/restart.sh: stdout is held until an
+#                attempt ends; docs/reliability.md)
 #   -b BUILD     build directory holding src/tools/sparsetf-dist (default: $STF_BUILD_DIR,
 #                else the build/ next to launch/); without a build directory, the
 #                installed sparsetf-dist (`cmake --install`), else the one on PATH
@@ -24,7 +28,7 @@
 # --map-by there replaces the placement above. Runs as root too (the root allowances are set).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-hostfile="" n="" threads=1 build=${STF_BUILD_DIR:-$here/../build}
+hostfile="" restart="" n="" threads=1 build=${STF_BUILD_DIR:-$here/../build}
 usage() {
     awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"
     exit "${1:-0}"
@@ -41,6 +45,7 @@ while [ $# -gt 0 ]; do
     -n) value "$1" $#; n=$2; shift 2 ;;
     -t) value "$1" $#; threads=$2; shift 2 ;;
     -b) value "$1" $#; build=$2; shift 2 ;;
+    -r | --restart) value "$1" $#; restart=$2; shift 2 ;;
     -h | --help) usage 0 ;;
     --) shift; break ;;
     *) die "unknown option $1 (see -h; sparsetf-dist options go after --)" ;;
@@ -50,6 +55,7 @@ done
 [ -r "$hostfile" ] || die "cannot read the hostfile $hostfile"
 [ -z "$n" ] || [[ $n =~ ^[1-9][0-9]*$ ]] || die "-n expects a number of ranks ≥ 1, got '$n'"
 [[ $threads =~ ^[1-9][0-9]*$ ]] || die "-t expects a number of threads ≥ 1, got '$threads'"
+[ -z "$restart" ] || [[ $restart =~ ^[0-9]+$ ]] || die "--restart expects a number of restarts ≥ 0, got '$restart'"
 dist=$build/src/tools/sparsetf-dist
 [ -x "$dist" ] || dist=$here/../../../bin/sparsetf-dist # installed: PREFIX/share/sparsetf/launch
 [ -x "$dist" ] || dist=$(command -v sparsetf-dist || true)
@@ -80,5 +86,7 @@ fi
 if [ "$(id -u)" -eq 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
+launcher=(mpirun)
+[ -z "$restart" ] || launcher=("$here/restart.sh" "$restart" -- mpirun)
 # shellcheck disable=SC2086 # MPIRUN_FLAGS is a list of words
-exec mpirun "${flags[@]}" $user_flags "$dist" --threads "$threads" "$@"
+exec "${launcher[@]}" "${flags[@]}" $user_flags "$dist" --threads "$threads" "$@"

@@ -6,6 +6,10 @@
 #
 #   -n RANKS     ranks (default 1); a pipeline needs at most one per layer plus rank 0
 #   -t THREADS   OpenBLAS threads per rank (default 1)
+#   -r N         --restart N: after a failure run the job again, up to N times; needs
+#                sparsetf-dist's --journal DIR, whose rerun replays the finished sessions
+#                and resumes the others (launch/restart.sh: stdout is held until an
+#                attempt ends; docs/reliability.md)
 #   -b BUILD     build directory holding src/tools/sparsetf-dist (default: $STF_BUILD_DIR,
 #                else the build/ next to launch/); without a build directory, the
 #                installed sparsetf-dist (`cmake --install`), else the one on PATH
@@ -19,7 +23,7 @@
 # off (CMA often fails in containers). Extra mpirun flags: $MPIRUN_FLAGS.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-n=1 threads=1 build=${STF_BUILD_DIR:-$here/../build}
+restart="" n=1 threads=1 build=${STF_BUILD_DIR:-$here/../build}
 usage() {
     awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"
     exit "${1:-0}"
@@ -35,6 +39,7 @@ while [ $# -gt 0 ]; do
     -n) value "$1" $#; n=$2; shift 2 ;;
     -t) value "$1" $#; threads=$2; shift 2 ;;
     -b) value "$1" $#; build=$2; shift 2 ;;
+    -r | --restart) value "$1" $#; restart=$2; shift 2 ;;
     -h | --help) usage 0 ;;
     --) shift; break ;;
     *) die "unknown option $1 (see -h; sparsetf-dist options go after --)" ;;
@@ -42,6 +47,7 @@ while [ $# -gt 0 ]; do
 done
 [[ $n =~ ^[1-9][0-9]*$ ]] || die "-n expects a number of ranks ≥ 1, got '$n'"
 [[ $threads =~ ^[1-9][0-9]*$ ]] || die "-t expects a number of threads ≥ 1, got '$threads'"
+[ -z "$restart" ] || [[ $restart =~ ^[0-9]+$ ]] || die "--restart expects a number of restarts ≥ 0, got '$restart'"
 dist=$build/src/tools/sparsetf-dist
 [ -x "$dist" ] || dist=$here/../../../bin/sparsetf-dist # installed: PREFIX/share/sparsetf/launch
 [ -x "$dist" ] || dist=$(command -v sparsetf-dist || true)
@@ -56,5 +62,7 @@ if [ "$(id -u)" -eq 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
+launcher=(mpirun)
+[ -z "$restart" ] || launcher=("$here/restart.sh" "$restart" -- mpirun)
 # shellcheck disable=SC2086
-exec mpirun "${flags[@]}" ${MPIRUN_FLAGS:-} "$dist" --threads "$threads" "$@"
+exec "${launcher[@]}" "${flags[@]}" ${MPIRUN_FLAGS:-} "$dist" --threads "$threads" "$@"
