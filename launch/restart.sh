@@ -18,7 +18,7 @@ die() {
     echo "restart.sh: $*" >&2
     exit 2
 }
-[ $# -ge 3 ] && [ "$2" = -- ] || die "usage: restart.sh N -- COMMAND..."
+if [ $# -lt 3 ] || [ "$2" != -- ]; then die "usage: restart.sh N -- COMMAND..."; fi
 n=$1
 shift 2
 [[ $n =~ ^[0-9]+$ ]] || die "N expects a number of restarts ≥ 0, got '$n'"
