@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
-"""What a killed rank costs a job with --journal: launch/local.sh --restart 1 with a stage
-killed part-way (the --fault-inject testing hook) against the same job uninterrupted,
-interleaved, with each output checked identical. Prints per pair the wall times and, in the
-killed run, the seconds from the kill to the restart (the job ending and mpirun returning)
-and from the restart to the end (start-up, replay, recompute of the unfinished sessions'
-history and the rest of their tokens); then the medians. (docs/reliability.md)
+"""What a killed rank costs a job with --journal: the job with a stage killed part-way (the
+--fault-inject testing hook) and then run again from its journal, against the same job
+uninterrupted with a journal and without one, interleaved, each output checked identical
+(launch/local.sh runs each). Prints per pair the wall times, the seconds from the kill (the
+journal's last write: rank 0 records each token as it returns, and the killed rank dies on
+the next frame) to the end of the failed run (mpirun noticing and ending the job), and the
+rerun's time (start-up, replay, recompute of the unfinished sessions' history and the rest of
+their tokens); then the medians. (docs/reliability.md)
 
 usage: restart_timing.py --launch launch/local.sh --build BUILD --model M [--ranks 3]
-           [--prompts-tokens FILE | --sessions 8] [--max-tokens 200] [--kill-after 400]
-           [--pairs 5] --workdir DIR
+           [--sessions 8] [--max-tokens 200] [--kill-after 800] [--pairs 5] --workdir DIR
 """
 import argparse
 import os
@@ -16,17 +17,16 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 
-def run(cmd, journal=None):
+def run(cmd, may_fail=False):
     """Runs cmd; returns (wall seconds, stdout bytes, [(t, stderr line)])."""
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     lines = []
     out = b''
-    import threading
-
     def read_out():
         nonlocal out
         out = p.stdout.read()
@@ -38,7 +38,7 @@ def run(cmd, journal=None):
     th.join()
     rc = p.wait()
     wall = time.monotonic() - t0
-    if rc != 0:
+    if (rc != 0) != may_fail:
         sys.exit('failed (exit %d): %s\n%s' % (rc, ' '.join(cmd),
                                                 '\n'.join(l for _, l in lines[-10:])))
     return wall, out, lines
@@ -60,7 +60,7 @@ def main():
     ap.add_argument('--ranks', type=int, default=3)
     ap.add_argument('--sessions', type=int, default=8)
     ap.add_argument('--max-tokens', type=int, default=200)
-    ap.add_argument('--kill-after', type=int, default=400,
+    ap.add_argument('--kill-after', type=int, default=800,
                     help='frames rank 1 handles before it is killed')
     ap.add_argument('--pairs', type=int, default=5)
     ap.add_argument('--workdir', required=True)
@@ -70,31 +70,39 @@ def main():
     with open(prompts, 'w') as f:
         for i in range(a.sessions):
             f.write(' '.join(str(1 + (7 * i + 3 * k) % 500) for k in range(5 + i)) + '\n')
-    base = [a.launch, '-n', str(a.ranks), '-b', a.build, '--restart', '1', '--',
-            '--model', a.model, '--prompts-tokens', prompts, '--max-tokens',
-            str(a.max_tokens), '--temperature', '0.8', '--timeout', '5']
+    base = [a.launch, '-n', str(a.ranks), '-b', a.build, '--', '--model', a.model,
+            '--prompts-tokens', prompts, '--max-tokens', str(a.max_tokens), '--temperature',
+            '0.8', '--timeout', '5', '--quiet']
     rows = []
     for pair in range(a.pairs):
-        journal = os.path.join(a.workdir, 'journal')
-        shutil.rmtree(journal, ignore_errors=True)
-        wall_a, out_a, _ = run(base + ['--journal', journal + '-a'])
-        shutil.rmtree(journal + '-a', ignore_errors=True)
-        wall_b, out_b, lines = run(base + ['--journal', journal, '--fault-inject',
-                                           'kill-rank=1,after=%d' % a.kill_after])
+        ja, jb = os.path.join(a.workdir, 'journal-a'), os.path.join(a.workdir, 'journal-b')
+        for j in (ja, jb):
+            shutil.rmtree(j, ignore_errors=True)
+        wall_0, out_0, _ = run(base)
+        wall_a, out_a, _ = run(base + ['--journal', ja])
+        if out_0 != out_a and per_session(out_0) != per_session(out_a):
+            sys.exit('pair %d: the output with a journal differs from the one without' % pair)
+        t0 = time.time()
+        wall_1, _, _ = run(base + ['--journal', jb, '--fault-inject',
+                                   'kill-rank=1,after=%d' % a.kill_after], may_fail=True)
+        t_end_1 = t0 + wall_1
+        t_kill = os.stat(os.path.join(jb, 'journal')).st_mtime
+        wall_2, out_b, _ = run(base[:-1] + ['--journal', jb])
         if per_session(out_a) != per_session(out_b):
             sys.exit('pair %d: the resumed output differs from the uninterrupted one' % pair)
-        t_kill = next(t for t, l in lines if 'fault injection: killing' in l)
-        t_restart = next(t for t, l in lines if 'starting it again from its journal' in l)
-        resumed = next(l for _, l in lines if 'resuming the job' in l)
-        rows.append((wall_a, wall_b, t_restart - t_kill, wall_b - t_restart))
-        print('pair %d: uninterrupted %.2f s, killed+restarted %.2f s (ratio %.2f); kill to '
-              'restart %.2f s, restart to end %.2f s; %s' %
-              (pair, wall_a, wall_b, wall_b / wall_a, t_restart - t_kill, wall_b - t_restart,
-               resumed.split(': ', 2)[-1]))
+        rows.append((wall_a, wall_1 + wall_2, t_end_1 - t_kill, wall_2, wall_0))
+        print('pair %d: no journal %.2f s, journal %.2f s (ratio %.3f)' %
+              (pair, wall_0, wall_a, wall_a / wall_0))
+        print('pair %d: uninterrupted %.2f s; killed run %.2f s + rerun %.2f s = %.2f s (ratio '
+              '%.2f); kill to the end of the killed run %.2f s' %
+              (pair, wall_a, wall_1, wall_2, wall_1 + wall_2, (wall_1 + wall_2) / wall_a,
+               t_end_1 - t_kill))
     med = [statistics.median(c) for c in zip(*rows)]
-    print('median: uninterrupted %.2f s, killed+restarted %.2f s, ratio %.2f; kill to restart '
-          '%.2f s; restart to end %.2f s (%d pairs, outputs identical)' %
-          (med[0], med[1], statistics.median(b / a for a, b, _, _ in rows), med[2], med[3],
+    print('median: journal / no journal %.3f' %
+          statistics.median(r[0] / r[4] for r in rows))
+    print('median: uninterrupted %.2f s, killed + rerun %.2f s, ratio %.2f; kill to the end of '
+          'the killed run %.2f s; rerun %.2f s (%d pairs, outputs identical)' %
+          (med[0], med[1], statistics.median(r[1] / r[0] for r in rows), med[2], med[3],
            len(rows)))
 
 
