@@ -232,9 +232,10 @@ static enum stf_status apply_record(struct journal *j, const unsigned char *p, s
         s->n_tokens++;
         return STF_OK;
     case JOURNAL_END:
-        if (len != 17 || !s || !s->started || s->ended || get_u32(p + 5) < JOURNAL_END_LENGTH ||
+        /* a session ended again: its logits file was recomputed (the later record holds) */
+        if (len != 17 || !s || !s->started || get_u32(p + 5) < JOURNAL_END_LENGTH ||
             get_u32(p + 5) > JOURNAL_END_STOP) {
-            bad = "an end record of no running session";
+            bad = "an end record of no session";
             break;
         }
         s->ended = true;

@@ -134,6 +134,20 @@ else
     fail "finished journal replay (exit $rc)" out5.err
 fi
 
+# 5b. a finished session whose logits file is gone is recomputed (twice: the journal then
+# holds two end records for it)
+for round in 1 2; do
+    rm -f out3.bin.1
+    mpi 2 "${multi[@]}" --dump-logits out3.bin --journal j3 > out5.txt 2> out5.err
+    rc=$?
+    if [ $rc -eq 0 ] && per_session out5.txt | cmp -s ref3.sessions - &&
+        cmp -s ref3.bin.1 out3.bin.1 && grep -q "3 of 4 sessions finished (replayed), 1 resumed" out5.err; then
+        ok "finished session without its logits file: recomputed (round $round)"
+    else
+        fail "finished session without its logits file, round $round (exit $rc)" out5.err
+    fi
+done
+
 # 6. another job's journal is refused, naming what differs
 expect_refused() {
     local name=$1 needle=$2
