@@ -44,6 +44,7 @@ struct gen {
     uint32_t n;
     struct engine *e;
     struct journal *j;  /* --journal, or NULL */
+    uint32_t failed;    /* sessions stopped by a non-finite value (the others go on) */
     enum stf_status st; /* the first failure inside a callback */
     struct stf_error err;
 };
@@ -245,7 +246,9 @@ static void on_end(void *user, uint64_t session, enum engine_end reason)
     (void)session;
     struct gen_session *s = user;
     struct gen *g = s->g;
-    if (reason == ENGINE_END_ERROR && !g->st)
+    if (reason == ENGINE_END_ERROR && engine_end_message(g->e)[0])
+        g->failed++; /* it alone: the engine printed why */
+    else if (reason == ENGINE_END_ERROR && !g->st)
         g->st =
             stf_fail(&g->err, STF_ERR_PROTOCOL, "session %u ended by an engine failure", s->index);
     /* the logits file is complete before the journal says the session is */
@@ -597,12 +600,18 @@ enum stf_status generate_run(const struct dist_options *o, const struct run_conf
         st = g.st;
         *err = g.err;
     }
+    if (!st && g.failed)
+        st = stf_fail(err, STF_ERR_FORMAT,
+                      "%u of %u session%s stopped by a non-finite value (see above); the others "
+                      "completed",
+                      g.failed, n, n == 1 ? "" : "s");
     uint64_t positions = 0;
     for (uint32_t i = 0; g.s && i < n; i++)
         positions += g.s[i].n_ids;
     if (!st) st = report(o, r, positions, wall, err);
-    /* the stages of a multi-rank job wait for rank 0: a failure here ends the job */
-    if (st && transport_size(t) > 1) engine_abort(t, err);
+    /* the stages of a multi-rank job wait for rank 0 until engine_finish: a failure before
+     * ends the job */
+    if (st && !r && transport_size(t) > 1) engine_abort(t, err);
     engine_close(e); /* before the sessions' data: it may still call on_end */
     for (uint32_t i = 0; g.s && i < n; i++) {
         if (g.s[i].dump && fclose(g.s[i].dump) != 0 && !st)

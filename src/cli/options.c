@@ -99,7 +99,8 @@ void dist_options_usage(FILE *f)
         "  --local              the whole model in this process, without MPI (even under\n"
         "                       mpirun)\n"
         "  --fault-inject SPEC  TESTING ONLY: kill-rank=R,after=T | stall-rank=R,after=T |\n"
-        "                       corrupt-frame=R,after=T | bad-directive=R,after=T\n"
+        "                       corrupt-frame=R,after=T | bad-directive=R,after=T |\n"
+        "                       nan-rows=R,after=T\n"
         "                       (also read from $STF_FAULT_INJECT; see docs/protocol.md)\n"
         "  -h, --help           this text;  --version  the version\n");
 }

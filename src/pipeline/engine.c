@@ -48,7 +48,8 @@ struct engine {
     double t_sent; /* the last frame sent to rank 1 */
     uint64_t sessions, decode_frames, generated;
     bool finished;
-    struct engine_rank_stats *all; /* (size) after finish */
+    char end_message[FRAME_ERROR_LEN + 64]; /* why the session in on_end(ERROR) failed */
+    struct engine_rank_stats *all;          /* (size) after finish */
     struct engine_report report;
 };
 
@@ -106,17 +107,32 @@ static enum stf_status keep_alive(struct engine *e, double now, struct stf_error
 /* ---- session ends ---- */
 
 /* Ends s: a close frame frees its slot on every rank (unless no frame of it went out since
- * its admission: then no rank knows it), then on_end, then s is freed. */
+ * its admission: then no rank knows it), then on_end, then s is freed. A session that
+ * failed (a non-finite value) gets a reset instead: the ranks after the one that failed
+ * never saw its last frame, so they may not know it holds the slot. */
 static void end_session(struct engine *e, struct session *s, enum engine_end reason)
 {
+    const enum frame_kind kind = e->end_message[0] ? FRAME_RESET : FRAME_CLOSE;
     if (s->slot >= 0 && !s->need_reset && e->c_len < e->c_cap)
         e->ctrl[(e->c_head + e->c_len++) % e->c_cap] =
-            (struct control){.kind = FRAME_CLOSE, .session = s->id, .slot = (uint32_t)s->slot};
+            (struct control){.kind = kind, .session = s->id, .slot = (uint32_t)s->slot};
     struct session_hooks *h = s->owner;
     uint64_t id = s->id;
     sessions_end(&e->tab, s);
     if (h->cb.on_end) h->cb.on_end(h->user, id, reason);
     free(h);
+    e->end_message[0] = 0;
+}
+
+/* A non-finite value in s's computation (err names where, from rank `rank`): s alone ends,
+ * with ENGINE_END_ERROR and the message (engine_end_message); the job goes on. */
+static void fail_session(struct engine *e, struct session *s, int rank, const char *msg)
+{
+    fprintf(stderr, "sparsetf-dist: session %llu stopped: rank %d: %s\n",
+            (unsigned long long)s->id - 1, rank, msg);
+    snprintf(e->end_message, sizeof e->end_message, "rank %d: %s", rank, msg);
+    s->phase = SESSION_READY;
+    end_session(e, s, ENGINE_END_ERROR);
 }
 
 /* Sessions cancelled while not in flight end now. */
@@ -153,7 +169,12 @@ static enum stf_status handle_rows(struct engine *e, struct session *s, bool dec
         const size_t row = (size_t)p->lim.streams * cfg->d_model; /* floats per position */
         memcpy(e->result, data + r * row, row * sizeof(float));
         uint32_t bad = forward_head(p->m, p->ws, e->result, e->logits);
-        if (bad != FORWARD_FINITE) return forward_fail_nonfinite(p->m, bad, pos, err);
+        if (bad != FORWARD_FINITE) {
+            forward_fail_nonfinite(p->m, bad, pos, err);
+            p->stats.compute_s += stf_now() - t0;
+            fail_session(e, s, 0, err->msg);
+            return STF_OK;
+        }
         if (all) {
             s->logits_sent = pos + 1;
             if (h->cb.on_logits && h->cb.on_logits(h->user, s->id, pos, e->logits))
@@ -197,6 +218,13 @@ static enum stf_status handle_rows(struct engine *e, struct session *s, bool dec
 static enum stf_status handle_result(struct engine *e, const struct frame *f, int from,
                                      bool *shutdown_acked, struct stf_error *err)
 {
+    struct session *s =
+        f->kind == FRAME_ERROR && f->session ? sessions_find(&e->tab, f->session) : NULL;
+    if (s && s->phase == SESSION_IN_FLIGHT) { /* one session's fault (stage.c) */
+        e->in_flight--;
+        fail_session(e, s, f->origin_rank, f->error);
+        return STF_OK;
+    }
     if (f->kind == FRAME_ERROR)
         return stf_fail(err, STF_ERR_PROTOCOL, "rank %d reported a failure: %s", f->origin_rank,
                         f->error);
@@ -208,7 +236,7 @@ static enum stf_status handle_result(struct engine *e, const struct frame *f, in
         return stf_fail(err, STF_ERR_PROTOCOL,
                         "rank 0: unexpected %s frame from rank %d (only results return)",
                         frame_kind_name(f->kind), from);
-    struct session *s = sessions_find(&e->tab, f->session);
+    s = sessions_find(&e->tab, f->session);
     if (!s || s->phase != SESSION_IN_FLIGHT || f->position != s->fill ||
         f->rows != s->in_flight_rows || (int)f->cache.slot != s->slot)
         return stf_fail(err, STF_ERR_PROTOCOL,
@@ -258,11 +286,19 @@ static enum stf_status start_frame(struct engine *e, struct session *s, int buf,
     s->t_sent = stf_now();
     for (uint32_t r = 0; r < rows; r++) {
         uint32_t bad = forward_embed(p->m, s->tokens[s->fill + r], s->fill + r, p->rows + r * row);
-        if (bad != FORWARD_FINITE) return forward_fail_nonfinite(p->m, bad, s->fill + r, err);
+        if (bad != FORWARD_FINITE) {
+            forward_fail_nonfinite(p->m, bad, s->fill + r, err);
+            fail_session(e, s, 0, err->msg);
+            return STF_OK;
+        }
     }
     p->stats.compute_s += stf_now() - s->t_sent;
     s->need_reset = false;
     enum stf_status st = pipe_compute(p, &f, 0, err);
+    if (st && p->nonfinite) {
+        fail_session(e, s, 0, err->msg);
+        return STF_OK;
+    }
     if (st) return st;
     s->phase = SESSION_IN_FLIGHT;
     s->in_flight_rows = rows;
@@ -545,6 +581,11 @@ const struct engine_report *engine_progress(struct engine *e)
     r->latency_median_s = n ? stf_quantile(e->sorted, n, 0.5) : 0.0;
     r->latency_p90_s = n ? stf_quantile(e->sorted, n, 0.9) : 0.0;
     return r;
+}
+
+const char *engine_end_message(const struct engine *e)
+{
+    return e->end_message;
 }
 
 const struct model *engine_model(const struct engine *e)

@@ -64,7 +64,9 @@ enum engine_end {
     ENGINE_END_LENGTH,    /* max_tokens generated (or 0 asked) */
     ENGINE_END_EOS,       /* the model's end-of-text token was sampled (and delivered) */
     ENGINE_END_CANCELLED, /* engine_cancel, or a callback returned non-zero */
-    ENGINE_END_ERROR,     /* the engine closed or failed before the session ended */
+    ENGINE_END_ERROR,     /* the engine closed or failed before the session ended, or the
+                             session alone failed: a non-finite value in its computation
+                             (engine_end_message says where; the other sessions go on) */
 };
 
 struct engine_callbacks {
@@ -146,6 +148,10 @@ enum stf_status engine_finish(struct engine *e, const struct engine_report **rep
 /* The counters so far (sessions, tokens, evictions, latency; no per-rank stats: ranks is
  * NULL before engine_finish); borrowed until the next call on e. */
 const struct engine_report *engine_progress(struct engine *e);
+
+/* During on_end(ENGINE_END_ERROR) for a session that failed alone: why ("rank R: M: layer 3
+ * produced a non-finite value ... at position P ..."); "" otherwise. Borrowed. */
+const char *engine_end_message(const struct engine *e);
 
 /* The model as mapped on rank 0 (embedding, head and the embedded tokenizer); borrowed. */
 const struct model *engine_model(const struct engine *e);

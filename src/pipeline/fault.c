@@ -19,7 +19,8 @@ enum stf_status fault_parse(const char *spec, struct fault *f, struct stf_error 
                  {"corrupt-frame", FAULT_CORRUPT},
                  {"bad-directive", FAULT_BAD_DIRECTIVE},
                  {"bad-lsh-seed", FAULT_BAD_LSH_SEED},
-                 {"bad-lsh-drop", FAULT_BAD_LSH_DROP}};
+                 {"bad-lsh-drop", FAULT_BAD_LSH_DROP},
+                 {"nan-rows", FAULT_NAN_ROWS}};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         size_t n = strlen(kinds[i].name);
         int rank, after, used = 0;
@@ -34,8 +35,8 @@ enum stf_status fault_parse(const char *spec, struct fault *f, struct stf_error 
     }
     return stf_fail(err, STF_ERR_ARG,
                     "--fault-inject `%s`: expected kill-rank=R,after=T, stall-rank=R,after=T, "
-                    "corrupt-frame=R,after=T, bad-directive=R,after=T, bad-lsh-seed=R,after=T "
-                    "or bad-lsh-drop=R,after=T",
+                    "corrupt-frame=R,after=T, bad-directive=R,after=T, bad-lsh-seed=R,after=T, "
+                    "bad-lsh-drop=R,after=T or nan-rows=R,after=T",
                     spec);
 }
 
@@ -47,10 +48,17 @@ enum stf_status fault_check_rank(const struct fault *f, int size, struct stf_err
                     f->rank, size, size == 1 ? "" : "s", size - 1);
 }
 
-void fault_on_handle(struct fault *f, int rank)
+bool fault_on_handle(struct fault *f, int rank)
 {
-    if (f->rank != rank || (f->kind != FAULT_KILL && f->kind != FAULT_STALL)) return;
-    if (f->handled++ < f->after) return;
+    if (f->rank != rank ||
+        (f->kind != FAULT_KILL && f->kind != FAULT_STALL && f->kind != FAULT_NAN_ROWS))
+        return false;
+    if (f->kind == FAULT_NAN_ROWS) {
+        if (f->handled++ != f->after) return false;
+        fprintf(stderr, "sparsetf-dist: rank %d: fault injection: a NaN in the rows\n", rank);
+        return true;
+    }
+    if (f->handled++ < f->after) return false;
     fprintf(stderr, "sparsetf-dist: rank %d: fault injection: %s now\n", rank,
             f->kind == FAULT_KILL ? "killing this rank" : "stalling this rank");
     fflush(stderr);

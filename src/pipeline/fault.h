@@ -12,6 +12,9 @@
  *   bad-lsh-seed=R,after=T   rank R sends a wrong LSH rotation seed in that frame's directive
  *   bad-lsh-drop=R,after=T   rank R adds an LSH drop event to that frame's directive, or
  *                            removes its drop events (the receiver's LSH caches disagree)
+ *   nan-rows=R,after=T       rank R sets a value of its (T+1)-th activation frame's rows to
+ *                            NaN before its layers run (the non-finite check ends that
+ *                            frame's session with an error; the others go on)
  */
 #ifndef STF_PIPELINE_FAULT_H
 #define STF_PIPELINE_FAULT_H
@@ -28,7 +31,8 @@ enum fault_kind {
     FAULT_CORRUPT,
     FAULT_BAD_DIRECTIVE,
     FAULT_BAD_LSH_SEED,
-    FAULT_BAD_LSH_DROP
+    FAULT_BAD_LSH_DROP,
+    FAULT_NAN_ROWS
 };
 
 struct fault {
@@ -45,8 +49,9 @@ enum stf_status fault_parse(const char *spec, struct fault *f, struct stf_error 
  * would let a test pass without testing anything). */
 enum stf_status fault_check_rank(const struct fault *f, int size, struct stf_error *err);
 
-/* Called by rank `rank` before it handles an activation frame: kills or stalls when due. */
-void fault_on_handle(struct fault *f, int rank);
+/* Called by rank `rank` before it handles an activation frame: kills or stalls when due;
+ * true when this frame's rows must be made non-finite (FAULT_NAN_ROWS; fires once). */
+bool fault_on_handle(struct fault *f, int rank);
 /* Called before sending an activation frame: true when this frame must be damaged with
  * `kind` (FAULT_CORRUPT, FAULT_BAD_DIRECTIVE, FAULT_BAD_LSH_*); fires once. */
 bool fault_on_send(struct fault *f, int rank, enum fault_kind kind);

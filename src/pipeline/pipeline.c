@@ -1,6 +1,7 @@
 /* pipeline: the per-rank context and the steps shared by rank 0 and the stages. */
 #include "pipeline/pipeline.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,19 +129,23 @@ enum stf_status pipe_recv(struct pipe *p, int source, int in_link, double timeou
 
 enum stf_status pipe_compute(struct pipe *p, const struct frame *f, int from, struct stf_error *err)
 {
-    if (frame_kind_has_rows(f->kind)) fault_on_handle(&p->fault, p->rank);
+    const bool poison = frame_kind_has_rows(f->kind) && fault_on_handle(&p->fault, p->rank);
+    p->nonfinite = false;
     struct slot *s;
     enum stf_status st = slots_apply(p->slots, f, from, &s, err);
     if (st || !s) return st;
     double t0 = stf_now();
     const size_t row = (size_t)p->lim.streams * p->cfg->d_model; /* floats per position */
     if (f->data != p->rows) memcpy(p->rows, f->data, f->data_len);
+    if (poison) p->rows[0] = NAN;
     if (s->state)
         for (uint32_t r = 0; r < f->rows; r++) {
             uint32_t bad =
                 forward_layers(p->m, s->state, p->ws, f->position + r, p->rows + r * row);
-            if (bad != FORWARD_FINITE)
+            if (bad != FORWARD_FINITE) {
+                p->nonfinite = true;
                 return forward_fail_nonfinite(p->m, bad, f->position + r, err);
+            }
         }
     slots_advance(s, f->rows);
     p->stats.positions += f->rows;

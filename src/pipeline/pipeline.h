@@ -42,6 +42,8 @@ struct pipe {
     uint64_t seq_out;    /* last sequence number sent on this rank's out-link */
     uint64_t seq_in;     /* last sequence number received on this rank's in-link */
     struct fault fault;
+    bool nonfinite; /* the last pipe_compute failed on a non-finite value: a fault of the
+                       frame's session (the job may go on), not of the job */
     struct engine_rank_stats stats;
 };
 
@@ -61,7 +63,8 @@ enum stf_status pipe_decode(struct pipe *p, size_t len, int from, int in_link, s
                             struct stf_error *err);
 
 /* Copies f's rows into p->rows, checks and applies the cache directive on this rank's slots,
- * and runs this rank's layers on each row (positions f->position + r). */
+ * and runs this rank's layers on each row (positions f->position + r). A non-finite value
+ * after a layer fails it with p->nonfinite set (err names the layer and position). */
 enum stf_status pipe_compute(struct pipe *p, const struct frame *f, int from,
                              struct stf_error *err);
 

@@ -6,6 +6,28 @@
 #include "util/mem.h"
 #include "util/timer.h"
 
+/* A non-finite value in f's session (err says where): an error frame for that session goes
+ * to rank 0, which ends the session alone; f goes no further (rank 0 resets its slot on
+ * every rank). */
+static enum stf_status report_session_fault(struct pipe *p, const struct frame *f,
+                                            unsigned char *sbuf, const struct stf_error *fault,
+                                            struct stf_error *err)
+{
+    char text[FRAME_ERROR_LEN];
+    snprintf(text, sizeof text, "%s", fault->msg);
+    /* off the link's sequence (rank 0 takes error frames from any rank, unnumbered) */
+    struct frame e = {.version = FRAME_VERSION,
+                      .kind = FRAME_ERROR,
+                      .origin_rank = p->rank,
+                      .session = f->session,
+                      .error = text,
+                      .sequence = p->seq_out + 1};
+    size_t len;
+    enum stf_status st = frame_pack(&e, sbuf, p->max_frame, &len, err);
+    if (!st) st = transport_send(p->t, 0, PIPE_TAG, sbuf, len, p->rc->timeout, err);
+    return st;
+}
+
 /* Handles one received frame; *shutdown after forwarding the shutdown frame. */
 static enum stf_status handle_frame(struct pipe *p, struct frame *f, int from, unsigned char *sbuf,
                                     bool *shutdown, struct stf_error *err)
@@ -15,7 +37,8 @@ static enum stf_status handle_frame(struct pipe *p, struct frame *f, int from, u
     enum stf_status st;
     if (f->kind == FRAME_ERROR)
         return stf_fail(err, STF_ERR_PROTOCOL, "rank %d reported: %s", f->origin_rank, f->error);
-    if (f->kind != FRAME_SHUTDOWN && (st = pipe_compute(p, f, from, err))) return st;
+    if (f->kind != FRAME_SHUTDOWN && (st = pipe_compute(p, f, from, err)))
+        return p->nonfinite ? report_session_fault(p, f, sbuf, err, err) : st;
     /* the last rank returns activations and the shutdown acknowledgement; cache
      * bookkeeping frames (reset, close) end their journey there */
     if (last && !frame_kind_has_rows(f->kind) && f->kind != FRAME_SHUTDOWN) return STF_OK;

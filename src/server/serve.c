@@ -128,7 +128,7 @@ static void req_fail(struct serve *sv, struct serve_req *q, int status, const ch
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    api_error_set(&e, status, status == 503 ? "server_error" : "invalid_request_error", NULL, "%s",
+    api_error_set(&e, status, status >= 500 ? "server_error" : "invalid_request_error", NULL, "%s",
                   msg);
     server_job_fail(q->job, &e);
     req_free(sv, q);
@@ -198,7 +198,10 @@ static void on_end(void *user, uint64_t session, enum engine_end reason)
         /* else its client left: nobody to answer */
         break;
     case ENGINE_END_ERROR:
-        req_fail(sv, q, 503, "the pipeline failed before the answer was complete");
+        if (engine_end_message(sv->e)[0]) /* this request alone */
+            req_fail(sv, q, 500, "generation stopped: %s", engine_end_message(sv->e));
+        else
+            req_fail(sv, q, 503, "the pipeline failed before the answer was complete");
         return;
     }
     req_free(sv, q);

@@ -57,5 +57,49 @@ expect "LSH drop not due" bad-lsh-drop=0,after=5 "LSH directive disagrees" "for 
 expect "LSH drop missing" bad-lsh-drop=0,after=21 "LSH directive disagrees" "for session 1" \
     "at position 24 lacks a drop in LSH sub-layer" "holds 24 of P = 24 entries" "error on rank 1"
 
+# A non-finite value in one session's rows (on a stage, then on rank 0 of a single process)
+# stops that session with a message naming the layer; the other sessions complete, each
+# equal to its uninterrupted run, and the job exits 1 at the end.
+printf '1 5 9 13\n2 7\n3 3 3 3 3 3\n' > p3.txt
+sessions=(--model tiny8.stf --prompts-tokens p3.txt --max-tokens 20 --temperature 0.9 --quiet)
+"$dist" --local "${sessions[@]}" > ref3.txt 2> ref3.err || echo "FAIL reference run"
+nan_case() {
+    local name=$1
+    shift
+    "$@" > out3.txt 2> err3.txt
+    local rc=$?
+    if [ $rc -eq 1 ] && /usr/bin/python3 - ref3.txt out3.txt err3.txt << 'EOF'; then
+import collections, re, sys
+def sessions(path):
+    d = collections.defaultdict(list)
+    for line in open(path):
+        m = re.match(r'\[(\d+)\] (.*)$', line.rstrip('\n'))
+        d[int(m.group(1))].extend(m.group(2).split())
+    return d
+ref, out, err = sessions(sys.argv[1]), sessions(sys.argv[2]), open(sys.argv[3]).read()
+m = re.search(r'session (\d+) stopped: rank (\d+): tiny8.stf: layer (\d+) produced a '
+              r'non-finite value \(NaN or Inf\) at position (\d+)', err)
+assert m, 'no message naming the session and layer'
+bad = int(m.group(1))
+assert '1 of 3 sessions stopped by a non-finite value' in err, 'no summary'
+for i in range(3):
+    if i == bad:
+        assert out[i] == ref[i][:len(out[i])] and len(out[i]) < len(ref[i]), 'stopped session'
+    else:
+        assert out[i] == ref[i], 'session %d differs' % i
+EOF
+        echo "ok   $name (exit $rc)"
+        return
+    fi
+    echo "FAIL $name (exit $rc); stderr:"
+    sed 's/^/    /' err3.txt | head -20
+    fails=$((fails + 1))
+}
+nan_case "NaN in one session's rows on a stage: that session stops, the others complete" \
+    timeout 60 "$mpiexec" "$npflag" 4 "${pre[@]}" "$dist" "${sessions[@]}" --timeout 3 \
+    --fault-inject nan-rows=2,after=12
+nan_case "NaN in one session's rows on one process: the same" \
+    timeout 60 "$dist" --local "${sessions[@]}" --fault-inject nan-rows=0,after=12
+
 echo "dist_fault: $fails failure(s)"
 [ $fails -eq 0 ]
