@@ -130,7 +130,9 @@ static void fail_session(struct engine *e, struct session *s, int rank, const ch
 {
     fprintf(stderr, "sparsetf-dist: session %llu stopped: rank %d: %s\n",
             (unsigned long long)s->id - 1, rank, msg);
-    snprintf(e->end_message, sizeof e->end_message, "rank %d: %s", rank, msg);
+    /* the message is at most a frame's error text (a stage's) or an stf_error (rank 0's) */
+    snprintf(e->end_message, sizeof e->end_message, "rank %d: %.*s", rank,
+             (int)sizeof e->end_message - 24, msg);
     s->phase = SESSION_READY;
     end_session(e, s, ENGINE_END_ERROR);
 }

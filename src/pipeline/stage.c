@@ -1,6 +1,7 @@
 /* stage: every rank but 0 — receive a frame from the previous rank, check it, run this
  * rank's layers on its rows, pass it on. The last rank returns rows to rank 0. */
 #include <stdio.h>
+#include <string.h>
 
 #include "pipeline/pipeline.h"
 #include "util/mem.h"
@@ -14,7 +15,9 @@ static enum stf_status report_session_fault(struct pipe *p, const struct frame *
                                             struct stf_error *err)
 {
     char text[FRAME_ERROR_LEN];
-    snprintf(text, sizeof text, "%s", fault->msg);
+    size_t n = strnlen(fault->msg, sizeof text - 1);
+    memcpy(text, fault->msg, n);
+    text[n] = 0;
     /* off the link's sequence (rank 0 takes error frames from any rank, unnumbered) */
     struct frame e = {.version = FRAME_VERSION,
                       .kind = FRAME_ERROR,
