@@ -3,6 +3,7 @@
  * order). Slow on purpose. */
 #include <string.h>
 
+#include "kernels/kernels.h"
 #include "kernels/kernels_q8.h"
 
 /* Σ_blocks d_x·d_w·(Σ q_x·q_w) over a row of n (already quantised activations). */
@@ -27,17 +28,6 @@ static void dense_q8_ref(float *y, const float *x, const struct q8_block *wt, co
         y[o] = (b ? b[o] : 0.0f) + dot_q8_ref(qs->q, qs->d, wt + (uint64_t)o * nb, in);
 }
 
-static void matvec_f32_ref(float *y, const float *x, const float *W, const float *b, uint32_t in,
-                           uint32_t out)
-{
-    for (uint32_t o = 0; o < out; o++) {
-        float acc = b ? b[o] : 0.0f;
-        for (uint32_t i = 0; i < in; i++)
-            acc += x[i] * W[(uint64_t)i * out + o];
-        y[o] = acc;
-    }
-}
-
 /* SPEC §1 sparse FF: f32 controller; h_b = ReLU(x · W1[:, u_b]) on quantised x;
  * out = b2 + Σ_b h_b · dequant(W2[u_b, :]) */
 static void sparse_ff_q8_ref(float *out, const float *x, const float *c1, const float *c2,
@@ -46,8 +36,8 @@ static void sparse_ff_q8_ref(float *out, const float *x, const float *c1, const 
                              struct q8_scratch *qs)
 {
     uint32_t d = dm.d, F = dm.F, N = dm.N, r = dm.r, B = F / N, nb = q8_row_blocks(d);
-    matvec_f32_ref(s->u, x, c1, NULL, d, r);       /* u = x·C1 */
-    matvec_f32_ref(s->logits, s->u, c2, cb, r, F); /* l = u·C2 + cb */
+    kernels_ref.dense(s->u, x, c1, NULL, d, r);       /* u = x·C1 */
+    kernels_ref.dense(s->logits, s->u, c2, cb, r, F); /* l = u·C2 + cb */
     q8_quantize_act(qs->q, qs->d, x, d);
     for (uint32_t i = 0; i < d; i++)
         out[i] = b2[i];
