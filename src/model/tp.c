@@ -1,0 +1,136 @@
+/* tp: how T ranks of a stage share each layer kind (see tp.h). */
+#include "model/tp.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "model/weights.h"
+
+static uint32_t gcd_u32(uint32_t a, uint32_t b)
+{
+    while (b) {
+        uint32_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* The count every T must divide: gcd of what the model's kinds split (0: nothing splits). */
+static uint32_t tp_units(const struct model_config *c)
+{
+    uint32_t u = 0;
+    if (c->attn == ATTN_SPARSE_QKV) u = gcd_u32(gcd_u32(u, c->qkv_modules), c->n_heads);
+    if (c->ff == FF_SPARSE) u = gcd_u32(u, c->d_ff / c->ff_block);
+    return u;
+}
+
+const char *model_tp_describe(const struct model_config *c)
+{
+    static char buf[256];
+    int n = 0;
+    buf[0] = 0;
+    if (c->attn == ATTN_SPARSE_QKV)
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "sparse QKV splits %u modules and %u heads",
+                      c->qkv_modules, c->n_heads);
+    if (c->ff == FF_SPARSE)
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "%ssparse FF splits %u blocks",
+                      n ? ", " : "", c->d_ff / c->ff_block);
+    if (!n)
+        snprintf(buf, sizeof buf,
+                 "no layer kind of this model splits yet: each rank of a stage computes its "
+                 "layers whole");
+    return buf;
+}
+
+enum stf_status model_tp_check(const struct model_config *c, uint32_t T, struct stf_error *err)
+{
+    if (T < 1) return stf_fail(err, STF_ERR_ARG, "--tp must be at least 1");
+    if (T == 1) return STF_OK;
+    uint32_t u = tp_units(c);
+    /* nothing splits (dense kinds only, for now): every rank of a stage computes its layers
+     * whole — correct, not faster; the plan says so */
+    if (u == 0 || u % T == 0) return STF_OK;
+    char valid[160];
+    int n = 0;
+    for (uint32_t t = 1; t <= u && n < (int)sizeof valid - 12; t++)
+        if (u % t == 0)
+            n += snprintf(valid + n, sizeof valid - (size_t)n, "%s%u", n ? ", " : "", t);
+    return stf_fail(err, STF_ERR_ARG,
+                    "--tp %u does not divide what this model splits (%s); valid --tp: %s", T,
+                    model_tp_describe(c), valid);
+}
+
+/* Bytes of one whole layer's tensors. */
+static uint64_t layer_bytes_whole(const struct model_config *c)
+{
+    int n = model_tensor_list(c, NULL, NULL, 0);
+    struct tensor_desc *t = n > 0 ? calloc((size_t)n, sizeof *t) : NULL;
+    if (!t) return 0;
+    model_tensor_list(c, NULL, t, n);
+    uint64_t b = 0;
+    for (int i = 0; i < n; i++)
+        if (t[i].group == GROUP_LAYER && t[i].layer == 0) b += tensor_desc_bytes(&t[i]);
+    free(t);
+    return b;
+}
+
+/* Modules one rank computes y for: its S/T plus a neighbour on each side (at most S). */
+static uint64_t halo_modules(const struct model_config *c, uint32_t T)
+{
+    uint64_t S = c->qkv_modules, m = S / T + 2;
+    return m < S ? m : S;
+}
+
+static uint64_t less_share(uint64_t whole, uint32_t T)
+{
+    return whole - whole / T; /* what one of T ranks does not hold of a split tensor */
+}
+
+uint64_t model_tp_layer_bytes(const struct model_config *c, uint32_t T)
+{
+    uint64_t b = layer_bytes_whole(c), d = c->d_model;
+    if (T <= 1) return b;
+    if (c->attn == ATTN_SPARSE_QKV) b -= less_share(4 * ((uint64_t)c->qkv_modules * d + d), T);
+    if (c->ff == FF_SPARSE) b -= 2 * less_share(4 * (uint64_t)c->d_ff * d, T);
+    return b;
+}
+
+uint64_t model_tp_layer_read_bytes(const struct model_config *c, uint32_t T)
+{
+    uint64_t b = model_layer_read_bytes(c), d = c->d_model;
+    if (T <= 1) return b;
+    if (c->attn == ATTN_SPARSE_QKV) b -= 4 * d * (c->qkv_modules - halo_modules(c, T));
+    if (c->ff == FF_SPARSE) b -= 2 * less_share(4 * (uint64_t)(c->d_ff / c->ff_block) * d, T);
+    return b;
+}
+
+uint64_t model_tp_layer_macs(const struct model_config *c, uint32_t T)
+{
+    uint64_t m = model_layer_macs(c), d = c->d_model;
+    if (T <= 1) return m;
+    if (c->attn == ATTN_SPARSE_QKV) {
+        uint64_t S = c->qkv_modules, M = d / S, saved = S - halo_modules(c, T);
+        m -= saved * (d * M + 21 * M * M); /* mult_dense and the three convolutions */
+    }
+    if (c->ff == FF_SPARSE) m -= 2 * less_share((uint64_t)(c->d_ff / c->ff_block) * d, T);
+    return m;
+}
+
+uint64_t model_tp_layer_state_bytes(const struct model_config *c, uint32_t capacity, uint32_t T)
+{
+    uint64_t d = c->d_model, kv = 2 * (uint64_t)capacity * d;
+    if (T > 1 && c->attn == ATTN_SPARSE_QKV) kv /= T; /* the KV cache of its heads */
+    return 4 * (kv + 2 * d + c->sru_units);
+}
+
+uint32_t model_tp_layer_collectives(const struct model_config *c, uint32_t T, uint64_t *bytes)
+{
+    uint32_t n = 0;
+    uint64_t d = c->d_model;
+    *bytes = 0;
+    if (T <= 1) return 0;
+    if (c->attn == ATTN_SPARSE_QKV) n++, *bytes += 4 * d;       /* T slices of d/T */
+    if (c->ff == FF_SPARSE) n++, *bytes += 4 * (uint64_t)T * d; /* T partial d-vectors */
+    return n;
+}
