@@ -9,6 +9,19 @@
 #include "util/mem.h"
 #include "util/timer.h"
 
+/* struct tp_comm's allgather on the stage's sub-communicator. The forward pass cannot fail,
+ * so the first error is kept here and pipe_compute reports it after the layers. */
+static int pipe_allgather(void *ctx, const void *send, size_t len, void *recv)
+{
+    struct pipe *p = ctx;
+    if (p->tp_failed) return 1;
+    if (transport_allgather(p->tp_t, send, len, recv, p->rc->timeout, &p->tp_err)) {
+        p->tp_failed = true;
+        return 1;
+    }
+    return 0;
+}
+
 enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct transport *t,
                           struct stf_error *err)
 {
@@ -29,6 +42,22 @@ enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct tr
     p->stats.layer_begin = mine->layer_begin;
     p->stats.layer_end = mine->layer_end;
     enum stf_status st;
+    /* the grid: ring of stage leaders; a stage's sub-communicator for its collectives */
+    p->tp = rc->plan.tp;
+    p->n_stages = rc->plan.n_stages;
+    p->tp_rank = mine->tp_rank;
+    p->stage = mine->stage;
+    p->stats.stage = p->stage;
+    p->stats.tp_rank = p->tp_rank;
+    p->leader = (int)(p->stage * p->tp);
+    p->next = p->stage + 1 < p->n_stages ? (int)((p->stage + 1) * p->tp) : 0;
+    p->prev = (int)(((p->stage + p->n_stages - 1) % p->n_stages) * p->tp);
+    if (p->tp > 1) {
+        if ((st = transport_split(t, (int)p->stage, (int)p->tp_rank, &p->tp_t, err)))
+            return stf_wrap(err, "rank %d: the sub-communicator of stage %u", p->rank, p->stage);
+        p->comm = (struct tp_comm){.rank = p->tp_rank, .size = p->tp, .allgather = pipe_allgather,
+                                   .ctx = p};
+    }
 
     /* the whole estimate for this rank (weights, every slot's caches, buffers) is checked
      * against this machine before anything is mapped or allocated */
@@ -59,6 +88,7 @@ enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct tr
                            &p->slots, err)) ||
         (st = workspace_create(p->cfg, capacity, k, &p->ws, err)))
         return st;
+    if (p->tp > 1) workspace_set_tp(p->ws, &p->comm);
     p->lim = (struct frame_limits){.width = p->cfg->d_model,
                                    .streams = 1, /* Scaling Transformer: one residual stream */
                                    .max_rows = max_rows,
@@ -68,6 +98,8 @@ enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct tr
     p->max_frame = frame_max_packed_size(&p->lim);
     p->rbuf = stf_alloc(p->max_frame);
     p->rows = stf_alloc((size_t)max_rows * p->cfg->d_model * sizeof(float));
+    if (p->tp > 1 && p->tp_rank == 0 && !(p->mbuf = stf_alloc(p->max_frame)))
+        return stf_fail(err, STF_ERR_NOMEM, "rank %d: out of memory for frame buffers", p->rank);
     if (!p->rbuf || !p->rows)
         return stf_fail(err, STF_ERR_NOMEM, "rank %d: out of memory for frame buffers", p->rank);
     p->stats.rss_after_load = stf_rss_bytes();
@@ -76,6 +108,8 @@ enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct tr
 
 void pipe_close(struct pipe *p)
 {
+    transport_close(p->tp_t);
+    stf_free(p->mbuf);
     stf_free(p->rbuf);
     stf_free(p->rows);
     frame_decoder_free(p->dec);
@@ -121,11 +155,48 @@ enum stf_status pipe_recv(struct pipe *p, int source, int in_link, double timeou
     return pipe_decode(p, msg.len, msg.source, in_link, f, err);
 }
 
+enum stf_status pipe_mirror(struct pipe *p, const struct frame *f, struct stf_error *err)
+{
+    if (p->tp <= 1 || p->tp_rank != 0) return STF_OK;
+    double t0 = stf_now();
+    struct frame m = *f;
+    m.version = FRAME_VERSION;
+    m.origin_rank = p->rank;
+    m.sequence = ++p->seq_mirror;
+    size_t len;
+    enum stf_status st = frame_pack(&m, p->mbuf, p->max_frame, &len, err);
+    p->stats.wire_s += stf_now() - t0;
+    for (uint32_t i = 1; !st && i < p->tp; i++)
+        st = transport_send(p->t, p->rank + (int)i, PIPE_TAG, p->mbuf, len, p->rc->timeout, err);
+    if (st) return stf_wrap(err, "rank %d: mirroring a %s frame to its stage", p->rank,
+                            frame_kind_name(f->kind));
+    return STF_OK;
+}
+
+enum stf_status pipe_follow(struct pipe *p, struct stf_error *err)
+{
+    for (;;) {
+        struct frame f;
+        int from;
+        /* the leader's keep-alive comes every timeout / 2 s; wait as long as a stage does */
+        enum stf_status st = pipe_recv(p, p->leader, p->leader, 2 * p->rc->timeout + 2,
+                                       "a frame of its stage", &f, &from, err);
+        if (st) return st;
+        if (f.kind == FRAME_SHUTDOWN) return STF_OK;
+        if (f.kind == FRAME_ERROR)
+            return stf_fail(err, STF_ERR_PROTOCOL, "rank %d reported: %s", f.origin_rank,
+                            f.error);
+        if ((st = pipe_compute(p, &f, from, err))) return st;
+    }
+}
+
 enum stf_status pipe_compute(struct pipe *p, const struct frame *f, int from, struct stf_error *err)
 {
     if (frame_kind_has_rows(f->kind)) fault_on_handle(&p->fault, p->rank);
+    enum stf_status st = pipe_mirror(p, f, err);
+    if (st) return st;
     struct slot *s;
-    enum stf_status st = slots_apply(p->slots, f, from, &s, err);
+    st = slots_apply(p->slots, f, from, &s, err);
     if (st || !s) return st;
     double t0 = stf_now();
     const uint32_t d = p->cfg->d_model;
@@ -140,6 +211,10 @@ enum stf_status pipe_compute(struct pipe *p, const struct frame *f, int from, st
     slots_advance(s, f->rows);
     p->stats.positions += f->rows;
     p->stats.compute_s += stf_now() - t0;
+    if (p->tp_failed) {
+        *err = p->tp_err;
+        return stf_wrap(err, "rank %d: stage %u's collective", p->rank, p->stage);
+    }
     return STF_OK;
 }
 
@@ -195,6 +270,12 @@ enum stf_status pipe_gather_stats(struct pipe *p, struct engine_rank_stats *all,
     p->stats.send_s = tc->send_seconds;
     p->stats.coll_s = tc->collective_seconds;
     p->stats.rss_end = stf_rss_bytes();
+    if (p->tp_t) {
+        const struct transport_counters *sc = transport_counters(p->tp_t);
+        p->stats.collectives = sc->collectives;
+        p->stats.collective_bytes = sc->collective_bytes;
+        p->stats.collective_s = sc->collective_seconds;
+    }
     p->stats.peak_rss = stf_peak_rss_bytes();
     if (p->size == 1) {
         all[0] = p->stats;
