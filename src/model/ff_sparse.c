@@ -4,8 +4,17 @@
  *   out = Σ_b ReLU(x · W1[:, b·N + j_b]) · W2[b·N + j_b, :] + b2
  * W1 is stored transposed, (F, d), so a token reads B rows of it and B rows of W2.
  * No per-sequence state.
+ *
+ * Tensor parallelism (model/tp.h), T dividing B: rank t owns blocks [t·B/T, (t+1)·B/T) —
+ * their rows of W1ᵀ and W2. The controller (C1, C2, cb: 10-20 % of the bytes a token reads)
+ * runs whole on every rank, so every rank picks exactly the units one rank would (a split
+ * controller could flip a near-tie argmax); each rank sums h_b · W2 row over its blocks
+ * (rank 0 starting from b2), one allgather brings the T partial d-vectors, and every rank
+ * adds them in rank order. Only that order differs from T = 1 (a sum over blocks in turn),
+ * which keeps T = 1 on the hand-written kernel.
  */
 #include <math.h>
+#include <string.h>
 
 #include "model/layer_kinds.h"
 
@@ -39,34 +48,101 @@ static enum stf_status validate(const struct model_config *c, struct stf_error *
     return STF_OK;
 }
 
-static uint64_t scratch_layout(const struct model_config *c, void *base,
-                               struct sparse_ff_scratch *s, struct q8_scratch *qs)
+/* T > 1 adds the rank's partial sum (d) and the gathered partials (T, d). */
+static uint64_t scratch_layout(const struct model_config *c, uint32_t tp, void *base,
+                               struct sparse_ff_scratch *s, struct q8_scratch *qs, float **partial,
+                               float **gathered)
 {
-    uint64_t F = c->d_ff;
+    uint64_t F = c->d_ff, d = c->d_model;
     struct carve cv = {base, 0};
     s->chosen = carve_take(&cv, F * sizeof(uint32_t)); /* first: ff_sparse_chosen reads it */
     s->u = carve_take(&cv, c->ff_rank * sizeof(float));
     s->logits = carve_take(&cv, F * sizeof(float));
     s->h = carve_take(&cv, F * sizeof(float));
+    *partial = tp > 1 ? carve_take(&cv, d * sizeof(float)) : NULL;
+    *gathered = tp > 1 ? carve_take(&cv, (uint64_t)tp * d * sizeof(float)) : NULL;
     kind_q8_scratch(c, &cv, qs, 1, c->d_model);
     return cv.used;
 }
 
-static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity)
+static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity, uint32_t tp)
 {
     (void)capacity;
     struct sparse_ff_scratch sc;
     struct q8_scratch qs;
-    return (struct sublayer_sizes){.scratch_bytes = scratch_layout(c, NULL, &sc, &qs)};
+    float *pa, *ga;
+    return (struct sublayer_sizes){.scratch_bytes = scratch_layout(c, tp, NULL, &sc, &qs, &pa, &ga)};
+}
+
+static uint32_t tp_units(const struct model_config *c)
+{
+    return c->d_ff / c->ff_block; /* B */
+}
+
+/* T > 1: the rank's blocks (see the top of this file). */
+static void forward_tp(const struct sublayer_step *s, const float *x, float *out)
+{
+    const struct model_config *c = s->cfg;
+    const struct tensor_view *w = s->w;
+    const struct kernels *k = s->k;
+    const uint32_t T = s->tp->size, t = s->tp->rank;
+    const uint32_t d = c->d_model, F = c->d_ff, N = c->ff_block, r = c->ff_rank, B = F / N;
+    const uint32_t b0 = t * (B / T), b1 = b0 + B / T;
+    struct sparse_ff_scratch sc;
+    struct q8_scratch qs;
+    float *partial, *gathered;
+    scratch_layout(c, T, s->scratch, &sc, &qs, &partial, &gathered);
+    const bool q8 = w[W1T].dtype == STF_DTYPE_Q8_0; /* q8 rows of nb blocks: kernels_q8.h */
+    const uint32_t nb = q8_row_blocks(d);
+    /* SPEC §1 controller, whole: u = x·C1, l = u·C2 + cb */
+    k->dense(sc.u, x, view_f32(&w[CTRL_C1]), NULL, d, r);
+    k->dense(sc.logits, sc.u, view_f32(&w[CTRL_C2]), view_f32(&w[CTRL_CB]), r, F);
+    if (t == 0)
+        memcpy(partial, view_f32(&w[B2]), (size_t)d * sizeof(float));
+    else
+        memset(partial, 0, (size_t)d * sizeof(float));
+    for (uint32_t b = b0; b < b1; b++) {
+        uint32_t u = b * N + argmax(sc.logits + (uint64_t)b * N, N);
+        sc.chosen[b] = u;
+        float h; /* SPEC §1: h_b = ReLU(x · W1[:, u]), W1ᵀ row u */
+        if (q8) {
+            const struct q8_block *row1 = (const struct q8_block *)w[W1T].data + (uint64_t)u * nb;
+            kernels_q8_for(k)->dense(&h, x, row1, NULL, d, 1, &qs);
+        } else {
+            k->dense(&h, x, view_f32(&w[W1T]) + (uint64_t)u * d, NULL, d, 1);
+        }
+        if (!(h > 0.0f)) continue;
+        if (q8) { /* dequantised as the q8 kernels do: (h · scale) · q */
+            const struct q8_block *row2 = (const struct q8_block *)w[W2].data + (uint64_t)u * nb;
+            for (uint32_t i = 0; i < d; i++) {
+                const struct q8_block *blk = &row2[i / STF_Q8_BLOCK];
+                partial[i] += (h * q8_half_to_float(blk->d)) * (float)blk->q[i % STF_Q8_BLOCK];
+            }
+        } else {
+            const float *row2 = view_f32(&w[W2]) + (uint64_t)u * d;
+            for (uint32_t i = 0; i < d; i++)
+                partial[i] += h * row2[i];
+        }
+    }
+    s->tp->allgather(s->tp->ctx, partial, (size_t)d * sizeof(float), gathered);
+    memcpy(out, gathered, (size_t)d * sizeof(float));
+    for (uint32_t q = 1; q < T; q++) /* rank order */
+        for (uint32_t i = 0; i < d; i++)
+            out[i] += gathered[(uint64_t)q * d + i];
 }
 
 static void forward(const struct sublayer_step *s, const float *x, float *out)
 {
+    if (s->tp && s->tp->size > 1) {
+        forward_tp(s, x, out);
+        return;
+    }
     const struct model_config *c = s->cfg;
     const struct tensor_view *w = s->w;
     struct sparse_ff_scratch sc;
     struct q8_scratch qs;
-    scratch_layout(c, s->scratch, &sc, &qs);
+    float *pa, *ga;
+    scratch_layout(c, 1, s->scratch, &sc, &qs, &pa, &ga);
     struct sparse_ff_dims dims = {c->d_model, c->d_ff, c->ff_block, c->ff_rank};
     if (w[W1T].dtype == STF_DTYPE_Q8_0) /* q8 rows, f32 controller: kernels_q8.h */
         kernels_q8_for(s->k)->sparse_ff(out, x, view_f32(&w[CTRL_C1]), view_f32(&w[CTRL_C2]),
@@ -113,7 +189,8 @@ const uint32_t *ff_sparse_chosen(const struct model_config *c, const void *scrat
 {
     struct sparse_ff_scratch sc;
     struct q8_scratch qs;
-    scratch_layout(c, (void *)scratch, &sc, &qs);
+    float *pa, *ga;
+    scratch_layout(c, 1, (void *)scratch, &sc, &qs, &pa, &ga);
     return sc.chosen;
 }
 
@@ -122,6 +199,7 @@ const struct sublayer_kind ff_sparse = {
     .tensors = tensors,
     .validate = validate,
     .sizes = sizes,
+    .tp_units = tp_units,
     .forward = forward,
     .forward_rows = forward_rows,
     .rows_scratch_bytes = rows_scratch_bytes,

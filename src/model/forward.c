@@ -10,14 +10,14 @@
 /* One layer's block of sequence state: the attention kind's part, the FF kind's, the SRU
  * branch's (each 64-byte aligned). Returns the block's size. */
 static uint64_t layer_state_layout(const struct layer_kinds *k, const struct model_config *c,
-                                   uint32_t capacity, struct seq_state *s)
+                                   uint32_t capacity, uint32_t tp, struct seq_state *s)
 {
     const struct sublayer_kind *kinds[3] = {k->attn, k->ff, k->sru};
     struct seq_state_part *parts[3] = {&s->attn, &s->ff, &s->sru};
     struct carve cv = {NULL, 0};
     for (int i = 0; i < 3; i++) {
         struct sublayer_sizes z =
-            kinds[i] ? kinds[i]->sizes(c, capacity) : (struct sublayer_sizes){0};
+            kinds[i] ? kinds[i]->sizes(c, capacity, tp) : (struct sublayer_sizes){0};
         parts[i]->offset = cv.used;
         parts[i]->reset_bytes = z.reset_bytes;
         carve_take(&cv, z.state_bytes);
@@ -25,18 +25,30 @@ static uint64_t layer_state_layout(const struct layer_kinds *k, const struct mod
     return cv.used;
 }
 
-uint64_t model_layer_state_bytes(const struct model_config *c, uint32_t capacity)
+uint64_t model_layer_state_bytes_tp(const struct model_config *c, uint32_t capacity, uint32_t tp)
 {
     struct layer_kinds k;
     struct stf_error err;
     struct seq_state s;
     if (layer_kinds_pick(c, &k, &err)) return 0;
-    return layer_state_layout(&k, c, capacity, &s);
+    return layer_state_layout(&k, c, capacity, tp, &s);
+}
+
+uint64_t model_layer_state_bytes(const struct model_config *c, uint32_t capacity)
+{
+    return model_layer_state_bytes_tp(c, capacity, 1);
 }
 
 enum stf_status seq_state_create(const struct model_config *cfg, uint32_t layer_begin,
                                  uint32_t layer_end, uint32_t capacity, struct seq_state **out,
                                  struct stf_error *err)
+{
+    return seq_state_create_tp(cfg, layer_begin, layer_end, capacity, 1, out, err);
+}
+
+enum stf_status seq_state_create_tp(const struct model_config *cfg, uint32_t layer_begin,
+                                    uint32_t layer_end, uint32_t capacity, uint32_t tp,
+                                    struct seq_state **out, struct stf_error *err)
 {
     *out = NULL;
     struct layer_kinds kinds;
@@ -57,14 +69,15 @@ enum stf_status seq_state_create(const struct model_config *cfg, uint32_t layer_
     s->layer_begin = layer_begin;
     s->layer_end = layer_end;
     s->capacity = capacity;
-    s->layer_bytes = layer_state_layout(&kinds, cfg, capacity, s);
+    s->tp = tp ? tp : 1;
+    s->layer_bytes = layer_state_layout(&kinds, cfg, capacity, s->tp, s);
     s->data = stf_alloc(L * s->layer_bytes + (L == 0)); /* 1 byte when no layer */
     if (!s->data) {
+        uint64_t bytes = L * s->layer_bytes;
         seq_state_free(s);
         return stf_fail(err, STF_ERR_NOMEM,
                         "out of memory for the state of %u positions x %llu layers (%llu bytes)",
-                        capacity, (unsigned long long)L,
-                        (unsigned long long)(L * model_layer_state_bytes(cfg, capacity)));
+                        capacity, (unsigned long long)L, (unsigned long long)bytes);
     }
     *out = s;
     return STF_OK;
@@ -87,12 +100,12 @@ void seq_state_free(struct seq_state *s)
 
 /* The largest scratch of the model's kinds: they run one after another. */
 static uint64_t scratch_bytes(const struct layer_kinds *k, const struct model_config *c,
-                              uint32_t capacity)
+                              uint32_t capacity, uint32_t tp)
 {
     const struct sublayer_kind *kinds[4] = {k->attn, k->ff, k->sru, k->out};
     uint64_t most = 64;
     for (int i = 0; i < 4; i++) {
-        uint64_t b = kinds[i] ? kinds[i]->sizes(c, capacity).scratch_bytes : 0;
+        uint64_t b = kinds[i] ? kinds[i]->sizes(c, capacity, tp).scratch_bytes : 0;
         if (b > most) most = b;
     }
     return most;
@@ -103,12 +116,19 @@ uint64_t workspace_bytes(const struct model_config *c, uint32_t capacity)
     struct layer_kinds k;
     struct stf_error err;
     if (layer_kinds_pick(c, &k, &err)) return 0;
-    return 3 * (uint64_t)c->d_model * sizeof(float) + scratch_bytes(&k, c, capacity);
+    return 3 * (uint64_t)c->d_model * sizeof(float) + scratch_bytes(&k, c, capacity, 1);
 }
 
 enum stf_status workspace_create(const struct model_config *c, uint32_t capacity,
                                  const struct kernels *k, struct workspace **out,
                                  struct stf_error *err)
+{
+    return workspace_create_tp(c, capacity, k, NULL, out, err);
+}
+
+enum stf_status workspace_create_tp(const struct model_config *c, uint32_t capacity,
+                                    const struct kernels *k, const struct tp_comm *tp,
+                                    struct workspace **out, struct stf_error *err)
 {
     *out = NULL;
     struct layer_kinds kinds;
@@ -118,10 +138,11 @@ enum stf_status workspace_create(const struct model_config *c, uint32_t capacity
     if (!ws) return stf_fail(err, STF_ERR_NOMEM, "out of memory for the workspace");
     size_t d = c->d_model;
     ws->k = k;
+    ws->tp = tp && tp->size > 1 ? tp : NULL;
     ws->xn = stf_alloc(d * sizeof(float));
     ws->sub = stf_alloc(d * sizeof(float));
     ws->sru_out = stf_alloc(d * sizeof(float));
-    ws->scratch = stf_alloc(scratch_bytes(&kinds, c, capacity));
+    ws->scratch = stf_alloc(scratch_bytes(&kinds, c, capacity, ws->tp ? ws->tp->size : 1));
     if (!ws->xn || !ws->sub || !ws->sru_out || !ws->scratch) {
         workspace_free(ws);
         return stf_fail(err, STF_ERR_NOMEM, "out of memory for the workspace");
@@ -206,8 +227,12 @@ uint32_t forward_layers(const struct model *m, struct seq_state *s, struct works
     const struct model_config *c = &m->cfg;
     const struct layer_kinds *kind = &m->kinds;
     uint32_t d = c->d_model;
-    struct sublayer_step step = {
-        .cfg = c, .k = ws->k, .scratch = ws->scratch, .capacity = s->capacity, .pos = pos};
+    struct sublayer_step step = {.cfg = c,
+                                 .k = ws->k,
+                                 .scratch = ws->scratch,
+                                 .capacity = s->capacity,
+                                 .pos = pos,
+                                 .tp = s->tp > 1 ? ws->tp : NULL};
     double t = prof_start(ws);
     for (uint32_t l = s->layer_begin; l < s->layer_end; l++) {
         const struct layer_weights *lw = &m->w.layers[l];

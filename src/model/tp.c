@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "model/forward.h"
+#include "model/layer_kinds.h"
 #include "model/weights.h"
 
 static uint32_t gcd_u32(uint32_t a, uint32_t b)
@@ -19,9 +21,13 @@ static uint32_t gcd_u32(uint32_t a, uint32_t b)
 /* The count every T must divide: gcd of what the model's kinds split (0: nothing splits). */
 static uint32_t tp_units(const struct model_config *c)
 {
+    struct layer_kinds k;
+    struct stf_error err;
+    if (layer_kinds_pick(c, &k, &err)) return 0;
+    const struct sublayer_kind *kinds[4] = {k.attn, k.ff, k.sru, k.out};
     uint32_t u = 0;
-    if (c->attn == ATTN_SPARSE_QKV) u = gcd_u32(gcd_u32(u, c->qkv_modules), c->n_heads);
-    if (c->ff == FF_SPARSE) u = gcd_u32(u, c->d_ff / c->ff_block);
+    for (int i = 0; i < 4; i++)
+        if (kinds[i] && kinds[i]->tp_units) u = gcd_u32(u, kinds[i]->tp_units(c));
     return u;
 }
 
@@ -119,9 +125,7 @@ uint64_t model_tp_layer_macs(const struct model_config *c, uint32_t T)
 
 uint64_t model_tp_layer_state_bytes(const struct model_config *c, uint32_t capacity, uint32_t T)
 {
-    uint64_t d = c->d_model, kv = 2 * (uint64_t)capacity * d;
-    if (T > 1 && c->attn == ATTN_SPARSE_QKV) kv /= T; /* the KV cache of its heads */
-    return 4 * (kv + 2 * d + c->sru_units);
+    return model_layer_state_bytes_tp(c, capacity, T); /* each kind sizes its shard */
 }
 
 uint32_t model_tp_layer_collectives(const struct model_config *c, uint32_t T, uint64_t *bytes)

@@ -80,7 +80,8 @@ static enum stf_status send_frame(struct engine *e, int buf, struct frame *f, st
 {
     size_t len;
     enum stf_status st = pipe_pack(&e->p, f, e->sbuf[buf], e->p.max_frame, &len, err);
-    if (!st) st = transport_isend(e->p.t, e->p.next, PIPE_TAG, e->sbuf[buf], len, &e->sreq[buf], err);
+    if (!st)
+        st = transport_isend(e->p.t, e->p.next, PIPE_TAG, e->sbuf[buf], len, &e->sreq[buf], err);
     if (!st) {
         e->busy[buf] = true;
         e->t_sent = stf_now();
@@ -318,7 +319,7 @@ static enum stf_status check_deadline(struct engine *e, bool shutdown_sent, bool
                                       double now, struct stf_error *err)
 {
     const double deadline = e->p.rc->timeout; /* only rank 0 knows what is in flight */
-    const int last = e->p.prev; /* the last stage's leader */
+    const int last = e->p.prev;               /* the last stage's leader */
     if (!(e->in_flight || (shutdown_sent && !shutdown_acked) || sends_pending(e)) ||
         now - e->idle_since <= deadline)
         return STF_OK;
@@ -469,8 +470,7 @@ static enum stf_status shutdown_stages(struct engine *e, struct stf_error *err)
             if (st) return st;
             if (buf >= 0) {
                 struct frame f = {.kind = FRAME_SHUTDOWN};
-                if ((st = pipe_mirror(p, &f, err)) || (st = send_frame(e, buf, &f, err)))
-                    return st;
+                if ((st = pipe_mirror(p, &f, err)) || (st = send_frame(e, buf, &f, err))) return st;
                 sent = progress = true;
             }
         }

@@ -55,8 +55,8 @@ enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct tr
     if (p->tp > 1) {
         if ((st = transport_split(t, (int)p->stage, (int)p->tp_rank, &p->tp_t, err)))
             return stf_wrap(err, "rank %d: the sub-communicator of stage %u", p->rank, p->stage);
-        p->comm = (struct tp_comm){.rank = p->tp_rank, .size = p->tp, .allgather = pipe_allgather,
-                                   .ctx = p};
+        p->comm = (struct tp_comm){
+            .rank = p->tp_rank, .size = p->tp, .allgather = pipe_allgather, .ctx = p};
     }
 
     /* the whole estimate for this rank (weights, every slot's caches, buffers) is checked
@@ -85,10 +85,9 @@ enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct tr
     const struct kernels *k = rc->kernels;
     kernels_set_threads(rc->threads);
     if ((st = slots_create(p->cfg, p->rank, mine->layer_begin, mine->layer_end, n_slots, capacity,
-                           &p->slots, err)) ||
-        (st = workspace_create(p->cfg, capacity, k, &p->ws, err)))
+                           p->tp, &p->slots, err)) ||
+        (st = workspace_create_tp(p->cfg, capacity, k, &p->comm, &p->ws, err)))
         return st;
-    if (p->tp > 1) workspace_set_tp(p->ws, &p->comm);
     p->lim = (struct frame_limits){.width = p->cfg->d_model,
                                    .streams = 1, /* Scaling Transformer: one residual stream */
                                    .max_rows = max_rows,
@@ -168,8 +167,9 @@ enum stf_status pipe_mirror(struct pipe *p, const struct frame *f, struct stf_er
     p->stats.wire_s += stf_now() - t0;
     for (uint32_t i = 1; !st && i < p->tp; i++)
         st = transport_send(p->t, p->rank + (int)i, PIPE_TAG, p->mbuf, len, p->rc->timeout, err);
-    if (st) return stf_wrap(err, "rank %d: mirroring a %s frame to its stage", p->rank,
-                            frame_kind_name(f->kind));
+    if (st)
+        return stf_wrap(err, "rank %d: mirroring a %s frame to its stage", p->rank,
+                        frame_kind_name(f->kind));
     return STF_OK;
 }
 
@@ -184,8 +184,7 @@ enum stf_status pipe_follow(struct pipe *p, struct stf_error *err)
         if (st) return st;
         if (f.kind == FRAME_SHUTDOWN) return STF_OK;
         if (f.kind == FRAME_ERROR)
-            return stf_fail(err, STF_ERR_PROTOCOL, "rank %d reported: %s", f.origin_rank,
-                            f.error);
+            return stf_fail(err, STF_ERR_PROTOCOL, "rank %d reported: %s", f.origin_rank, f.error);
         if ((st = pipe_compute(p, &f, from, err))) return st;
     }
 }

@@ -51,8 +51,8 @@ struct pipe {
     struct engine_rank_stats stats;
     /* the grid (plan.h): ring neighbours are stage leaders */
     uint32_t tp, tp_rank, stage, n_stages;
-    int next, prev;  /* ring neighbours of a leader (prev of rank 0: the last leader) */
-    int leader;      /* this stage's leader (the rank itself for a leader) */
+    int next, prev;         /* ring neighbours of a leader (prev of rank 0: the last leader) */
+    int leader;             /* this stage's leader (the rank itself for a leader) */
     struct transport *tp_t; /* the stage's sub-communicator (T > 1), owned */
     struct tp_comm comm;    /* what the forward pass calls collectives through */
     struct stf_error tp_err;
