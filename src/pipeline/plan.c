@@ -91,11 +91,12 @@ static enum stf_status plan_pick_tp(const struct model_config *cfg, uint32_t n, 
                         "--tp %u does not divide the %u ranks into stages of %u; valid --tp for "
                         "%u ranks: %s",
                         tp, n, tp, n, valid[0] ? valid : "none");
-    enum stf_status st;
-    if (tp > 1 && (st = model_tp_check(cfg, tp, err))) {
-        stf_wrap(err, "--tp %u (valid for %u ranks: %s)", tp, n, valid[0] ? valid : "none");
-        return st;
-    }
+    struct stf_error why;
+    if (tp > 1 && model_tp_check(cfg, tp, &why))
+        return stf_fail(err, STF_ERR_ARG,
+                        "--tp %u does not divide what this model splits (%s); valid --tp for %u "
+                        "ranks: %s",
+                        tp, model_tp_describe(cfg), n, valid[0] ? valid : "none");
     uint32_t P = n / tp;
     if (P > (tp == 1 ? L + 1 : L))
         return stf_fail(err, STF_ERR_ARG,

@@ -242,7 +242,8 @@ static void test_plan_grid_errors(void **state)
     assert_non_null(strstr(err.msg, "2 (2 stages x 2), 4 (1 stages x 4)"));
     /* T = 8 divides 8 ranks but not the 4 heads */
     assert_int_equal(plan_make(&c, 8, 8, 1, 64, 8, PLAN_BALANCE_MEMORY, &p, &err), STF_ERR_ARG);
-    assert_non_null(strstr(err.msg, "valid for 8 ranks: 4 (2 stages x 4)"));
+    assert_non_null(strstr(err.msg, "--tp 8 does not divide what this model splits"));
+    assert_non_null(strstr(err.msg, "valid --tp for 8 ranks: 4 (2 stages x 4)"));
     /* 4 stages of 2 for 2 layers would leave a stage without a layer */
     assert_int_equal(plan_make(&c, 8, 2, 1, 64, 8, PLAN_BALANCE_MEMORY, &p, &err), STF_ERR_ARG);
     assert_non_null(strstr(err.msg, "every stage needs a layer"));
