@@ -83,23 +83,19 @@ void dist_options_usage(FILE *f)
         "  --ranks N            with --plan outside mpirun: plan for N ranks\n"
         "  --balance memory|time  split layers for equal weight bytes per rank (default) or\n"
         "                       equal estimated time per token (throughput)\n"
-        "  --tp T               tensor-parallel ranks per pipeline stage: the N ranks form\n"
-        "                       N/T stages of T ranks that split every layer of the stage\n"
-        "                       (default: 1 when a pipeline can use every rank, else the\n"
-        "                       smallest T the model can split; --plan shows the grid)\n");
-    fprintf(
-        f, "Pipeline:\n"
-           "  --slots N            cache slots per rank (default: one per session, max 16);\n"
-           "                       when sessions outnumber slots, the least recently used is\n"
-           "                       evicted and later recomputed\n"
-           "  --prefill-chunk N    prompt positions per prefill frame (default 32)\n"
-           "  --timeout S          seconds to wait for a peer before failing the job (default 60)\n"
-           "  --local              the whole model in this process, without MPI (even under\n"
-           "                       mpirun)\n"
-           "  --fault-inject SPEC  TESTING ONLY: kill-rank=R,after=T | stall-rank=R,after=T |\n"
-           "                       corrupt-frame=R,after=T | bad-directive=R,after=T\n"
-           "                       (also read from $STF_FAULT_INJECT; see docs/protocol.md)\n"
-           "  -h, --help           this text;  --version  the version\n");
+        "  --tp T               ranks per stage that split its layers (default: chosen)\n"
+        "Pipeline:\n"
+        "  --slots N            cache slots per rank (default: one per session, max 16);\n"
+        "                       when sessions outnumber slots, the least recently used is\n"
+        "                       evicted and later recomputed\n"
+        "  --prefill-chunk N    prompt positions per prefill frame (default 32)\n"
+        "  --timeout S          seconds to wait for a peer before failing the job (default 60)\n"
+        "  --local              the whole model in this process, without MPI (even under\n"
+        "                       mpirun)\n"
+        "  --fault-inject SPEC  TESTING ONLY: kill-rank=R,after=T | stall-rank=R,after=T |\n"
+        "                       corrupt-frame=R,after=T | bad-directive=R,after=T\n"
+        "                       (also read from $STF_FAULT_INJECT; see docs/protocol.md)\n"
+        "  -h, --help           this text;  --version  the version\n");
 }
 
 static enum stf_status parse_u32(const char *opt, const char *s, uint32_t *out,
