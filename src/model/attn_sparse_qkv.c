@@ -41,6 +41,9 @@ static int tensors(const struct model_config *c, struct tensor_desc *t)
     kind_tensor(&t[CONV_V_W], "attn.conv_v.w", INIT_NORMAL, s31, 4, (uint64_t)3, (uint64_t)1, M, M)
         ->uses = (uint32_t)S;
     kind_tensor(&t[CONV_V_B], "attn.conv_v.b", INIT_NORMAL, KIND_BIAS_SCALE, 1, M);
+    /* tensor parallelism: a rank reads G and c of its modules and their two neighbours */
+    t[MULT_G].tp_units = t[MULT_C].tp_units = (uint32_t)S;
+    t[MULT_G].tp_halo = t[MULT_C].tp_halo = 1;
     /* q8: G as S rows of d; P and the kernels transposed, rows along the reduction axis */
     kind_q8(c, &t[MULT_G], false);
     kind_q8(c, &t[MULT_P], true);

@@ -32,6 +32,8 @@ static int tensors(const struct model_config *c, struct tensor_desc *t)
     kind_tensor(&t[W2], "ff.w2", INIT_NORMAL, (float)(1.0 / sqrt((double)B)), 2, F, d)->rows_read =
         B;
     kind_tensor(&t[B2], "ff.b2", INIT_NORMAL, KIND_BIAS_SCALE, 1, d);
+    /* tensor parallelism: a rank owns whole blocks, their rows of W1ᵀ and W2 */
+    t[W1T].tp_units = t[W2].tp_units = (uint32_t)B;
     /* q8: the gathered rows as they are; the controller stays f32 (it picks the units) */
     kind_q8(c, &t[W1T], false);
     kind_q8(c, &t[W2], false);
@@ -71,7 +73,8 @@ static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capaci
     struct sparse_ff_scratch sc;
     struct q8_scratch qs;
     float *pa, *ga;
-    return (struct sublayer_sizes){.scratch_bytes = scratch_layout(c, tp, NULL, &sc, &qs, &pa, &ga)};
+    return (struct sublayer_sizes){.scratch_bytes =
+                                       scratch_layout(c, tp, NULL, &sc, &qs, &pa, &ga)};
 }
 
 static uint32_t tp_units(const struct model_config *c)

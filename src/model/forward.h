@@ -57,10 +57,10 @@ struct forward_profile {
 struct workspace {
     const struct kernels *k;
     struct forward_profile *prof; /* NULL (the default): nothing is timed */
-    const struct tp_comm *tp; /* the stage's tensor-parallel group (T > 1), borrowed; or NULL */
-    float *xn;                /* (d) normalised input of a sub-layer */
-    float *sub;               /* (d) sub-layer output */
-    float *sru_out;           /* (d) SRU branch output */
+    const struct tp_comm *tp;     /* the stage's tensor-parallel group (T > 1), borrowed; or NULL */
+    float *xn;                    /* (d) normalised input of a sub-layer */
+    float *sub;                   /* (d) sub-layer output */
+    float *sru_out;               /* (d) SRU branch output */
     void *scratch; /* the largest scratch of the model's kinds (they run one at a time) */
 };
 

@@ -67,16 +67,47 @@ enum stf_status model_tp_check(const struct model_config *c, uint32_t T, struct 
                     model_tp_describe(c), valid);
 }
 
-/* Bytes of one whole layer's tensors. */
-static uint64_t layer_bytes_whole(const struct model_config *c)
+void model_tp_rows(const struct tensor_desc *t, uint32_t T, uint32_t rank, uint64_t *first,
+                   uint64_t *count)
+{
+    uint64_t U = t->tp_units;
+    if (T <= 1 || U == 0 || U % T != 0) {
+        *first = 0, *count = t->shape[0];
+        return;
+    }
+    uint64_t per = t->shape[0] / U, u0 = (uint64_t)rank * (U / T), u1 = u0 + U / T;
+    u0 = u0 > t->tp_halo ? u0 - t->tp_halo : 0;
+    u1 = u1 + t->tp_halo < U ? u1 + t->tp_halo : U;
+    *first = u0 * per, *count = (u1 - u0) * per;
+}
+
+/* The most rows any of T ranks holds of t (an inner rank: both halos). */
+static uint64_t rows_most(const struct tensor_desc *t, uint32_t T)
+{
+    uint64_t most = 0, first, count;
+    for (uint32_t r = 0; r < (T > 1 ? T : 1); r++) {
+        model_tp_rows(t, T, r, &first, &count);
+        if (count > most) most = count;
+    }
+    return most;
+}
+
+enum tp_figure { TP_BYTES, TP_READ_BYTES };
+
+/* Sums a figure over layer 0's tensors, each at the share of its rows one of T ranks holds. */
+static uint64_t layer_sum(const struct model_config *c, uint32_t T, enum tp_figure f)
 {
     int n = model_tensor_list(c, NULL, NULL, 0);
     struct tensor_desc *t = n > 0 ? calloc((size_t)n, sizeof *t) : NULL;
     if (!t) return 0;
     model_tensor_list(c, NULL, t, n);
     uint64_t b = 0;
-    for (int i = 0; i < n; i++)
-        if (t[i].group == GROUP_LAYER && t[i].layer == 0) b += tensor_desc_bytes(&t[i]);
+    for (int i = 0; i < n; i++) {
+        if (t[i].group != GROUP_LAYER || t[i].layer != 0) continue;
+        uint64_t rows = t[i].shape[0], own = rows_most(&t[i], T);
+        uint64_t whole = f == TP_BYTES ? tensor_desc_bytes(&t[i]) : tensor_desc_read_bytes(&t[i]);
+        b += rows ? whole / rows * own : 0; /* every row the same size */
+    }
     free(t);
     return b;
 }
@@ -95,20 +126,12 @@ static uint64_t less_share(uint64_t whole, uint32_t T)
 
 uint64_t model_tp_layer_bytes(const struct model_config *c, uint32_t T)
 {
-    uint64_t b = layer_bytes_whole(c), d = c->d_model;
-    if (T <= 1) return b;
-    if (c->attn == ATTN_SPARSE_QKV) b -= less_share(4 * ((uint64_t)c->qkv_modules * d + d), T);
-    if (c->ff == FF_SPARSE) b -= 2 * less_share(4 * (uint64_t)c->d_ff * d, T);
-    return b;
+    return layer_sum(c, T, TP_BYTES);
 }
 
 uint64_t model_tp_layer_read_bytes(const struct model_config *c, uint32_t T)
 {
-    uint64_t b = model_layer_read_bytes(c), d = c->d_model;
-    if (T <= 1) return b;
-    if (c->attn == ATTN_SPARSE_QKV) b -= 4 * d * (c->qkv_modules - halo_modules(c, T));
-    if (c->ff == FF_SPARSE) b -= 2 * less_share(4 * (uint64_t)(c->d_ff / c->ff_block) * d, T);
-    return b;
+    return layer_sum(c, T, TP_READ_BYTES);
 }
 
 uint64_t model_tp_layer_macs(const struct model_config *c, uint32_t T)

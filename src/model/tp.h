@@ -44,6 +44,12 @@ enum stf_status model_tp_check(const struct model_config *cfg, uint32_t T, struc
 /* "sparse QKV splits 64 modules / 96 heads, sparse FF 256 blocks" — for messages. */
 const char *model_tp_describe(const struct model_config *cfg);
 
+struct tensor_desc;
+/* The rows [*first, *first + *count) of t that rank `rank` of T holds (its units and their
+ * halo, model/weights.h tp_units); all rows when t is kept whole or T = 1. */
+void model_tp_rows(const struct tensor_desc *t, uint32_t T, uint32_t rank, uint64_t *first,
+                   uint64_t *count);
+
 /* Per layer, for one of T ranks: weight bytes it maps (its shards plus what every rank keeps
  * whole), bytes it reads and multiply-adds it does per token, and state bytes per sequence
  * (KV cache shard, convolution rows, SRU state). T = 1 gives the whole layer. */

@@ -79,6 +79,10 @@ struct tensor_desc {
      * (1 for a matrix, S for one shared by S modules, 0 for biases and element-wise gains) */
     uint64_t rows_read;
     uint32_t uses;
+    /* tensor parallelism (model/tp.h): 0, every rank of a stage keeps the tensor whole; else
+     * the rows form tp_units equal groups (modules, blocks) of which each of T ranks owns
+     * tp_units / T consecutive ones, plus tp_halo neighbour groups on each side it reads too */
+    uint32_t tp_units, tp_halo;
     struct tensor_view *slot; /* where the loader stores the view (NULL when listing only) */
 };
 

@@ -20,28 +20,31 @@ mpi() { local n=$1; shift; timeout 120 "$mpiexec" "$npflag" "$n" "${pre[@]}" "$d
 for p in tiny-sparse tiny-sparse-sru tiny-dense; do
     [ -f $p.stf ] || "$gen" --preset $p --out $p.stf > /dev/null || exit 1
 done
+[ -f tiny-sparse-q8.stf ] ||
+    "$gen" --preset tiny-sparse --dtype q8 --out tiny-sparse-q8.stf > /dev/null || exit 1
 ln -sf "$src/src/train/models/default-sparse.stf" default-sparse.stf
 ln -sf "$src/src/train/models/default-dense.stf" default-dense.stf
 
-# |a - b| <= 1e-5 x max|a| over every logit (both files the same length)
+# |a - b| <= TOL x max|a| over every logit (both files the same length)
 close() {
     /usr/bin/python3 -c '
 import sys
 import numpy as np
 a = np.fromfile(sys.argv[1], dtype="<f4"); b = np.fromfile(sys.argv[2], dtype="<f4")
-ok = a.size > 0 and a.shape == b.shape and np.abs(a - b).max() <= 1e-5 * np.abs(a).max()
-sys.exit(0 if ok else 1)' "$1" "$2"
+ok = a.size > 0 and a.shape == b.shape and np.abs(a - b).max() <= float(sys.argv[3]) * np.abs(a).max()
+sys.exit(0 if ok else 1)' "$1" "$2" "$3"
 }
 
 prompt="1 17 4 99 250 3 8"
 # model  tp ("-": chosen)  expected T ("x": must fail)
 case $np in
 1) cases="tiny-sparse - 1" ;;
-2) cases="tiny-sparse 2 2  tiny-sparse 1 1  default-sparse 2 2" ;;
+2) cases="tiny-sparse 2 2  tiny-sparse 1 1  default-sparse 2 2  tiny-sparse-q8 2 2" ;;
 3) cases="tiny-sparse - 1  default-sparse - 1  default-sparse 3 x" ;;
 4) cases="tiny-sparse - 2  tiny-sparse 4 4  default-sparse 2 2  default-dense 4 4" ;;
 6) cases="tiny-sparse - x  default-sparse - 2  default-dense - 2" ;;
-8) cases="tiny-sparse - 4  tiny-sparse 2 x  tiny-sparse-sru - 4  tiny-dense - 4  default-sparse - 2" ;;
+8) cases="tiny-sparse - 4  tiny-sparse 2 x  tiny-sparse-sru - 4  tiny-dense - 4  default-sparse - 2
+   tiny-sparse-q8 - 4" ;;
 *) echo "no cases for np=$np"; exit 1 ;;
 esac
 set -- $cases
@@ -73,16 +76,27 @@ while [ $# -ge 3 ]; do
         cmp -s local_$model.bin out.bin
         check "$name: bitwise the logits of --local" $?
     else
-        close local_$model.bin out.bin
-        check "$name: logits within 1e-5 of --local" $?
+        # f32: the FF's partial sums added in another order, 1e-5; q8: that difference can
+        # flip an activation's rounding to int8 in a later layer (docs/architecture.md)
+        tol=1e-5
+        case $model in *-q8) tol=1e-2 ;; esac
+        close local_$model.bin out.bin $tol
+        check "$name: logits within $tol of --local" $?
         if [ $np != $want ]; then
-            [ -f stage_${model}_$want.bin ] ||
-                mpi $want "${args[@]}" --tp $want --dump-logits stage_${model}_$want.bin > /dev/null
+            [ -s stage_${model}_$want.bin ] ||
+                { mpi $want "${args[@]}" --tp $want --dump-logits stage.tmp > /dev/null &&
+                      mv stage.tmp stage_${model}_$want.bin; }
             cmp -s stage_${model}_$want.bin out.bin
             check "$name: bitwise the logits of one stage of T = $want" $?
         fi
-        grep -q '"tp_collectives": [1-9]' stats.json
-        check "$name: stats count collectives" $?
+        # the collectives the plan announces per layer and token are the ones counted
+        per_layer=$(sed -n 's/.*per layer and token \([0-9]*\) collectives.*/\1/p' plan.txt)
+        if [ "${per_layer:-0}" -gt 0 ]; then
+            grep -q '"tp_collectives": [1-9]' stats.json
+        else
+            ! grep -q '"tp_collectives": [1-9]' stats.json
+        fi
+        check "$name: stats count the $per_layer collectives per layer the plan announces" $?
     fi
 done
 exit $((fails > 0))
