@@ -240,8 +240,8 @@ static void dense_q8_fast(float *y, const float *x, const struct q8_block *wt, c
         y[o] = (b ? b[o] : 0.0f) + dot_row(xq, xd, wt + (uint64_t)o * nb, nb);
 }
 
-/* SPEC §1 sparse FF: f32 controller (BLAS); B dot products of quantised x with chosen W1ᵀ rows
- * (independent); then the W2 rows accumulated by output slices of whole blocks, each slice
+/* SPEC §1 sparse FF: f32 controller (row-few GEMM); B dot products of quantised x with chosen W1ᵀ
+ * rows (independent); then the W2 rows accumulated by output slices of whole blocks, each slice
  * summed over b in order, so no thread ever splits a sum. */
 static void sparse_ff_q8_fast(float *out, const float *x, const float *c1, const float *c2,
                               const float *cb, const struct q8_block *w1t,

@@ -149,22 +149,20 @@ static void forward_tp(const struct sublayer_step *s, const float *x, float *out
     const float *cb[3] = {view_f32(&w[CONV_Q_B]), view_f32(&w[CONV_K_B]), view_f32(&w[CONV_V_B])};
     float *dst[3] = {sc.q, kslot, vslot};
     const uint32_t km[3] = {3, 3, 1};
+    /* rows lo.. of G (S rows of d) and c (d elements): this rank may map only its rows */
+    const void *g = view_row(&w[MULT_G], lo, stf_dtype_row_bytes(w[MULT_G].dtype, d));
+    const float *cm = view_row(&w[MULT_C], (uint64_t)lo * M, sizeof(float));
     if (w[MULT_P].dtype == STF_DTYPE_Q8_0) { /* q8 weights: kernels_q8.h, G rows whole */
         const struct kernels_q8 *q8 = kernels_q8_for(k);
-        uint64_t g_row = w[MULT_G].dtype == STF_DTYPE_Q8_0
-                             ? (uint64_t)q8_row_blocks(d) * sizeof(struct q8_block)
-                             : (uint64_t)d * sizeof(float);
         /* y of modules lo..hi-1: rows lo.. of G and c */
-        q8->mult_dense(y, x, (const unsigned char *)w[MULT_G].data + lo * g_row, w[MULT_G].dtype,
-                       w[MULT_P].data, view_f32(&w[MULT_C]) + (uint64_t)lo * M, d, Se, M, &sc.qs);
+        q8->mult_dense(y, x, g, w[MULT_G].dtype, w[MULT_P].data, cm, d, Se, M, &sc.qs);
         const void *cw[3] = {w[CONV_Q_W].data, w[CONV_K_W].data, w[CONV_V_W].data};
         for (int i = 0; i < 3; i++) {
             q8->local_conv(sc.ext, rows, cw[i], cb[i], Se, M, km[i], &sc.qs);
             memcpy(dst[i], sc.ext + own, width * sizeof(float));
         }
     } else {
-        k->mult_dense(y, x, view_f32(&w[MULT_G]) + (uint64_t)lo * d, view_f32(&w[MULT_P]),
-                      view_f32(&w[MULT_C]) + (uint64_t)lo * M, d, Se, M, sc.work);
+        k->mult_dense(y, x, g, view_f32(&w[MULT_P]), cm, d, Se, M, sc.work);
         const float *cw[3] = {view_f32(&w[CONV_Q_W]), view_f32(&w[CONV_K_W]),
                               view_f32(&w[CONV_V_W])};
         for (int i = 0; i < 3; i++) {

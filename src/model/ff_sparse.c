@@ -6,12 +6,12 @@
  * No per-sequence state.
  *
  * Tensor parallelism (model/tp.h), T dividing B: rank t owns blocks [t·B/T, (t+1)·B/T) —
- * their rows of W1ᵀ and W2. The controller (C1, C2, cb: 10-20 % of the bytes a token reads)
- * runs whole on every rank, so every rank picks exactly the units one rank would (a split
- * controller could flip a near-tie argmax); each rank sums h_b · W2 row over its blocks
- * (rank 0 starting from b2), one allgather brings the T partial d-vectors, and every rank
- * adds them in rank order. Only that order differs from T = 1 (a sum over blocks in turn),
- * which keeps T = 1 on the hand-written kernel.
+ * their rows of W1ᵀ and W2 and their entries of cb (the only rows it maps) and their columns
+ * of C2. C1 runs whole on every rank; the logits of the rank's blocks are computed exactly as
+ * one rank computes them (dense_range), so every rank picks the units one rank would. Each
+ * rank sums h_b · W2 row over its blocks (rank 0 starting from b2), one allgather brings the
+ * T partial d-vectors, and every rank adds them in rank order. Only that order differs from
+ * T = 1 (a sum over blocks in turn), which keeps T = 1 on the hand-written kernel.
  */
 #include <math.h>
 #include <string.h>
@@ -33,7 +33,8 @@ static int tensors(const struct model_config *c, struct tensor_desc *t)
         B;
     kind_tensor(&t[B2], "ff.b2", INIT_NORMAL, KIND_BIAS_SCALE, 1, d);
     /* tensor parallelism: a rank owns whole blocks, their rows of W1ᵀ and W2 */
-    t[W1T].tp_units = t[W2].tp_units = (uint32_t)B;
+    t[W1T].tp_units = t[W2].tp_units = t[CTRL_CB].tp_units = (uint32_t)B;
+    t[CTRL_C2].tp_col_units = (uint32_t)B; /* the logits of its blocks */
     /* q8: the gathered rows as they are; the controller stays f32 (it picks the units) */
     kind_q8(c, &t[W1T], false);
     kind_q8(c, &t[W2], false);
@@ -96,10 +97,12 @@ static void forward_tp(const struct sublayer_step *s, const float *x, float *out
     float *partial, *gathered;
     scratch_layout(c, T, s->scratch, &sc, &qs, &partial, &gathered);
     const bool q8 = w[W1T].dtype == STF_DTYPE_Q8_0; /* q8 rows of nb blocks: kernels_q8.h */
-    const uint32_t nb = q8_row_blocks(d);
-    /* SPEC §1 controller, whole: u = x·C1, l = u·C2 + cb */
+    const uint64_t row_bytes = stf_dtype_row_bytes(w[W1T].dtype, d); /* W1ᵀ and W2 alike */
+    /* SPEC §1 controller: u = x·C1 whole, l = u·C2 + cb for the rank's blocks only (each
+     * logit bitwise what one rank computes, so the same units win) */
     k->dense(sc.u, x, view_f32(&w[CTRL_C1]), NULL, d, r);
-    k->dense(sc.logits, sc.u, view_f32(&w[CTRL_C2]), view_f32(&w[CTRL_CB]), r, F);
+    const float *cb = view_row(&w[CTRL_CB], (uint64_t)b0 * N, sizeof(float));
+    k->dense_range(sc.logits, sc.u, view_f32(&w[CTRL_C2]), cb, r, F, b0 * N, b1 * N);
     if (t == 0)
         memcpy(partial, view_f32(&w[B2]), (size_t)d * sizeof(float));
     else
@@ -108,23 +111,22 @@ static void forward_tp(const struct sublayer_step *s, const float *x, float *out
         uint32_t u = b * N + argmax(sc.logits + (uint64_t)b * N, N);
         sc.chosen[b] = u;
         float h; /* SPEC §1: h_b = ReLU(x · W1[:, u]), W1ᵀ row u */
-        if (q8) {
-            const struct q8_block *row1 = (const struct q8_block *)w[W1T].data + (uint64_t)u * nb;
+        const void *row1 = view_row(&w[W1T], u, row_bytes), *row2 = view_row(&w[W2], u, row_bytes);
+        if (q8)
             kernels_q8_for(k)->dense(&h, x, row1, NULL, d, 1, &qs);
-        } else {
-            k->dense(&h, x, view_f32(&w[W1T]) + (uint64_t)u * d, NULL, d, 1);
-        }
+        else
+            k->dense(&h, x, row1, NULL, d, 1);
         if (!(h > 0.0f)) continue;
         if (q8) { /* dequantised as the q8 kernels do: (h · scale) · q */
-            const struct q8_block *row2 = (const struct q8_block *)w[W2].data + (uint64_t)u * nb;
+            const struct q8_block *r2 = row2;
             for (uint32_t i = 0; i < d; i++) {
-                const struct q8_block *blk = &row2[i / STF_Q8_BLOCK];
+                const struct q8_block *blk = &r2[i / STF_Q8_BLOCK];
                 partial[i] += (h * q8_half_to_float(blk->d)) * (float)blk->q[i % STF_Q8_BLOCK];
             }
         } else {
-            const float *row2 = view_f32(&w[W2]) + (uint64_t)u * d;
+            const float *r2 = row2;
             for (uint32_t i = 0; i < d; i++)
-                partial[i] += h * row2[i];
+                partial[i] += h * r2[i];
         }
     }
     s->tp->allgather(s->tp->ctx, partial, (size_t)d * sizeof(float), gathered);

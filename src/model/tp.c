@@ -106,7 +106,10 @@ static uint64_t layer_sum(const struct model_config *c, uint32_t T, enum tp_figu
         if (t[i].group != GROUP_LAYER || t[i].layer != 0) continue;
         uint64_t rows = t[i].shape[0], own = rows_most(&t[i], T);
         uint64_t whole = f == TP_BYTES ? tensor_desc_bytes(&t[i]) : tensor_desc_read_bytes(&t[i]);
-        b += rows ? whole / rows * own : 0; /* every row the same size */
+        uint64_t part = rows ? whole / rows * own : 0; /* every row the same size */
+        if (f == TP_READ_BYTES && T > 1 && t[i].tp_col_units && t[i].tp_col_units % T == 0)
+            part /= T; /* mapped whole, 1/T of its columns read */
+        b += part;
     }
     free(t);
     return b;
@@ -142,7 +145,9 @@ uint64_t model_tp_layer_macs(const struct model_config *c, uint32_t T)
         uint64_t S = c->qkv_modules, M = d / S, saved = S - halo_modules(c, T);
         m -= saved * (d * M + 21 * M * M); /* mult_dense and the three convolutions */
     }
-    if (c->ff == FF_SPARSE) m -= 2 * less_share((uint64_t)(c->d_ff / c->ff_block) * d, T);
+    if (c->ff == FF_SPARSE) /* W1ᵀ and W2 rows of its blocks, the controller's C2 columns */
+        m -= 2 * less_share((uint64_t)(c->d_ff / c->ff_block) * d, T) +
+             less_share((uint64_t)c->ff_rank * c->d_ff, T);
     return m;
 }
 

@@ -2,7 +2,8 @@
  * tp: tensor parallelism inside a pipeline stage — how the T ranks of a stage share each
  * layer (docs/architecture.md, "Tensor parallelism").
  *
- * Each rank holds a 1/T shard of what a kind splits and computes its part; a collective
+ * Each rank maps only its 1/T shard of what a kind splits (model_select.tp_size: the rows of
+ * its units, tensor_desc.tp_units) and computes its part; a collective
  * through struct tp_comm (the pipeline wraps the transport, so the model knows nothing of
  * MPI) assembles the d-vector every rank needs next:
  *   sparse QKV   by modules and heads (T divides S and H, so a rank's modules and heads
@@ -10,9 +11,11 @@
  *                module on each side (the 3x3 convolution's halo, recomputed instead of
  *                exchanged), q/k/v and the KV cache of its heads, attention of its heads;
  *                one allgather of the d/T slices.
- *   sparse FF    by blocks (T divides B): the controller whole on every rank (so every rank
- *                picks the same units as one rank would), h_b and the W2 partial sum of its
- *                B/T blocks; one allgather of the T partial d-vectors, summed in rank order.
+ *   sparse FF    by blocks (T divides B): C1 whole on every rank, the controller's logits
+ *                of its blocks only (C2 columns and cb of its blocks, each logit bitwise
+ *                what one rank computes, so every rank picks the units one rank would),
+ *                h_b and the W2 partial sum of its B/T blocks; one allgather of the T
+ *                partial d-vectors, summed in rank order.
  *   dense attention, dense FF, the SRU branch and the output layer are computed whole by
  *   every rank of the stage for now (no split, no collective).
  * So a layer costs at most two collectives. Results: for a fixed T every pipeline depth P

@@ -75,7 +75,9 @@ enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct tr
     struct model_select sel = {.layer_begin = mine->layer_begin,
                                .layer_end = mine->layer_end,
                                .embed = mine->embed,
-                               .head = mine->head};
+                               .head = mine->head,
+                               .tp_size = p->tp,
+                               .tp_rank = p->tp_rank}; /* only this rank's shard */
     if ((st = model_open(rc->model_path, &sel, rc->verify ? MODEL_OPEN_VERIFY : 0, &p->m, err)))
         return st;
     p->cfg = &p->m->cfg;

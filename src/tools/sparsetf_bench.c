@@ -158,7 +158,8 @@ static void bench_model_build(struct bench_model *b, const char *size, const str
      * the layer count of the model the variant belongs to */
     b->full_layers =
         (v->sparse_ff || v->sparse_qkv) ? (strcmp(size, "17b") ? 24u : 14u) : dn.n_layers;
-    struct model_select sel = {0, b->slice, false, true};
+    struct model_select sel = {
+        .layer_begin = 0, .layer_end = b->slice, .embed = false, .head = true};
     fprintf(stderr, "  %-4s %-17s %-3s building a %u-layer slice (%.2f GB)...\n", size, v->name,
             weights == WEIGHTS_Q8 ? "q8" : "f32", b->slice, (double)(b->slice * layer_bytes) / 1e9);
     if (model_create_random(&b->cfg, 1234, &sel, MODEL_RANDOM_FAST, &b->m, &err) ||

@@ -97,6 +97,21 @@ while [ $# -ge 3 ]; do
             ! grep -q '"tp_collectives": [1-9]' stats.json
         fi
         check "$name: stats count the $per_layer collectives per layer the plan announces" $?
+        # each rank maps only its shard: no more than the plan's weights for it + 5 %
+        /usr/bin/python3 - plan.txt stats.json << 'PY'
+import json, re, sys
+plan = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"\s+(\d+)\s+\d+\s+\d+\s+\S+\s+\d+\s+(?:embed\+head\s+)?([\d.]+)\s", line)
+    if m:
+        plan[int(m.group(1))] = float(m.group(2)) * 1e6
+ranks = json.load(open(sys.argv[2]))["per_rank"]
+assert len(plan) == len(ranks), (plan, len(ranks))
+for r in ranks:
+    want = plan[r["rank"]]
+    assert r["weight_bytes"] <= 1.05 * want + 1e4, (r["rank"], r["weight_bytes"], want)
+PY
+        check "$name: no rank maps more than its planned share + 5 %" $?
     fi
 done
 exit $((fails > 0))

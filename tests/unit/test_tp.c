@@ -28,7 +28,8 @@ static struct model *make_model(const char *preset)
     struct model_config cfg = {0};
     struct stf_error err = {0};
     assert_int_equal(model_config_parse(&cfg, model_preset_text(preset), preset, &err), STF_OK);
-    struct model_select all = {0, cfg.n_layers, true, true};
+    struct model_select all = {
+        .layer_begin = 0, .layer_end = cfg.n_layers, .embed = true, .head = true};
     struct model *m = NULL;
     assert_int_equal(model_create_random(&cfg, 7, &all, 0, &m, &err), STF_OK);
     return m;
