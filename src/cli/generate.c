@@ -285,15 +285,19 @@ static void json_rank(FILE *f, const struct engine_rank_stats *r, uint64_t posit
             "\"load_s\": %.6f, \"compute_s\": %.6f, \"wire_s\": %.6f, \"wait_s\": %.6f, "
             "\"bytes_sent\": %llu, \"frames_sent\": %llu, \"frames_recv\": %llu, "
             "\"positions\": %llu, \"bytes_sent_per_position\": %.1f, \"send_s\": %.6f, "
-            "\"collective_s\": %.6f,\n     \"per_token_ms\": {\"compute\": %.4f, "
-            "\"pack_unpack\": %.4f, \"send\": %.4f, \"wait\": %.4f, \"collectives\": %.4f}}",
+            "\"collective_s\": %.6f, \"stage\": %u, \"tp_rank\": %u, \"tp_collectives\": %llu, "
+            "\"tp_collective_bytes\": %llu, \"tp_collective_s\": %.6f,\n     \"per_token_ms\": "
+            "{\"compute\": %.4f, \"pack_unpack\": %.4f, \"send\": %.4f, \"wait\": %.4f, "
+            "\"collectives\": %.4f, \"tp_collectives\": %.4f}}",
             r->rank, r->host, r->layer_begin, r->layer_end, (unsigned long long)r->weight_bytes,
             (unsigned long long)r->rss_after_load, (unsigned long long)r->rss_end,
             (unsigned long long)r->peak_rss, r->load_s, r->compute_s, r->wire_s, r->wait_s,
             (unsigned long long)r->bytes_sent, (unsigned long long)r->frames_sent,
             (unsigned long long)r->frames_recv, (unsigned long long)r->positions,
             positions ? (double)r->bytes_sent / (double)positions : 0.0, r->send_s, r->coll_s,
-            k * r->compute_s, k * r->wire_s, k * r->send_s, k * r->wait_s, k * r->coll_s);
+            r->stage, r->tp_rank, (unsigned long long)r->collectives,
+            (unsigned long long)r->collective_bytes, r->collective_s, k * r->compute_s,
+            k * r->wire_s, k * r->send_s, k * r->wait_s, k * r->coll_s, k * r->collective_s);
 }
 
 static enum stf_status report(const struct dist_options *o, const struct engine_report *r,
@@ -332,10 +336,10 @@ static enum stf_status report(const struct dist_options *o, const struct engine_
             const struct engine_rank_stats *s = &r->ranks[i];
             fprintf(stderr,
                     "  rank %d (%s): layers [%u, %u), weights %.1f MB, RSS %.1f MB (peak %.1f), "
-                    "compute %.3f s, wire %.3f s, wait %.3f s, sent %.1f KB\n",
+                    "compute %.3f s (collectives %.3f s), wire %.3f s, wait %.3f s, sent %.1f KB\n",
                     i, s->host, s->layer_begin, s->layer_end, (double)s->weight_bytes / 1e6,
-                    (double)s->rss_end / 1e6, (double)s->peak_rss / 1e6, s->compute_s, s->wire_s,
-                    s->wait_s, (double)s->bytes_sent / 1e3);
+                    (double)s->rss_end / 1e6, (double)s->peak_rss / 1e6, s->compute_s,
+                    s->collective_s, s->wire_s, s->wait_s, (double)s->bytes_sent / 1e3);
         }
     }
     return STF_OK;

@@ -86,10 +86,11 @@ void dist_options_usage(FILE *f)
         "  -t, --threads N      OpenBLAS threads per rank (default 1)\n"
         "  --kernels fast|ref   kernel implementation (default fast; ref is for checking)\n"
         "  --verify             check every tensor checksum at load\n"
-        "  --plan               print the layer plan per rank and exit\n"
+        "  --plan               print the grid and layer plan per rank and exit\n"
         "  --ranks N            with --plan outside mpirun: plan for N ranks\n"
         "  --balance memory|time  split layers for equal weight bytes per rank (default) or\n"
         "                       equal estimated time per token (throughput)\n"
+        "  --tp T               ranks per stage that split its layers (default: chosen)\n"
         "Pipeline:\n"
         "  --slots N            cache slots per rank (default: one per session, max 16);\n"
         "                       when sessions outnumber slots, the least recently used is\n"
@@ -185,6 +186,7 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         OPT_TIMEOUT,
         OPT_FAULT,
         OPT_BALANCE,
+        OPT_TP,
         OPT_EVAL,
         OPT_FILE,
         OPT_STOP,
@@ -226,6 +228,7 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
         {"timeout", required_argument, 0, OPT_TIMEOUT},
         {"fault-inject", required_argument, 0, OPT_FAULT},
         {"balance", required_argument, 0, OPT_BALANCE},
+        {"tp", required_argument, 0, OPT_TP},
         {"eval", required_argument, 0, OPT_EVAL},
         {"file", required_argument, 0, OPT_FILE},
         {"stop", required_argument, 0, OPT_STOP},
@@ -380,6 +383,10 @@ enum stf_status dist_options_parse(struct dist_options *o, int argc, char **argv
             if (!st && (o->client_timeout < 1 || o->client_timeout > 86400))
                 st = stf_fail(err, STF_ERR_ARG, "--client-timeout must be in 1..86400 s, got %u",
                               o->client_timeout);
+            break;
+        case OPT_TP:
+            st = parse_u32("--tp", optarg, &o->run.tp, err);
+            if (!st && o->run.tp < 1) st = stf_fail(err, STF_ERR_ARG, "--tp must be at least 1");
             break;
         case OPT_EVAL:
             o->eval_file = optarg;

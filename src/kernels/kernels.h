@@ -32,6 +32,11 @@ struct kernels {
     /* y = x·W + b; W (in, out) row-major; b may be NULL. */
     void (*dense)(float *y, const float *x, const float *W, const float *b, uint32_t in,
                   uint32_t out);
+    /* The outputs [o_begin, o_end) of dense only (y and W indexed as in dense, the rest of y
+     * left alone; b, if not NULL, holds the range's o_end - o_begin biases), each bitwise
+     * what dense gives: a tensor-parallel rank's columns of W. */
+    void (*dense_range)(float *y, const float *x, const float *W, const float *b, uint32_t in,
+                        uint32_t out, uint32_t o_begin, uint32_t o_end);
     /* SPEC §1 sparse FF: out = Σ_b ReLU(x·W1[:, u_b]) W2[u_b, :] + b2 */
     void (*sparse_ff)(float *out, const float *x, const float *c1, const float *c2, const float *cb,
                       const float *w1t, const float *w2, const float *b2,

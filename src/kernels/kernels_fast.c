@@ -354,10 +354,13 @@ static void rows_gemm_few(float *y, const float *A, uint64_t lda, const float *B
     }
 }
 
-static void rows_gemm(float *y, const float *A, uint64_t lda, const float *B, uint32_t Rows,
-                      uint32_t K, uint32_t N)
+/* y's columns [n_begin, n_end) of y += A·B (B (K, N) row-major): the tiles start at n_begin,
+ * and each output's sum over k runs in the same blocks of k whatever the range (the block
+ * length depends on N alone), so a column's bits do not depend on the range it is in. */
+static void rows_gemm_range(float *y, const float *A, uint64_t lda, const float *B, uint32_t Rows,
+                            uint32_t K, uint32_t N, uint32_t n_begin, uint32_t n_end)
 {
-    uint32_t tiles = (N + ROWS_TW - 1) / ROWS_TW;
+    uint32_t tiles = (n_end - n_begin + ROWS_TW - 1) / ROWS_TW;
     /* A narrow B (N ≤ 512: the Sparse QKV layer and the convolutions) makes a block of rows one
      * contiguous stretch, so the block can grow until it fills half of L1 and the y tiles are
      * reloaded less often; a wide B (the head) keeps ROWS_KB streams. */
@@ -368,8 +371,9 @@ static void rows_gemm(float *y, const float *A, uint64_t lda, const float *B, ui
     }
     /* threads split the column tiles: for many multiply-adds, or for a B of 1 MB or more
      * (one row: memory-bound, and one core does not reach the memory bandwidth) */
-#pragma omp parallel if (((uint64_t)Rows * K * N >= (1u << 22) ||                                  \
-                          (uint64_t)K * N >= (1u << 18)) &&                                        \
+    const uint64_t width = n_end - n_begin;
+#pragma omp parallel if (((uint64_t)Rows * K * width >= (1u << 22) ||                              \
+                          (uint64_t)K * width >= (1u << 18)) &&                                    \
                          tiles > 1)
     {
         /* each thread owns a contiguous range of column tiles for the whole sum over k */
@@ -379,12 +383,19 @@ static void rows_gemm(float *y, const float *A, uint64_t lda, const float *B, ui
         t_lo = (uint32_t)((uint64_t)tiles * t / nt);
         t_hi = (uint32_t)((uint64_t)tiles * (t + 1) / nt);
 #endif
-        uint32_t n_lo = t_lo * ROWS_TW, n_hi = t_hi * ROWS_TW < N ? t_hi * ROWS_TW : N;
+        uint32_t n_lo = n_begin + t_lo * ROWS_TW,
+                 n_hi = n_begin + t_hi * ROWS_TW < n_end ? n_begin + t_hi * ROWS_TW : n_end;
         if (Rows >= ROWS_MANY_MIN)
             rows_gemm_many(y, A, lda, B, Rows, K, N, n_lo, n_hi);
         else
             rows_gemm_few(y, A, lda, B, Rows, K, N, kb, n_lo, n_hi);
     }
+}
+
+static void rows_gemm(float *y, const float *A, uint64_t lda, const float *B, uint32_t Rows,
+                      uint32_t K, uint32_t N)
+{
+    rows_gemm_range(y, A, lda, B, Rows, K, N, 0, N);
 }
 
 /* Dense for R rows: Y (R, out) = b + X·W by the row-few GEMM, one row or many: y[r,o]
@@ -408,6 +419,17 @@ static void dense_fast(float *y, const float *x, const float *W, const float *b,
                        uint32_t out)
 {
     dense_rows_fast(y, x, W, b, 1, in, out);
+}
+
+static void dense_range_fast(float *y, const float *x, const float *W, const float *b, uint32_t in,
+                             uint32_t out, uint32_t o_begin, uint32_t o_end)
+{
+    size_t n = (size_t)(o_end - o_begin) * sizeof *y;
+    if (b)
+        memcpy(y + o_begin, b, n);
+    else
+        memset(y + o_begin, 0, n);
+    rows_gemm_range(y, x, in, W, 1, in, out, o_begin, o_end);
 }
 
 /* SPEC §1 sparse FF for R rows. The controller is two row-few GEMMs; then each block reads,
@@ -581,6 +603,7 @@ static void lsh_attend_fast(float *out, const float *q, const float *qk, const f
 const struct kernels kernels_fast = {
     .name = "fast",
     .dense = dense_fast,
+    .dense_range = dense_range_fast,
     .sparse_ff = sparse_ff_fast,
     .mult_dense = mult_dense_fast,
     .local_conv = local_conv_fast,

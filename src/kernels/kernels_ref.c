@@ -5,15 +5,21 @@
 #include "kernels/kernels.h"
 #include "kernels/lsh.h"
 
-static void dense_ref(float *y, const float *x, const float *W, const float *b, uint32_t in,
-                      uint32_t out)
+static void dense_range_ref(float *y, const float *x, const float *W, const float *b, uint32_t in,
+                            uint32_t out, uint32_t o_begin, uint32_t o_end)
 {
-    for (uint32_t o = 0; o < out; o++) {
-        float acc = b ? b[o] : 0.0f;
+    for (uint32_t o = o_begin; o < o_end; o++) {
+        float acc = b ? b[o - o_begin] : 0.0f;
         for (uint32_t i = 0; i < in; i++)
             acc += x[i] * W[(uint64_t)i * out + o];
         y[o] = acc;
     }
+}
+
+static void dense_ref(float *y, const float *x, const float *W, const float *b, uint32_t in,
+                      uint32_t out)
+{
+    dense_range_ref(y, x, W, b, in, out, 0, out);
 }
 
 /* SPEC §1 sparse FF */
@@ -151,6 +157,7 @@ static void local_conv_rows_ref(float *out, const float *const (*rows)[3], const
 const struct kernels kernels_ref = {
     .name = "ref",
     .dense = dense_ref,
+    .dense_range = dense_range_ref,
     .sparse_ff = sparse_ff_ref,
     .mult_dense = mult_dense_ref,
     .local_conv = local_conv_ref,

@@ -58,8 +58,9 @@ static uint64_t state_layout(const struct model_config *c, uint32_t capacity, vo
     return cv.used;
 }
 
-static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity)
+static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity, uint32_t tp)
 {
+    (void)tp; /* computed whole on every rank of a stage */
     struct scratch sc;
     struct state st;
     return (struct sublayer_sizes){.state_bytes = state_layout(c, capacity, NULL, &st),

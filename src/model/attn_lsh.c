@@ -26,9 +26,15 @@ static const struct sublayer_kind *proj_kind(const struct model_config *c)
     return c->attn == ATTN_SPARSE_QKV ? &attn_sparse_qkv : &attn_dense;
 }
 
+/* Tensor parallelism (model/tp.h): every rank of a stage computes an LSH sub-layer whole,
+ * so it maps the projection's tensors whole (no tp_units: the split of a Sparse QKV
+ * sub-layer's G and c does not apply here). */
 static int tensors(const struct model_config *c, struct tensor_desc *t)
 {
-    return proj_kind(c)->tensors(c, t);
+    int n = proj_kind(c)->tensors(c, t);
+    for (int i = 0; i < n; i++)
+        t[i].tp_units = t[i].tp_halo = t[i].tp_col_units = 0;
+    return n;
 }
 
 #define REQUIRE(cond, ...)                                                                         \
@@ -90,7 +96,7 @@ static uint64_t state_layout(const struct model_config *c, void *base, struct st
     uint64_t nR = d * c->lsh_n_hashes * (c->lsh_n_buckets / 2); /* H heads of dh rows */
     struct carve cv = {base, 0};
     /* the projection's carried rows first, where its project op expects them */
-    carve_take(&cv, proj_kind(c)->sizes(c, 1).reset_bytes);
+    carve_take(&cv, proj_kind(c)->sizes(c, 1, 1).reset_bytes);
     s->head = carve_take(&cv, sizeof(struct header));
     *reset_bytes = cv.used;
     s->tag = carve_take(&cv, sizeof(struct rot_tag));
@@ -116,7 +122,7 @@ static uint64_t scratch_layout(const struct model_config *c, uint32_t capacity, 
 {
     uint64_t d = c->d_model, C = model_lsh_C(c), P = c->lsh_cache_len;
     struct carve cv = {base, 0};
-    carve_take(&cv, proj_kind(c)->sizes(c, capacity).scratch_bytes);
+    carve_take(&cv, proj_kind(c)->sizes(c, capacity, 1).scratch_bytes);
     s->q = carve_take(&cv, d * sizeof(float));
     s->k = carve_take(&cv, d * sizeof(float));
     s->v = carve_take(&cv, d * sizeof(float));
@@ -128,8 +134,9 @@ static uint64_t scratch_layout(const struct model_config *c, uint32_t capacity, 
     return cv.used;
 }
 
-static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity)
+static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity, uint32_t tp)
 {
+    (void)tp; /* computed whole on every rank of a stage */
     struct state st;
     struct scratch sc;
     struct sublayer_sizes z;

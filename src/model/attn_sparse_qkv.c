@@ -5,6 +5,15 @@
  *   out = causal softmax attention of q over the KV cache — no output projection
  * State per sequence and layer: the two previous rows of y (zero when a sequence starts),
  * then the KV cache, K (capacity, d) and V (capacity, d).
+ *
+ * Tensor parallelism (model/tp.h), T dividing S and H: rank t owns modules [t·S/T, (t+1)·S/T)
+ * and heads [t·H/T, (t+1)·H/T) — the same d/T coordinates. It computes y for its modules
+ * plus one neighbour module on each side (the 3x3 convolution's halo: recomputing two
+ * modules of y costs less than a message), keeps their convolution history, computes q, k
+ * and v of its modules, holds the KV cache of its heads only, (capacity, d/T), and attends
+ * with its heads; one allgather of the d/T outputs gives every rank the merged heads. Every
+ * number is computed exactly as on one rank (the kernels' per-output order does not depend
+ * on how many modules a call covers), so the output is bitwise that of T = 1.
  */
 #include <math.h>
 #include <string.h>
@@ -32,6 +41,9 @@ static int tensors(const struct model_config *c, struct tensor_desc *t)
     kind_tensor(&t[CONV_V_W], "attn.conv_v.w", INIT_NORMAL, s31, 4, (uint64_t)3, (uint64_t)1, M, M)
         ->uses = (uint32_t)S;
     kind_tensor(&t[CONV_V_B], "attn.conv_v.b", INIT_NORMAL, KIND_BIAS_SCALE, 1, M);
+    /* tensor parallelism: a rank reads G and c of its modules and their two neighbours */
+    t[MULT_G].tp_units = t[MULT_C].tp_units = (uint32_t)S;
+    t[MULT_G].tp_halo = t[MULT_C].tp_halo = 1;
     /* q8: G as S rows of d; P and the kernels transposed, rows along the reduction axis */
     kind_q8(c, &t[MULT_G], false);
     kind_q8(c, &t[MULT_P], true);
@@ -50,10 +62,12 @@ static enum stf_status validate(const struct model_config *c, struct stf_error *
 }
 
 struct scratch {
-    float *q;             /* (d) query */
+    float *q;             /* (d) query (T > 1: the rank's d/T) */
     float *y;             /* (d) multiplicative layer output, (S, M) module-major */
     float *scores;        /* (capacity) */
     float *work;          /* max(S·d, 9·d): mult_dense's and local_conv's own scratch */
+    float *ext;           /* (d) T > 1: a convolution's output over the rank's modules and halo */
+    float *att;           /* (d) T > 1: the rank's heads' output, d/T */
     struct q8_scratch qs; /* q8: S rows of max(d, 3·3·M) */
 };
 
@@ -66,6 +80,8 @@ static uint64_t scratch_layout(const struct model_config *c, uint32_t capacity, 
     s->y = carve_take(&cv, d * sizeof(float));
     s->scores = carve_take(&cv, (uint64_t)capacity * sizeof(float));
     s->work = carve_take(&cv, (S > 9 ? S : 9) * d * sizeof(float));
+    s->ext = carve_take(&cv, d * sizeof(float));
+    s->att = carve_take(&cv, d * sizeof(float));
     uint64_t K = 9 * (d / S);
     kind_q8_scratch(c, &cv, &s->qs, (uint32_t)S, (uint32_t)(K > d ? K : d));
     return cv.used;
@@ -76,29 +92,93 @@ struct state {
     float *k, *v;  /* (capacity, d) each */
 };
 
-static uint64_t state_layout(const struct model_config *c, uint32_t capacity, void *base,
-                             struct state *s, uint64_t *reset_bytes)
+/* T ranks: K and V hold the rank's d/T coordinates (its heads); conv_y stays (2, d), of which
+ * the rank's modules and halo are used. */
+static uint64_t state_layout(const struct model_config *c, uint32_t capacity, uint32_t tp,
+                             void *base, struct state *s, uint64_t *reset_bytes)
 {
-    uint64_t d = c->d_model;
+    uint64_t d = c->d_model, w = d / (tp ? tp : 1);
     struct carve cv = {base, 0};
     s->conv_y = carve_take(&cv, 2 * d * sizeof(float));
     *reset_bytes = cv.used;
-    s->k = carve_take(&cv, (uint64_t)capacity * d * sizeof(float));
-    s->v = carve_take(&cv, (uint64_t)capacity * d * sizeof(float));
+    s->k = carve_take(&cv, (uint64_t)capacity * w * sizeof(float));
+    s->v = carve_take(&cv, (uint64_t)capacity * w * sizeof(float));
     return cv.used;
 }
 
-static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity)
+static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity, uint32_t tp)
 {
     struct scratch sc;
     struct state st;
     struct sublayer_sizes z;
-    z.state_bytes = state_layout(c, capacity, NULL, &st, &z.reset_bytes);
+    z.state_bytes = state_layout(c, capacity, tp, NULL, &st, &z.reset_bytes);
     z.scratch_bytes = scratch_layout(c, capacity, NULL, &sc);
     return z;
 }
 
-/* q (d), k (d), v (d) of this token; shifts the convolution rows. */
+static uint32_t tp_units(const struct model_config *c)
+{
+    uint32_t a = c->qkv_modules, b = c->n_heads;
+    while (b) {
+        uint32_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a; /* T must divide both S and H */
+}
+
+/* T > 1: the rank's share (see the top of this file). */
+static void forward_tp(const struct sublayer_step *s, const float *x, float *out)
+{
+    const struct kernels *k = s->k;
+    const struct tensor_view *w = s->w;
+    const uint32_t T = s->tp->size, t = s->tp->rank;
+    const uint32_t d = s->cfg->d_model, H = s->cfg->n_heads, dh = d / H;
+    const uint32_t S = s->cfg->qkv_modules, M = d / S, width = d / T;
+    const uint32_t s0 = t * (S / T), s1 = s0 + S / T;                  /* own modules */
+    const uint32_t lo = s0 > 0 ? s0 - 1 : 0, hi = s1 < S ? s1 + 1 : S; /* with the halo */
+    const uint32_t Se = hi - lo, own = (s0 - lo) * M;                  /* own part of an ext row */
+    struct scratch sc;
+    struct state st;
+    uint64_t reset;
+    scratch_layout(s->cfg, s->capacity, s->scratch, &sc);
+    state_layout(s->cfg, s->capacity, T, s->state, &st, &reset);
+    float *kslot = st.k + (uint64_t)s->pos * width, *vslot = st.v + (uint64_t)s->pos * width;
+    float *y = sc.y + (uint64_t)lo * M, *y1 = st.conv_y + (uint64_t)lo * M, *y2 = y1 + d;
+    const float *rows[3] = {y1, y2, y}; /* y_{t-2}, y_{t-1}, y_t over lo..hi-1 */
+    const float *cb[3] = {view_f32(&w[CONV_Q_B]), view_f32(&w[CONV_K_B]), view_f32(&w[CONV_V_B])};
+    float *dst[3] = {sc.q, kslot, vslot};
+    const uint32_t km[3] = {3, 3, 1};
+    /* rows lo.. of G (S rows of d) and c (d elements): this rank may map only its rows */
+    const void *g = view_row(&w[MULT_G], lo, stf_dtype_row_bytes(w[MULT_G].dtype, d));
+    const float *cm = view_row(&w[MULT_C], (uint64_t)lo * M, sizeof(float));
+    if (w[MULT_P].dtype == STF_DTYPE_Q8_0) { /* q8 weights: kernels_q8.h, G rows whole */
+        const struct kernels_q8 *q8 = kernels_q8_for(k);
+        /* y of modules lo..hi-1: rows lo.. of G and c */
+        q8->mult_dense(y, x, g, w[MULT_G].dtype, w[MULT_P].data, cm, d, Se, M, &sc.qs);
+        const void *cw[3] = {w[CONV_Q_W].data, w[CONV_K_W].data, w[CONV_V_W].data};
+        for (int i = 0; i < 3; i++) {
+            q8->local_conv(sc.ext, rows, cw[i], cb[i], Se, M, km[i], &sc.qs);
+            memcpy(dst[i], sc.ext + own, width * sizeof(float));
+        }
+    } else {
+        k->mult_dense(y, x, g, view_f32(&w[MULT_P]), cm, d, Se, M, sc.work);
+        const float *cw[3] = {view_f32(&w[CONV_Q_W]), view_f32(&w[CONV_K_W]),
+                              view_f32(&w[CONV_V_W])};
+        for (int i = 0; i < 3; i++) {
+            k->local_conv(sc.ext, rows, cw[i], cb[i], Se, M, km[i], sc.work);
+            memcpy(dst[i], sc.ext + own, width * sizeof(float));
+        }
+    }
+    memcpy(y1, y2, (size_t)Se * M * sizeof(float)); /* shift the time window */
+    memcpy(y2, y, (size_t)Se * M * sizeof(float));
+    /* heads t·H/T.. over the rank's cache, then every rank's heads in order */
+    k->attention(sc.att, sc.q, st.k, st.v, s->pos + 1, width, H / T, dh, sc.scores);
+    s->tp->allgather(s->tp->ctx, sc.att, width * sizeof(float), out);
+}
+
+/* q (d), k (d), v (d) of this token, on one rank (T = 1: LSH attention computes its
+ * projections whole on every rank of a stage); shifts the convolution rows. */
 static void project(const struct sublayer_step *s, const float *x, float *q, float *kk, float *v)
 {
     const struct kernels *k = s->k;
@@ -109,7 +189,7 @@ static void project(const struct sublayer_step *s, const float *x, float *q, flo
     struct state st;
     uint64_t reset;
     scratch_layout(s->cfg, s->capacity, s->scratch, &sc);
-    state_layout(s->cfg, s->capacity, s->state, &st, &reset);
+    state_layout(s->cfg, s->capacity, 1, s->state, &st, &reset);
     /* y = mult(x); q, k = conv3x3(y history), v = conv3x1 */
     const float *rows[3] = {st.conv_y, st.conv_y + d, sc.y}; /* y_{t-2}, y_{t-1}, y_t */
     if (w[MULT_P].dtype == STF_DTYPE_Q8_0) {                 /* q8 weights: kernels_q8.h */
@@ -132,12 +212,16 @@ static void project(const struct sublayer_step *s, const float *x, float *q, flo
 
 static void forward(const struct sublayer_step *s, const float *x, float *out)
 {
+    if (s->tp && s->tp->size > 1) {
+        forward_tp(s, x, out);
+        return;
+    }
     uint32_t d = s->cfg->d_model, H = s->cfg->n_heads, dh = d / H;
     struct scratch sc;
     struct state st;
     uint64_t reset;
     scratch_layout(s->cfg, s->capacity, s->scratch, &sc);
-    state_layout(s->cfg, s->capacity, s->state, &st, &reset);
+    state_layout(s->cfg, s->capacity, 1, s->state, &st, &reset);
     float *kslot = st.k + (uint64_t)s->pos * d, *vslot = st.v + (uint64_t)s->pos * d;
     project(s, x, sc.q, kslot, vslot);
     s->k->attention(out, sc.q, st.k, st.v, s->pos + 1, d, H, dh, sc.scores);
@@ -201,7 +285,7 @@ static void forward_rows(const struct sublayer_rows *s, const float *x, float *o
     for (uint32_t r = 0; r < R; r++) {
         struct state st;
         uint64_t reset;
-        state_layout(s->cfg, s->capacity, s->states[r], &st, &reset);
+        state_layout(s->cfg, s->capacity, 1, s->states[r], &st, &reset);
         sc.hist[r][0] = st.conv_y;
         sc.hist[r][1] = st.conv_y + d;
         sc.hist[r][2] = sc.y + (uint64_t)r * d;
@@ -225,7 +309,7 @@ static void forward_rows(const struct sublayer_rows *s, const float *x, float *o
     for (uint32_t r = 0; r < R; r++) {
         struct state st;
         uint64_t reset, p = s->pos[r], o = (uint64_t)r * d;
-        state_layout(s->cfg, s->capacity, s->states[r], &st, &reset);
+        state_layout(s->cfg, s->capacity, 1, s->states[r], &st, &reset);
         memcpy(st.k + p * d, sc.kn + o, d * sizeof(float));
         memcpy(st.v + p * d, sc.vn + o, d * sizeof(float));
         memcpy(st.conv_y, st.conv_y + d, d * sizeof(float)); /* shift the time window */
@@ -239,6 +323,7 @@ const struct sublayer_kind attn_sparse_qkv = {
     .tensors = tensors,
     .validate = validate,
     .sizes = sizes,
+    .tp_units = tp_units,
     .forward = forward,
     .forward_rows = forward_rows,
     .rows_scratch_bytes = rows_scratch_bytes,

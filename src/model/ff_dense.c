@@ -21,8 +21,9 @@ static int tensors(const struct model_config *c, struct tensor_desc *t)
     return N_TENSORS;
 }
 
-static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity)
+static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity, uint32_t tp)
 {
+    (void)tp; /* computed whole on every rank of a stage */
     (void)capacity;
     struct carve cv = {NULL, 0};
     struct q8_scratch qs;

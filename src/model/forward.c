@@ -10,7 +10,8 @@
 /* Layer l's block of sequence state: its attention sub-layers' parts, the FF kind's, the
  * SRU branch's (each 64-byte aligned). Returns the block's size. */
 static uint64_t layer_state_layout(const struct layer_kinds *k, const struct model_config *c,
-                                   uint32_t capacity, uint32_t l, struct seq_state_layer *out)
+                                   uint32_t capacity, uint32_t tp, uint32_t l,
+                                   struct seq_state_layer *out)
 {
     uint32_t na = model_attn_per_layer(c);
     const struct sublayer_kind *kinds[4] = {layer_kinds_attn(k, c, l * na),
@@ -20,7 +21,7 @@ static uint64_t layer_state_layout(const struct layer_kinds *k, const struct mod
     struct carve cv = {NULL, 0};
     for (int i = 0; i < 4; i++) {
         struct sublayer_sizes z =
-            kinds[i] ? kinds[i]->sizes(c, capacity) : (struct sublayer_sizes){0};
+            kinds[i] ? kinds[i]->sizes(c, capacity, tp) : (struct sublayer_sizes){0};
         parts[i]->offset = cv.used;
         parts[i]->reset_bytes = z.reset_bytes;
         carve_take(&cv, z.state_bytes);
@@ -28,7 +29,7 @@ static uint64_t layer_state_layout(const struct layer_kinds *k, const struct mod
     return cv.used;
 }
 
-uint64_t model_layer_state_bytes(const struct model_config *c, uint32_t capacity)
+uint64_t model_layer_state_bytes_tp(const struct model_config *c, uint32_t capacity, uint32_t tp)
 {
     struct layer_kinds k;
     struct stf_error err;
@@ -38,15 +39,27 @@ uint64_t model_layer_state_bytes(const struct model_config *c, uint32_t capacity
     /* the layout repeats with the LSH period: looking at that many layers is enough */
     uint32_t n = c->lsh_period ? c->lsh_period : 1;
     for (uint32_t l = 0; l < n && l < c->n_layers; l++) {
-        uint64_t b = layer_state_layout(&k, c, capacity, l, &sl);
+        uint64_t b = layer_state_layout(&k, c, capacity, tp, l, &sl);
         if (b > most) most = b;
     }
     return most;
 }
 
+uint64_t model_layer_state_bytes(const struct model_config *c, uint32_t capacity)
+{
+    return model_layer_state_bytes_tp(c, capacity, 1);
+}
+
 enum stf_status seq_state_create(const struct model_config *cfg, uint32_t layer_begin,
                                  uint32_t layer_end, uint32_t capacity, struct seq_state **out,
                                  struct stf_error *err)
+{
+    return seq_state_create_tp(cfg, layer_begin, layer_end, capacity, 1, out, err);
+}
+
+enum stf_status seq_state_create_tp(const struct model_config *cfg, uint32_t layer_begin,
+                                    uint32_t layer_end, uint32_t capacity, uint32_t tp,
+                                    struct seq_state **out, struct stf_error *err)
 {
     *out = NULL;
     struct layer_kinds kinds;
@@ -54,7 +67,7 @@ enum stf_status seq_state_create(const struct model_config *cfg, uint32_t layer_
     if (st) return st;
     uint64_t L = layer_end - layer_begin;
     /* sized before allocating, against the memory this process may use */
-    uint64_t need = L * model_layer_state_bytes(cfg, capacity);
+    uint64_t need = L * model_layer_state_bytes_tp(cfg, capacity, tp ? tp : 1);
     if (need > stf_memory_limit())
         return stf_fail(err, STF_ERR_NOMEM,
                         "a sequence's caches (%u positions x %llu layers x d=%u) need %.3g GB, "
@@ -71,11 +84,12 @@ enum stf_status seq_state_create(const struct model_config *cfg, uint32_t layer_
     s->layer_end = layer_end;
     s->capacity = capacity;
     s->cfg = cfg;
+    s->tp = tp ? tp : 1;
     uint64_t total = 0;
     for (uint64_t i = 0; i < L; i++) {
         s->layers[i].offset = total;
-        total +=
-            layer_state_layout(&kinds, cfg, capacity, layer_begin + (uint32_t)i, &s->layers[i]);
+        total += layer_state_layout(&kinds, cfg, capacity, s->tp, layer_begin + (uint32_t)i,
+                                    &s->layers[i]);
     }
     s->data = stf_alloc(total + (L == 0)); /* 1 byte when no layer */
     if (!s->data) {
@@ -136,12 +150,12 @@ void seq_state_free(struct seq_state *s)
 
 /* The largest scratch of the model's kinds: they run one after another. */
 static uint64_t scratch_bytes(const struct layer_kinds *k, const struct model_config *c,
-                              uint32_t capacity)
+                              uint32_t capacity, uint32_t tp)
 {
     const struct sublayer_kind *kinds[5] = {k->attn, k->ff, k->sru, k->out, k->attn_lsh};
     uint64_t most = 64;
     for (int i = 0; i < 5; i++) {
-        uint64_t b = kinds[i] ? kinds[i]->sizes(c, capacity).scratch_bytes : 0;
+        uint64_t b = kinds[i] ? kinds[i]->sizes(c, capacity, tp).scratch_bytes : 0;
         if (b > most) most = b;
     }
     return most;
@@ -152,12 +166,19 @@ uint64_t workspace_bytes(const struct model_config *c, uint32_t capacity)
     struct layer_kinds k;
     struct stf_error err;
     if (layer_kinds_pick(c, &k, &err)) return 0;
-    return 3 * (uint64_t)c->d_model * sizeof(float) + scratch_bytes(&k, c, capacity);
+    return 3 * (uint64_t)c->d_model * sizeof(float) + scratch_bytes(&k, c, capacity, 1);
 }
 
 enum stf_status workspace_create(const struct model_config *c, uint32_t capacity,
                                  const struct kernels *k, struct workspace **out,
                                  struct stf_error *err)
+{
+    return workspace_create_tp(c, capacity, k, NULL, out, err);
+}
+
+enum stf_status workspace_create_tp(const struct model_config *c, uint32_t capacity,
+                                    const struct kernels *k, const struct tp_comm *tp,
+                                    struct workspace **out, struct stf_error *err)
 {
     *out = NULL;
     struct layer_kinds kinds;
@@ -167,10 +188,11 @@ enum stf_status workspace_create(const struct model_config *c, uint32_t capacity
     if (!ws) return stf_fail(err, STF_ERR_NOMEM, "out of memory for the workspace");
     size_t d = c->d_model;
     ws->k = k;
+    ws->tp = tp && tp->size > 1 ? tp : NULL;
     ws->xn = stf_alloc(d * sizeof(float));
     ws->sub = stf_alloc(d * sizeof(float));
     ws->sru_out = stf_alloc(d * sizeof(float));
-    ws->scratch = stf_alloc(scratch_bytes(&kinds, c, capacity));
+    ws->scratch = stf_alloc(scratch_bytes(&kinds, c, capacity, ws->tp ? ws->tp->size : 1));
     if (!ws->xn || !ws->sub || !ws->sru_out || !ws->scratch) {
         workspace_free(ws);
         return stf_fail(err, STF_ERR_NOMEM, "out of memory for the workspace");
@@ -310,8 +332,12 @@ uint32_t forward_layers(const struct model *m, struct seq_state *s, struct works
 {
     const struct model_config *c = &m->cfg;
     uint32_t d = c->d_model;
-    struct sublayer_step step = {
-        .cfg = c, .k = ws->k, .scratch = ws->scratch, .capacity = s->capacity, .pos = pos};
+    struct sublayer_step step = {.cfg = c,
+                                 .k = ws->k,
+                                 .scratch = ws->scratch,
+                                 .capacity = s->capacity,
+                                 .pos = pos,
+                                 .tp = s->tp > 1 ? ws->tp : NULL};
     float *a = x, *b = x + d;
     for (uint32_t l = s->layer_begin; l < s->layer_end; l++) {
         if (c->arch == ARCH_TERRAFORMER) {

@@ -18,6 +18,7 @@
 #include "kernels/kernels.h"
 #include "model/layer_kinds.h"
 #include "model/model_file.h"
+#include "model/tp.h"
 
 /* Where each sub-layer's part lies in one layer's block of sequence state. */
 struct seq_state_part {
@@ -34,6 +35,7 @@ struct seq_state_layer {
 
 struct seq_state {
     uint32_t layer_begin, layer_end; /* the layers whose state this holds */
+    uint32_t tp;                     /* sized for one of tp tensor-parallel ranks (model/tp.h) */
     uint32_t capacity;               /* positions the KV cache holds */
     const struct model_config *cfg;  /* borrowed from the model, for the LSH helpers */
     struct seq_state_layer *layers;  /* layer_end - layer_begin entries */
@@ -63,6 +65,7 @@ struct forward_profile {
 struct workspace {
     const struct kernels *k;
     struct forward_profile *prof; /* NULL (the default): nothing is timed */
+    const struct tp_comm *tp;     /* the stage's tensor-parallel group (T > 1), borrowed; or NULL */
     float *xn;                    /* (d) normalised input of a sub-layer */
     float *sub;                   /* (d) sub-layer output */
     float *sru_out;               /* (d) SRU branch output */
@@ -84,6 +87,8 @@ struct batch_workspace {
 /* Bytes of sequence state one layer needs for capacity positions (KV cache and the like):
  * the most any layer takes, what a plan counts. */
 uint64_t model_layer_state_bytes(const struct model_config *cfg, uint32_t capacity);
+/* The same for one of tp tensor-parallel ranks (its KV cache shard). */
+uint64_t model_layer_state_bytes_tp(const struct model_config *cfg, uint32_t capacity, uint32_t tp);
 /* Bytes of a workspace for capacity positions. */
 uint64_t workspace_bytes(const struct model_config *cfg, uint32_t capacity);
 
@@ -103,11 +108,20 @@ enum stf_status seq_state_create(const struct model_config *cfg, uint32_t layer_
 /* Clears the state for a new sequence (KV content need not be cleared: positions past the
  * current one are never read). */
 void seq_state_reset(struct seq_state *s);
+/* seq_state_create for one of tp tensor-parallel ranks: each kind sizes its shard. */
+enum stf_status seq_state_create_tp(const struct model_config *cfg, uint32_t layer_begin,
+                                    uint32_t layer_end, uint32_t capacity, uint32_t tp,
+                                    struct seq_state **out, struct stf_error *err);
 void seq_state_free(struct seq_state *s);
 
 enum stf_status workspace_create(const struct model_config *cfg, uint32_t capacity,
                                  const struct kernels *k, struct workspace **out,
                                  struct stf_error *err);
+/* workspace_create for a rank of a tensor-parallel group: tp (borrowed, must outlive the
+ * workspace) is what forward_layers passes to the kinds for a state of tp->size ranks. */
+enum stf_status workspace_create_tp(const struct model_config *cfg, uint32_t capacity,
+                                    const struct kernels *k, const struct tp_comm *tp,
+                                    struct workspace **out, struct stf_error *err);
 void workspace_free(struct workspace *ws);
 
 /* Damaged weights (a NaN, an Inf, or values that overflow) must never turn into tokens

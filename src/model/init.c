@@ -128,7 +128,8 @@ enum stf_status model_create_random(const struct model_config *cfg, uint64_t see
             fill_fast(&descs[i], buf, elems, seed);
         else if ((st = model_init_fill(&ini, &descs[i], buf, 0, elems, err)))
             goto fail;
-        *descs[i].slot = (struct tensor_view){buf, descs[i].dtype, bytes};
+        *descs[i].slot =
+            (struct tensor_view){.data = buf, .dtype = descs[i].dtype, .nbytes = bytes};
         m->mapped_bytes += bytes;
     }
     free(descs);

@@ -20,6 +20,7 @@
 #include "kernels/kernels.h"
 #include "kernels/kernels_q8.h"
 #include "model/config.h"
+#include "model/tp.h"
 #include "model/weights.h"
 
 /* What a kind's forward step works with, besides its input and output vectors. */
@@ -31,6 +32,7 @@ struct sublayer_step {
     void *scratch;               /* sizes.scratch_bytes, 64-byte aligned, shared in turn */
     uint32_t capacity;           /* positions the sequence state holds */
     uint32_t pos;                /* position of this token in its sequence, < capacity */
+    const struct tp_comm *tp;    /* the stage's tensor-parallel group; NULL: one rank */
 };
 
 struct sublayer_sizes {
@@ -60,7 +62,12 @@ struct sublayer_kind {
     int (*tensors)(const struct model_config *c, struct tensor_desc *out);
     /* The config fields only this kind reads; the message names the field. */
     enum stf_status (*validate)(const struct model_config *c, struct stf_error *err);
-    struct sublayer_sizes (*sizes)(const struct model_config *c, uint32_t capacity);
+    /* For one of tp tensor-parallel ranks (tp = 1: the whole sub-layer). */
+    struct sublayer_sizes (*sizes)(const struct model_config *c, uint32_t capacity, uint32_t tp);
+    /* Tensor parallelism (model/tp.h): the count T must divide when T ranks share this kind
+     * (its forward then computes the rank's shard, with at most one collective through
+     * s->tp); NULL: every rank of a stage computes it whole. */
+    uint32_t (*tp_units)(const struct model_config *c);
     /* One token: attention and FF map the normalised x (d) to out (d); the SRU branch maps
      * the residual x (d) to out (d) (it has its own LayerNorm); the output maps the
      * normalised x (d) to logits (V). Allocates nothing, cannot fail. */

@@ -10,6 +10,7 @@
 
 #include "kernels/kernels_q8.h"
 #include "model.pb-c.h"
+#include "model/tp.h"
 #include "util/crc32c.h"
 
 #define WRITE_CHUNK_ELEMS (1u << 20) /* 4 MiB of floats per write */
@@ -550,7 +551,23 @@ struct map_request {
     enum stf_dtype dtype;
     const char *name;
     uint32_t crc;
+    /* a tensor-parallel rank's rows: the mapped bytes start at row first_row; the whole
+     * tensor (for the checksum) is bytes whole_offset.. of whole_nbytes */
+    uint64_t first_row, whole_offset, whole_nbytes;
 };
+
+/* CRC-32C of a tensor of which only some rows are mapped: through a mapping of its own,
+ * dropped again so the rest of the tensor does not stay resident in this process. */
+static enum stf_status crc_whole(int fd, const char *path, const struct map_request *r,
+                                 uint32_t *crc, struct stf_error *err)
+{
+    struct file_map fm;
+    enum stf_status st = file_map_open(&fm, fd, path, r->whole_offset, r->whole_nbytes, err);
+    if (st) return st;
+    *crc = crc32c_update(0, fm.data, r->whole_nbytes);
+    file_map_close(&fm);
+    return STF_OK;
+}
 
 static int cmp_request_offset(const void *a, const void *b)
 {
@@ -626,7 +643,8 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
             goto fail;
         }
     } else {
-        m->sel = (struct model_select){0, c->n_layers, true, true};
+        m->sel = (struct model_select){
+            .layer_begin = 0, .layer_end = c->n_layers, .embed = true, .head = true};
     }
 
     /* Every allocation below is sized by the validated config (n_layers <= 4096), never by
@@ -679,8 +697,13 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
             }
             have_tokenizer = true;
             if (m->sel.embed)
-                reqs[n_req++] = (struct map_request){t->offset,    t->nbytes, NULL,
-                                                     STF_DTYPE_U8, tname,     t->crc32c};
+                reqs[n_req++] = (struct map_request){.offset = t->offset,
+                                                     .nbytes = t->nbytes,
+                                                     .dtype = STF_DTYPE_U8,
+                                                     .name = tname,
+                                                     .crc = t->crc32c,
+                                                     .whole_offset = t->offset,
+                                                     .whole_nbytes = t->nbytes};
             continue;
         }
         struct tensor_desc key;
@@ -731,9 +754,19 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
                           (unsigned long long)tensor_desc_bytes(d));
             goto fail;
         }
-        if (group_selected(d, &m->sel))
-            reqs[n_req++] =
-                (struct map_request){t->offset, t->nbytes, d->slot, dtype, tname, t->crc32c};
+        if (group_selected(d, &m->sel)) {
+            struct map_request *r = &reqs[n_req++];
+            *r = (struct map_request){t->offset, t->nbytes, d->slot,   dtype,    tname,
+                                      t->crc32c, 0,         t->offset, t->nbytes};
+            uint64_t first, count;
+            if (d->group == GROUP_LAYER && m->sel.tp_size > 1 && d->tp_units) {
+                model_tp_rows(d, m->sel.tp_size, m->sel.tp_rank, &first, &count);
+                uint64_t row_bytes = t->nbytes / d->shape[0];
+                r->first_row = first;
+                r->offset += first * row_bytes;
+                r->nbytes = count * row_bytes;
+            }
+        }
     }
     for (int i = 0; i < n; i++) {
         if (!seen[i]) {
@@ -774,11 +807,18 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
         m->n_maps++;
         for (int k = i; k < j; k++) {
             const unsigned char *p = fm->data + (reqs[k].offset - reqs[i].offset);
-            if ((flags & MODEL_OPEN_VERIFY) && crc32c_update(0, p, reqs[k].nbytes) != reqs[k].crc) {
-                st = stf_fail(err, STF_ERR_CHECKSUM,
-                              "%s: tensor %s: checksum mismatch (stored %08x, computed %08x)", path,
-                              reqs[k].name, reqs[k].crc, crc32c_update(0, p, reqs[k].nbytes));
-                goto fail;
+            if (flags & MODEL_OPEN_VERIFY) {
+                uint32_t crc = 0;
+                if (reqs[k].nbytes == reqs[k].whole_nbytes)
+                    crc = crc32c_update(0, p, reqs[k].nbytes);
+                else if ((st = crc_whole(m->fd, path, &reqs[k], &crc, err)))
+                    goto fail;
+                if (crc != reqs[k].crc) {
+                    st = stf_fail(err, STF_ERR_CHECKSUM,
+                                  "%s: tensor %s: checksum mismatch (stored %08x, computed %08x)",
+                                  path, reqs[k].name, reqs[k].crc, crc);
+                    goto fail;
+                }
             }
             if (reqs[k].dtype == STF_DTYPE_Q8_0) { /* every block's scale finite, >= 0 */
                 const struct q8_block *blk = (const struct q8_block *)p;
@@ -797,7 +837,8 @@ enum stf_status model_open(const char *path, const struct model_select *sel_in, 
                 }
             }
             if (reqs[k].slot) {
-                *reqs[k].slot = (struct tensor_view){p, reqs[k].dtype, reqs[k].nbytes};
+                *reqs[k].slot =
+                    (struct tensor_view){p, reqs[k].dtype, reqs[k].nbytes, reqs[k].first_row};
             } else {
                 m->tokenizer = p;
                 m->tokenizer_len = reqs[k].nbytes;

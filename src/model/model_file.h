@@ -44,6 +44,10 @@ struct model_select {
     uint32_t layer_begin, layer_end; /* half-open range of layers */
     bool embed;                      /* embedding, positions and tokenizer */
     bool head;                       /* final norm and output layer */
+    /* tensor parallelism (model/tp.h): with tp_size > 1, a layer tensor that T ranks split
+     * (tensor_desc.tp_units) is mapped only in the rows of rank tp_rank (its views then
+     * start at tensor_view.first_row); 0 or 1: every tensor whole */
+    uint32_t tp_size, tp_rank;
 };
 
 #define MODEL_OPEN_VERIFY 1u /* check every mapped tensor's CRC-32C */

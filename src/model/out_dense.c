@@ -16,9 +16,9 @@ static int tensors(const struct model_config *c, struct tensor_desc *t)
     return N_TENSORS;
 }
 
-static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity)
+static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity, uint32_t tp)
 {
-    (void)capacity;
+    (void)capacity, (void)tp; /* computed whole on every rank of a stage */
     struct carve cv = {NULL, 0};
     struct q8_scratch qs;
     kind_q8_scratch(c, &cv, &qs, 1, c->d_model);

@@ -29,8 +29,9 @@ static enum stf_status validate(const struct model_config *c, struct stf_error *
     return STF_OK;
 }
 
-static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity)
+static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity, uint32_t tp)
 {
+    (void)tp; /* computed whole on every rank of a stage */
     (void)capacity;
     struct carve cv = {NULL, 0};
     struct q8_scratch qs;

@@ -49,8 +49,9 @@ static uint64_t scratch_layout(const struct model_config *c, void *base, struct 
     return cv.used;
 }
 
-static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity)
+static struct sublayer_sizes sizes(const struct model_config *c, uint32_t capacity, uint32_t tp)
 {
+    (void)tp; /* computed whole on every rank of a stage */
     (void)capacity;
     struct scratch sc;
     struct carve state = {NULL, 0};

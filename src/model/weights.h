@@ -24,7 +24,17 @@ struct tensor_view {
     const void *data; /* borrowed, 64-byte aligned; NULL when not mapped */
     enum stf_dtype dtype;
     uint64_t nbytes;
+    /* the tensor's row that data starts at: 0, or for a tensor-parallel rank that maps only
+     * its rows (model/tp.h, model_select.tp_size) the first of them */
+    uint64_t first_row;
 };
+
+/* Row `row` of the whole tensor (rows of row_bytes), which must be one the view holds. */
+static inline const void *view_row(const struct tensor_view *v, uint64_t row, uint64_t row_bytes)
+{
+    assert(row >= v->first_row && (row - v->first_row + 1) * row_bytes <= v->nbytes);
+    return (const unsigned char *)v->data + (row - v->first_row) * row_bytes;
+}
 
 /* The data of an f32 view. Today every weight is f32 (the loader checks it against the
  * tensor list); a kind that gains a quantised kernel picks it by v->dtype instead. */
@@ -84,6 +94,13 @@ struct tensor_desc {
      * (1 for a matrix, S for one shared by S modules, 0 for biases and element-wise gains) */
     uint64_t rows_read;
     uint32_t uses;
+    /* tensor parallelism (model/tp.h): 0, every rank of a stage keeps the tensor whole; else
+     * the rows form tp_units equal groups (modules, blocks) of which each of T ranks owns
+     * tp_units / T consecutive ones, plus tp_halo neighbour groups on each side it reads too */
+    uint32_t tp_units, tp_halo;
+    /* 0, or the columns (last axis) form tp_col_units groups of which a rank computes with its
+     * share only: it maps the tensor whole but reads 1/T of it per token (the controller's C2) */
+    uint32_t tp_col_units;
     struct tensor_view *slot; /* where the loader stores the view (NULL when listing only) */
 };
 

@@ -45,7 +45,7 @@ struct engine {
     uint64_t n_latency;
     uint32_t in_flight;
     double idle_since, t_first, t_last;
-    double t_sent; /* the last frame sent to rank 1 */
+    double t_sent; /* the last frame sent to the next stage (or mirrored to partners) */
     uint64_t sessions, decode_frames, generated;
     bool finished;
     char end_message[FRAME_ERROR_LEN + 64]; /* why the session in on_end(ERROR) failed */
@@ -81,7 +81,8 @@ static enum stf_status send_frame(struct engine *e, int buf, struct frame *f, st
 {
     size_t len;
     enum stf_status st = pipe_pack(&e->p, f, e->sbuf[buf], e->p.max_frame, &len, err);
-    if (!st) st = transport_isend(e->p.t, 1, PIPE_TAG, e->sbuf[buf], len, &e->sreq[buf], err);
+    if (!st)
+        st = transport_isend(e->p.t, e->p.next, PIPE_TAG, e->sbuf[buf], len, &e->sreq[buf], err);
     if (!st) {
         e->busy[buf] = true;
         e->t_sent = stf_now();
@@ -97,10 +98,14 @@ static enum stf_status keep_alive(struct engine *e, double now, struct stf_error
 {
     if (e->p.size == 1 || now - e->t_sent < e->p.rc->timeout / 2) return STF_OK;
     enum stf_status st = STF_OK;
-    int buf = free_buffer(e, err, &st);
+    int buf = e->p.n_stages == 1 ? 0 : free_buffer(e, err, &st);
     if (st || buf < 0) return st;
     struct frame f = {.kind = FRAME_RESET, .session = 0, .cache = {.slot = 0}};
-    if ((st = pipe_compute(&e->p, &f, 0, err))) return st;
+    if ((st = pipe_compute(&e->p, &f, 0, err))) return st; /* also mirrors it to partners */
+    if (e->p.n_stages == 1) {
+        e->t_sent = now;
+        return STF_OK;
+    }
     return send_frame(e, buf, &f, err);
 }
 
@@ -304,7 +309,10 @@ static enum stf_status start_frame(struct engine *e, struct session *s, int buf,
     if (st) return st;
     s->phase = SESSION_IN_FLIGHT;
     s->in_flight_rows = rows;
-    if (p->size == 1) return handle_rows(e, s, !prefill, f.position, rows, p->rows, err);
+    if (p->n_stages == 1) {
+        e->t_sent = s->t_sent; /* partners saw a frame: no keep-alive needed */
+        return handle_rows(e, s, !prefill, f.position, rows, p->rows, err);
+    }
     e->in_flight++;
     return send_frame(e, buf, &f, err);
 }
@@ -316,7 +324,7 @@ static enum stf_status start_control(struct engine *e, int buf, struct stf_error
     e->c_len--;
     struct frame f = {.kind = k.kind, .session = k.session, .cache = {.slot = k.slot}};
     enum stf_status st = pipe_compute(&e->p, &f, 0, err);
-    if (st || e->p.size == 1) return st;
+    if (st || e->p.n_stages == 1) return st;
     return send_frame(e, buf, &f, err);
 }
 
@@ -332,7 +340,7 @@ static enum stf_status round_of_work(struct engine *e, bool *shutdown_acked, boo
     end_cancelled(e);
     sessions_admit(&e->tab, stderr);
     for (int started = 0; started < SEND_BUFFERS; started++) {
-        int buf = p->size == 1 ? 0 : free_buffer(e, err, &st);
+        int buf = p->n_stages == 1 ? 0 : free_buffer(e, err, &st);
         if (st) return st;
         if (buf < 0) break;
         if (e->c_len) {
@@ -345,14 +353,14 @@ static enum stf_status round_of_work(struct engine *e, bool *shutdown_acked, boo
         }
         *progress = true;
     }
-    while (p->size > 1) {
+    while (p->n_stages > 1) {
         bool found = false;
         struct transport_msg msg;
         if ((st = transport_iprobe(p->t, TRANSPORT_ANY_SOURCE, &found, &msg, err))) return st;
         if (!found) break;
         struct frame f;
         if ((st = transport_recv(p->t, &msg, p->rbuf, p->max_frame, err)) ||
-            (st = pipe_decode(p, msg.len, msg.source, p->size - 1, &f, err)) ||
+            (st = pipe_decode(p, msg.len, msg.source, p->prev, &f, err)) ||
             (st = handle_result(e, &f, msg.source, shutdown_acked, err)))
             return st;
         *progress = true;
@@ -365,7 +373,7 @@ static enum stf_status check_deadline(struct engine *e, bool shutdown_sent, bool
                                       double now, struct stf_error *err)
 {
     const double deadline = e->p.rc->timeout; /* only rank 0 knows what is in flight */
-    const int last = e->p.size - 1;
+    const int last = e->p.prev;               /* the last stage's leader */
     if (!(e->in_flight || (shutdown_sent && !shutdown_acked) || sends_pending(e)) ||
         now - e->idle_since <= deadline)
         return STF_OK;
@@ -515,6 +523,9 @@ static enum stf_status shutdown_stages(struct engine *e, struct stf_error *err)
 {
     struct pipe *p = &e->p;
     if (p->size == 1) return STF_OK;
+    struct frame down = {.kind = FRAME_SHUTDOWN};
+    if (p->n_stages == 1) /* rank 0's partners are the whole rest of the job */
+        return pipe_mirror(p, &down, err);
     bool sent = false, acked = false;
     enum stf_status st = STF_OK;
     e->idle_since = stf_now();
@@ -526,7 +537,7 @@ static enum stf_status shutdown_stages(struct engine *e, struct stf_error *err)
             if (st) return st;
             if (buf >= 0) {
                 struct frame f = {.kind = FRAME_SHUTDOWN};
-                if ((st = send_frame(e, buf, &f, err))) return st;
+                if ((st = pipe_mirror(p, &f, err)) || (st = send_frame(e, buf, &f, err))) return st;
                 sent = progress = true;
             }
         }

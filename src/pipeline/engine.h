@@ -90,6 +90,11 @@ struct engine_rank_stats {
     uint64_t positions;    /* activation rows processed */
     uint64_t weight_bytes; /* mapped tensors (the rank's share of the model) */
     uint64_t rss_after_load, rss_end, peak_rss;
+    /* tensor parallelism (T > 1): the rank's place in the grid and its collectives inside
+     * the layers (part of compute_s: a collective waits for the stage's slowest rank) */
+    uint32_t stage, tp_rank;
+    double collective_s;
+    uint64_t collectives, collective_bytes;
 };
 
 /* What engine_finish reports; borrowed until engine_close. */

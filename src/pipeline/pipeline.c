@@ -10,6 +10,19 @@
 #include "util/mem.h"
 #include "util/timer.h"
 
+/* struct tp_comm's allgather on the stage's sub-communicator. The forward pass cannot fail,
+ * so the first error is kept here and pipe_compute reports it after the layers. */
+static int pipe_allgather(void *ctx, const void *send, size_t len, void *recv)
+{
+    struct pipe *p = ctx;
+    if (p->tp_failed) return 1;
+    if (transport_allgather(p->tp_t, send, len, recv, p->rc->timeout, &p->tp_err)) {
+        p->tp_failed = true;
+        return 1;
+    }
+    return 0;
+}
+
 enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct transport *t,
                           struct stf_error *err)
 {
@@ -30,6 +43,22 @@ enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct tr
     p->stats.layer_begin = mine->layer_begin;
     p->stats.layer_end = mine->layer_end;
     enum stf_status st;
+    /* the grid: ring of stage leaders; a stage's sub-communicator for its collectives */
+    p->tp = rc->plan.tp;
+    p->n_stages = rc->plan.n_stages;
+    p->tp_rank = mine->tp_rank;
+    p->stage = mine->stage;
+    p->stats.stage = p->stage;
+    p->stats.tp_rank = p->tp_rank;
+    p->leader = (int)(p->stage * p->tp);
+    p->next = p->stage + 1 < p->n_stages ? (int)((p->stage + 1) * p->tp) : 0;
+    p->prev = (int)(((p->stage + p->n_stages - 1) % p->n_stages) * p->tp);
+    if (p->tp > 1) {
+        if ((st = transport_split(t, (int)p->stage, (int)p->tp_rank, &p->tp_t, err)))
+            return stf_wrap(err, "rank %d: the sub-communicator of stage %u", p->rank, p->stage);
+        p->comm = (struct tp_comm){
+            .rank = p->tp_rank, .size = p->tp, .allgather = pipe_allgather, .ctx = p};
+    }
 
     /* the whole estimate for this rank (weights, every slot's caches, buffers) is checked
      * against this machine before anything is mapped or allocated */
@@ -47,7 +76,9 @@ enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct tr
     struct model_select sel = {.layer_begin = mine->layer_begin,
                                .layer_end = mine->layer_end,
                                .embed = mine->embed,
-                               .head = mine->head};
+                               .head = mine->head,
+                               .tp_size = p->tp,
+                               .tp_rank = p->tp_rank}; /* only this rank's shard */
     if ((st = model_open(rc->model_path, &sel, rc->verify ? MODEL_OPEN_VERIFY : 0, &p->m, err)))
         return st;
     p->cfg = &p->m->cfg;
@@ -57,8 +88,8 @@ enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct tr
     const struct kernels *k = rc->kernels;
     kernels_set_threads(rc->threads);
     if ((st = slots_create(p->cfg, p->rank, mine->layer_begin, mine->layer_end, n_slots, capacity,
-                           &p->slots, err)) ||
-        (st = workspace_create(p->cfg, capacity, k, &p->ws, err)))
+                           p->tp, &p->slots, err)) ||
+        (st = workspace_create_tp(p->cfg, capacity, k, &p->comm, &p->ws, err)))
         return st;
     if (model_lsh_sublayers(p->cfg) > FRAME_MAX_DROPS)
         return stf_fail(err, STF_ERR_ARG,
@@ -74,6 +105,8 @@ enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct tr
     p->max_frame = frame_max_packed_size(&p->lim);
     p->rbuf = stf_alloc(p->max_frame);
     p->rows = stf_alloc((size_t)max_rows * p->lim.streams * p->cfg->d_model * sizeof(float));
+    if (p->tp > 1 && p->tp_rank == 0 && !(p->mbuf = stf_alloc(p->max_frame)))
+        return stf_fail(err, STF_ERR_NOMEM, "rank %d: out of memory for frame buffers", p->rank);
     if (!p->rbuf || !p->rows)
         return stf_fail(err, STF_ERR_NOMEM, "rank %d: out of memory for frame buffers", p->rank);
     p->stats.rss_after_load = stf_rss_bytes();
@@ -82,6 +115,8 @@ enum stf_status pipe_open(struct pipe *p, const struct run_config *rc, struct tr
 
 void pipe_close(struct pipe *p)
 {
+    transport_close(p->tp_t);
+    stf_free(p->mbuf);
     stf_free(p->rbuf);
     stf_free(p->rows);
     frame_decoder_free(p->dec);
@@ -127,12 +162,51 @@ enum stf_status pipe_recv(struct pipe *p, int source, int in_link, double timeou
     return pipe_decode(p, msg.len, msg.source, in_link, f, err);
 }
 
+enum stf_status pipe_mirror(struct pipe *p, const struct frame *f, struct stf_error *err)
+{
+    if (p->tp <= 1 || p->tp_rank != 0) return STF_OK;
+    double t0 = stf_now();
+    struct frame m = *f;
+    m.version = FRAME_VERSION;
+    m.origin_rank = p->rank;
+    m.sequence = ++p->seq_mirror;
+    size_t len;
+    enum stf_status st = frame_pack(&m, p->mbuf, p->max_frame, &len, err);
+    p->stats.wire_s += stf_now() - t0;
+    for (uint32_t i = 1; !st && i < p->tp; i++)
+        st = transport_send(p->t, p->rank + (int)i, PIPE_TAG, p->mbuf, len, p->rc->timeout, err);
+    if (st)
+        return stf_wrap(err, "rank %d: mirroring a %s frame to its stage", p->rank,
+                        frame_kind_name(f->kind));
+    return STF_OK;
+}
+
+enum stf_status pipe_follow(struct pipe *p, struct stf_error *err)
+{
+    for (;;) {
+        struct frame f;
+        int from;
+        /* the leader's keep-alive comes every timeout / 2 s; wait as long as a stage does */
+        enum stf_status st = pipe_recv(p, p->leader, p->leader, 2 * p->rc->timeout + 2,
+                                       "a frame of its stage", &f, &from, err);
+        if (st) return st;
+        if (f.kind == FRAME_SHUTDOWN) return STF_OK;
+        if (f.kind == FRAME_ERROR)
+            return stf_fail(err, STF_ERR_PROTOCOL, "rank %d reported: %s", f.origin_rank, f.error);
+        /* a non-finite value: the leader found it too (the stage's rows are shared) and
+         * reports the session; the partner goes on with the next frame */
+        if ((st = pipe_compute(p, &f, from, err)) && !p->nonfinite) return st;
+    }
+}
+
 enum stf_status pipe_compute(struct pipe *p, const struct frame *f, int from, struct stf_error *err)
 {
     const bool poison = frame_kind_has_rows(f->kind) && fault_on_handle(&p->fault, p->rank);
     p->nonfinite = false;
+    enum stf_status st = pipe_mirror(p, f, err);
+    if (st) return st;
     struct slot *s;
-    enum stf_status st = slots_apply(p->slots, f, from, &s, err);
+    st = slots_apply(p->slots, f, from, &s, err);
     if (st || !s) return st;
     double t0 = stf_now();
     const size_t row = (size_t)p->lim.streams * p->cfg->d_model; /* floats per position */
@@ -150,6 +224,10 @@ enum stf_status pipe_compute(struct pipe *p, const struct frame *f, int from, st
     slots_advance(s, f->rows);
     p->stats.positions += f->rows;
     p->stats.compute_s += stf_now() - t0;
+    if (p->tp_failed) {
+        *err = p->tp_err;
+        return stf_wrap(err, "rank %d: stage %u's collective", p->rank, p->stage);
+    }
     return STF_OK;
 }
 
@@ -215,6 +293,12 @@ enum stf_status pipe_gather_stats(struct pipe *p, struct engine_rank_stats *all,
     p->stats.send_s = tc->send_seconds;
     p->stats.coll_s = tc->collective_seconds;
     p->stats.rss_end = stf_rss_bytes();
+    if (p->tp_t) {
+        const struct transport_counters *sc = transport_counters(p->tp_t);
+        p->stats.collectives = sc->collectives;
+        p->stats.collective_bytes = sc->collective_bytes;
+        p->stats.collective_s = sc->collective_seconds;
+    }
     p->stats.peak_rss = stf_peak_rss_bytes();
     if (p->size == 1) {
         all[0] = p->stats;

@@ -4,9 +4,14 @@
  * the rank's layers on a frame's rows, packing and sending, and failing the whole job with a
  * message that names the rank.
  *
- * Ranks form a ring: rank 0 -> 1 -> ... -> N-1 -> 0. Rank 0 embeds, runs its own layers
- * (often none), sends; each stage runs its layers and forwards; the last stage returns the
- * final hidden rows to rank 0, which applies the head and samples (docs/architecture.md).
+ * Ranks form a grid of P stages of T ranks (plan.h); the stages' first ranks (leaders:
+ * 0, T, 2T, ...) form a ring 0 -> T -> ... -> (P-1)T -> 0. Rank 0 embeds, runs its own
+ * layers (often none), sends; each stage runs its layers and forwards; the last stage returns
+ * the final hidden rows to rank 0, which applies the head and samples (docs/architecture.md).
+ * With T > 1 a leader mirrors every frame to its stage's other ranks (its partners) before
+ * computing it — a frame like any other, checked the same way — and the T ranks run the
+ * stage's layers together, each on its shard, with collectives on the stage's own
+ * sub-communicator; partners send nothing on the ring.
  *
  * Everything here is allocated in pipe_open; the per-frame path allocates nothing.
  */
@@ -21,6 +26,7 @@
 #include "pipeline/run_config.h"
 #include "pipeline/slots.h"
 #include "model/forward.h"
+#include "model/tp.h"
 #include "transport/transport.h"
 #include "wire/frame.h"
 
@@ -45,6 +51,16 @@ struct pipe {
     bool nonfinite; /* the last pipe_compute failed on a non-finite value: a fault of the
                        frame's session (the job may go on), not of the job */
     struct engine_rank_stats stats;
+    /* the grid (plan.h): ring neighbours are stage leaders */
+    uint32_t tp, tp_rank, stage, n_stages;
+    int next, prev;         /* ring neighbours of a leader (prev of rank 0: the last leader) */
+    int leader;             /* this stage's leader (the rank itself for a leader) */
+    struct transport *tp_t; /* the stage's sub-communicator (T > 1), owned */
+    struct tp_comm comm;    /* what the forward pass calls collectives through */
+    struct stf_error tp_err;
+    bool tp_failed;
+    unsigned char *mbuf; /* (max_frame) a leader's mirror frame */
+    uint64_t seq_mirror; /* last sequence number on the leader -> partner links */
 };
 
 /* Maps this rank's share of the model (rc's plan) and allocates everything, with rc's
@@ -67,6 +83,13 @@ enum stf_status pipe_decode(struct pipe *p, size_t len, int from, int in_link, s
  * after a layer fails it with p->nonfinite set (err names the layer and position). */
 enum stf_status pipe_compute(struct pipe *p, const struct frame *f, int from,
                              struct stf_error *err);
+
+/* A leader sends f to its partners (T > 1; nothing otherwise). pipe_compute does it for
+ * every frame it computes; the shutdown frame, which is not computed, is mirrored with this. */
+enum stf_status pipe_mirror(struct pipe *p, const struct frame *f, struct stf_error *err);
+
+/* A partner's loop (tp_rank > 0): computes every frame its leader mirrors until shutdown. */
+enum stf_status pipe_follow(struct pipe *p, struct stf_error *err);
 
 /* Packs f into buf (cap bytes) as this rank's next frame on its out-link, applying any due
  * corrupt/bad-directive fault injection. */

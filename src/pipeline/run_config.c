@@ -38,8 +38,8 @@ enum stf_status run_config_resolve(const struct run_settings *s, uint32_t n_rank
     rc->verify = s->verify;
     rc->timeout = s->timeout > 0 ? s->timeout : 60;
     rc->n_ranks = n_ranks;
-    return plan_make(&rc->model, n_ranks, rc->n_slots, rc->ctx, rc->max_rows, s->balance, &rc->plan,
-                     err);
+    return plan_make(&rc->model, n_ranks, s->tp, rc->n_slots, rc->ctx, rc->max_rows, s->balance,
+                     &rc->plan, err);
 }
 
 void run_config_free(struct run_config *rc)

@@ -30,6 +30,7 @@ struct run_settings {
     int threads;               /* kernel threads per rank; 0 = 1 */
     bool verify;               /* check every tensor checksum at load */
     enum plan_balance balance; /* how layers are split over ranks */
+    uint32_t tp;               /* tensor-parallel ranks per stage; 0 = the plan chooses */
     double timeout;            /* seconds a rank waits for a peer; 0 = 60 */
     const char *fault_inject;  /* testing hook (pipeline/fault.h); NULL = none */
 };

@@ -6,7 +6,7 @@
 #include "model/layer_kinds.h"
 
 enum stf_status slots_create(const struct model_config *cfg, int rank, uint32_t layer_begin,
-                             uint32_t layer_end, uint32_t n, uint32_t capacity,
+                             uint32_t layer_end, uint32_t n, uint32_t capacity, uint32_t tp,
                              struct slot_table **out, struct stf_error *err)
 {
     *out = NULL;
@@ -21,8 +21,8 @@ enum stf_status slots_create(const struct model_config *cfg, int rank, uint32_t 
     t->capacity = capacity;
     if (layer_end > layer_begin)
         for (uint32_t i = 0; i < n; i++) {
-            enum stf_status st =
-                seq_state_create(cfg, layer_begin, layer_end, capacity, &t->slots[i].state, err);
+            enum stf_status st = seq_state_create_tp(cfg, layer_begin, layer_end, capacity, tp,
+                                                     &t->slots[i].state, err);
             if (st) {
                 slots_free(t);
                 return stf_wrap(err, "rank %d: cache slot %u", rank, i);

@@ -34,7 +34,7 @@ struct slot_table {
 };
 
 enum stf_status slots_create(const struct model_config *cfg, int rank, uint32_t layer_begin,
-                             uint32_t layer_end, uint32_t n, uint32_t capacity,
+                             uint32_t layer_end, uint32_t n, uint32_t capacity, uint32_t tp,
                              struct slot_table **out, struct stf_error *err);
 void slots_free(struct slot_table *t);
 

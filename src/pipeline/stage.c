@@ -1,5 +1,6 @@
-/* stage: every rank but 0 — receive a frame from the previous rank, check it, run this
- * rank's layers on its rows, pass it on. The last rank returns rows to rank 0. */
+/* stage: every rank but 0 — a stage leader receives a frame from the previous leader, checks
+ * it, mirrors it to its partners, runs its layers on its rows (with its partners), passes it
+ * on; the last leader returns rows to rank 0. A partner follows its leader (pipe_follow). */
 #include <stdio.h>
 #include <string.h>
 
@@ -35,13 +36,14 @@ static enum stf_status report_session_fault(struct pipe *p, const struct frame *
 static enum stf_status handle_frame(struct pipe *p, struct frame *f, int from, unsigned char *sbuf,
                                     bool *shutdown, struct stf_error *err)
 {
-    const int next = p->rank + 1 == p->size ? 0 : p->rank + 1;
+    const int next = p->next;
     const bool last = next == 0;
     enum stf_status st;
     if (f->kind == FRAME_ERROR)
         return stf_fail(err, STF_ERR_PROTOCOL, "rank %d reported: %s", f->origin_rank, f->error);
     if (f->kind != FRAME_SHUTDOWN && (st = pipe_compute(p, f, from, err)))
         return p->nonfinite ? report_session_fault(p, f, sbuf, err, err) : st;
+    if (f->kind == FRAME_SHUTDOWN && (st = pipe_mirror(p, f, err))) return st;
     /* the last rank returns activations and the shutdown acknowledgement; cache
      * bookkeeping frames (reset, close) end their journey there */
     if (last && !frame_kind_has_rows(f->kind) && f->kind != FRAME_SHUTDOWN) return STF_OK;
@@ -57,7 +59,7 @@ static enum stf_status handle_frame(struct pipe *p, struct frame *f, int from, u
 enum stf_status stage_step(struct pipe *p, unsigned char *sbuf, double timeout, bool *shutdown,
                            struct stf_error *err)
 {
-    const int prev = p->rank - 1;
+    const int prev = p->prev;
     *shutdown = false;
     struct frame f;
     int from;
@@ -96,7 +98,8 @@ enum stf_status engine_run_stage(const struct run_config *rc, struct transport *
      * is in flight, so rank 0's deadline (--timeout) decides; a stage waits twice as long,
      * as a safety net for a dead rank 0. */
     bool shutdown = false;
-    while (!shutdown)
+    if (p.tp_rank > 0 && (st = pipe_follow(&p, err))) pipe_fail(&p, err);
+    while (p.tp_rank == 0 && !shutdown)
         if ((st = stage_step(&p, sbuf, 2 * rc->timeout + 2, &shutdown, err))) pipe_fail(&p, err);
     stf_free(sbuf);
     if ((st = pipe_gather_stats(&p, NULL, err))) pipe_fail(&p, err);

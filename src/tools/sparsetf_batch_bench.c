@@ -68,7 +68,8 @@ static void model_load(struct bench_model *b, const char *name, const struct opt
         b->full_layers = cfg.n_layers;
         b->slice = (uint32_t)o->layers < cfg.n_layers ? (uint32_t)o->layers : cfg.n_layers;
         cfg.n_layers = b->slice;
-        struct model_select sel = {0, b->slice, false, true};
+        struct model_select sel = {
+            .layer_begin = 0, .layer_end = b->slice, .embed = false, .head = true};
         fprintf(stderr, "%s: building a %u-layer %s slice with random weights...\n", name, b->slice,
                 o->dtype);
         snprintf(b->name, sizeof b->name, "%s%s", name, cfg.weights == WEIGHTS_Q8 ? " q8" : "");
@@ -76,7 +77,8 @@ static void model_load(struct bench_model *b, const char *name, const struct opt
     } else {
         struct model_config cfg;
         if (model_read_config(name, &cfg, &err)) die(name, &err);
-        struct model_select sel = {0, cfg.n_layers, false, true};
+        struct model_select sel = {
+            .layer_begin = 0, .layer_end = cfg.n_layers, .embed = false, .head = true};
         if (model_open(name, &sel, 0, &b->m, &err)) die(name, &err);
         b->slice = b->full_layers = cfg.n_layers;
     }

@@ -195,7 +195,8 @@ static void bench_model_build(struct bench_model *b, const char *size, const str
         snprintf(name, sizeof name, "%s-terraformer", size);
         b->full_layers = preset_config(name).n_layers;
     }
-    struct model_select sel = {0, b->slice, false, true};
+    struct model_select sel = {
+        .layer_begin = 0, .layer_end = b->slice, .embed = false, .head = true};
     fprintf(stderr, "  %-4s %-17s %-3s building a %u-layer slice (%.2f GB)...\n", size, v->name,
             weights == WEIGHTS_Q8 ? "q8" : "f32", b->slice, (double)(b->slice * layer_bytes) / 1e9);
     if (model_create_random(&b->cfg, 1234, &sel, MODEL_RANDOM_FAST, &b->m, &err) ||
@@ -400,7 +401,7 @@ static void long_model_build(struct long_model *b, int lsh, uint32_t positions,
     b->cfg.n_layers = 1;
     b->cfg.max_seq_len = positions;
     if (!lsh) b->cfg.lsh_period = 0;
-    struct model_select sel = {0, 1, false, false};
+    struct model_select sel = {.layer_begin = 0, .layer_end = 1, .embed = false, .head = false};
     if (model_create_random(&b->cfg, 1234, &sel, MODEL_RANDOM_FAST, &b->m, &err) ||
         seq_state_create(&b->m->cfg, 0, 1, positions, &b->s, &err) ||
         workspace_create(&b->m->cfg, positions, kernels_by_name(o->kernels), &b->ws, &err))

@@ -171,7 +171,8 @@ int main(int argc, char **argv)
     for (uint32_t n = first; n <= last; n++) {
         struct dist_plan plan;
         uint32_t cap = ctx ? ctx : cfg.max_seq_len;
-        if (plan_make(&cfg, n, slots, cap, cap < 32 ? cap : 32, PLAN_BALANCE_MEMORY, &plan, &err)) {
+        if (plan_make(&cfg, n, 0, slots, cap, cap < 32 ? cap : 32, PLAN_BALANCE_MEMORY, &plan,
+                      &err)) {
             fprintf(stderr, "sparsetf-info: %s\n", err.msg);
             return ranks ? 2 : 1;
         }

@@ -152,7 +152,7 @@ print("info: %d tensors as the reference reads them" % len(got))
 PY
 check "sparsetf-info: tensors = the reference's reading of the file; tokenizer; plan" $?
 expect_fail "info: not a model" "not a sparsetf model file" "$tools/sparsetf-info" "$src/README.md"
-expect_fail "info: too many ranks" "use 1 to 5 ranks" "$tools/sparsetf-info" "$model" --ranks 9
+expect_fail "info: too many ranks" "without an idle rank" "$tools/sparsetf-info" "$model" --ranks 9
 
 echo "cli_conventions: $passes passed, $fails failed"
 [ $fails -eq 0 ]

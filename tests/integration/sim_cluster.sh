@@ -139,7 +139,7 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 ranks = d["per_rank"]
 assert [r["host"] for r in ranks] == ["stf-sim1", "stf-sim2", "stf-sim3"], ranks
-keys = {"compute", "pack_unpack", "send", "wait", "collectives"}
+keys = {"compute", "pack_unpack", "send", "wait", "collectives", "tp_collectives"}
 for r in ranks:
     t = r["per_token_ms"]
     assert set(t) == keys and all(v >= 0 for v in t.values()), t

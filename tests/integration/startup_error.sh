@@ -10,7 +10,8 @@ dist=$(realpath "$1") model=$(realpath "$2") mpiexec=$3 npflag=$4
 shift 4
 pre=("$@")
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-layers=$("$dist" --model "$model" --plan --ranks 1 | awk '$1 == "0" && $3 ~ /^[0-9]+$/ {print $3}')
+# the plan's row of rank 0: rank, stage, tp, layers, count
+layers=$("$dist" --model "$model" --plan --ranks 1 | awk '$1 == "0" && $5 ~ /^[0-9]+$/ {print $5}')
 fails=0
 # case NAME RANKS NEEDLE [sparsetf-dist args]
 case_() {
@@ -32,7 +33,8 @@ case_() {
 }
 work=$(mktemp -d) && cd "$work" || exit 1
 trap 'rm -rf "$work"' EXIT
-case_ "too many ranks" $((layers + 3)) "use 1 to $((layers + 1)) ranks" --model "$model" \
+# layers + 3 ranks: too many for a pipeline, and a prime count for the bundled model (no grid)
+case_ "too many ranks" $((layers + 3)) "without an idle rank" --model "$model" \
     --prompt-tokens "1 2" --max-tokens 4
 case_ "bad option value" 5 "--max-tokens expects a non-negative integer" --model "$model" \
     -p x --max-tokens abc

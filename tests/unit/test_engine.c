@@ -106,7 +106,7 @@ static void test_engine_slot_directives(void **state)
     struct model_config cfg = tiny_config();
     struct stf_error err = {0};
     struct slot_table *t;
-    assert_int_equal(slots_create(&cfg, 2, 1, 3, 2, 8, &t, &err), STF_OK);
+    assert_int_equal(slots_create(&cfg, 2, 1, 3, 2, 8, 1, &t, &err), STF_OK);
     /* applied in order to one table: slot 0 holds session 5 after the first case */
     static const struct directive_case cases[] = {
         {"prefill with reset", FRAME_PREFILL, 5, 0, 0, 0, 3, true, STF_OK, NULL},

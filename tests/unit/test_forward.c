@@ -47,7 +47,8 @@ static struct model *make_model_as(const char *preset, uint64_t seed, enum weigh
     struct stf_error err = {0};
     assert_int_equal(model_config_parse(&cfg, model_preset_text(preset), preset, &err), STF_OK);
     cfg.weights = weights;
-    struct model_select all = {0, cfg.n_layers, true, true};
+    struct model_select all = {
+        .layer_begin = 0, .layer_end = cfg.n_layers, .embed = true, .head = true};
     struct model *m = NULL;
     assert_int_equal(model_create_random(&cfg, seed, &all, 0, &m, &err), STF_OK);
     return m;
@@ -120,7 +121,8 @@ static void test_forward_threads_do_not_change_logits(void **state)
     struct model_config cfg = {0};
     struct stf_error err = {0};
     assert_int_equal(model_config_parse(&cfg, text, "test config", &err), STF_OK);
-    struct model_select all = {0, cfg.n_layers, true, true};
+    struct model_select all = {
+        .layer_begin = 0, .layer_end = cfg.n_layers, .embed = true, .head = true};
     struct model *m = NULL;
     assert_int_equal(model_create_random(&cfg, 77, &all, 0, &m, &err), STF_OK);
     uint32_t n = 6, V = cfg.vocab_size, toks[6] = {1, 500, 31999, 7, 7, 12345};

@@ -319,6 +319,44 @@ static void test_kernels_threads_do_not_change_results(void **state)
     free(hb), free(o1), free(o2), free(ch);
 }
 
+/* dense_range: a tensor-parallel rank's columns, each bitwise what dense gives, the rest of
+ * y untouched; ranges that start and end off the kernels' tile widths, on 1 and 2 threads. */
+static void test_kernels_dense_range_equals_dense(void **state)
+{
+    (void)state;
+    const uint32_t in = 37, out = 1000;
+    const uint32_t ranges[][2] = {{0, 1000},  {0, 500},    {500, 1000}, {3, 333},
+                                  {333, 667}, {999, 1000}, {17, 18},    {250, 750}};
+    const struct kernels *ks[2] = {&kernels_ref, &kernels_fast};
+    struct rng r;
+    rng_seed(&r, 11);
+    float *x = rand_vec(&r, in, 1), *W = rand_vec(&r, (size_t)in * out, 0.2f),
+          *b = rand_vec(&r, out, 0.1f);
+    float *whole[2] = {malloc(out * sizeof(float)), malloc(out * sizeof(float))};
+    float *y = malloc(out * sizeof *y);
+    for (int ki = 0; ki < 2; ki++)
+        for (int threads = 1; threads <= 2; threads++) {
+            kernels_set_threads(threads);
+            ks[ki]->dense(whole[0], x, W, b, in, out);
+            ks[ki]->dense(whole[1], x, W, NULL, in, out);
+            for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+                uint32_t lo = ranges[i][0], hi = ranges[i][1];
+                const float *want = whole[i % 2]; /* odd cases without a bias */
+                for (uint32_t o = 0; o < out; o++)
+                    y[o] = -7.0f;
+                ks[ki]->dense_range(y, x, W, i % 2 ? NULL : b + lo, in, out, lo, hi);
+                for (uint32_t o = 0; o < out; o++) {
+                    float w = o < lo || o >= hi ? -7.0f : want[o];
+                    if (memcmp(&y[o], &w, sizeof w) != 0)
+                        fail_msg("%s, %d threads: range %u..%u output %u: %g, expected %g",
+                                 ks[ki]->name, threads, lo, hi, o, (double)y[o], (double)w);
+                }
+            }
+        }
+    kernels_set_threads(1);
+    free(x), free(W), free(b), free(whole[0]), free(whole[1]), free(y);
+}
+
 /* Batch invariance: for R = 1..17 rows, every row of a *_rows call is bitwise the single-row
  * call on that row, for ref and fast, with the batch on 2 threads and the solo runs on 1.
  * Some rows repeat others so that several rows choose the same sparse FF units. */
@@ -419,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_kernels_controller_picks_vary),
         cmocka_unit_test(test_kernels_threads_do_not_change_results),
         cmocka_unit_test(test_kernels_rows_equal_solo),
+        cmocka_unit_test(test_kernels_dense_range_equals_dense),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -215,7 +215,8 @@ static void test_model_file_round_trip_values(void **state)
     assert_memory_equal(&m->cfg, &want, sizeof want); /* every field through the manifest */
     assert_int_equal(m->tokenizer_len, sizeof "not really a tokenizer");
     assert_memory_equal(m->tokenizer, "not really a tokenizer", m->tokenizer_len);
-    struct model_select all = {0, m->cfg.n_layers, true, true};
+    struct model_select all = {
+        .layer_begin = 0, .layer_end = m->cfg.n_layers, .embed = true, .head = true};
     assert_int_equal(model_create_random(&m->cfg, 5, &all, 0, &mem, &err), STF_OK);
     int n = model_tensor_list(&m->cfg, NULL, NULL, 0);
     struct tensor_desc *a = calloc((size_t)n, sizeof *a), *b = calloc((size_t)n, sizeof *b);
@@ -246,7 +247,7 @@ static void test_model_file_maps_only_selected_layers(void **state)
     write_preset(path, "tiny-sparse", 1);
     struct model *m = NULL;
     struct stf_error err = {0};
-    struct model_select sel = {1, 2, false, false};
+    struct model_select sel = {.layer_begin = 1, .layer_end = 2, .embed = false, .head = false};
     assert_int_equal(model_open(path, &sel, 0, &m, &err), STF_OK);
     assert_null(m->w.embed.data);
     assert_null(model_weights_find(&m->cfg, &m->w, "out.g")->data);
@@ -263,7 +264,7 @@ static void test_model_file_maps_only_selected_layers(void **state)
     assert_int_equal(m->mapped_bytes, want);
     free(d);
     model_close(m);
-    struct model_select bad = {1, 3, false, false};
+    struct model_select bad = {.layer_begin = 1, .layer_end = 3, .embed = false, .head = false};
     assert_int_equal(model_open(path, &bad, 0, &m, &err), STF_ERR_ARG);
     assert_non_null(strstr(err.msg, "outside the model's 2 layers"));
 }
