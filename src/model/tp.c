@@ -122,6 +122,17 @@ static uint64_t halo_modules(const struct model_config *c, uint32_t T)
     return m < S ? m : S;
 }
 
+/* Sparse QKV sub-layers of layer 0 that T ranks split: a Terraformer block has two attention
+ * sub-layers, and an LSH one is computed whole by every rank (attn_lsh.c). */
+static uint32_t split_attn(const struct model_config *c)
+{
+    uint32_t na = model_attn_per_layer(c), n = 0;
+    if (c->attn != ATTN_SPARSE_QKV) return 0;
+    for (uint32_t a = 0; a < na; a++)
+        n += !model_sublayer_is_lsh(c, a);
+    return n;
+}
+
 static uint64_t less_share(uint64_t whole, uint32_t T)
 {
     return whole - whole / T; /* what one of T ranks does not hold of a split tensor */
@@ -141,9 +152,10 @@ uint64_t model_tp_layer_macs(const struct model_config *c, uint32_t T)
 {
     uint64_t m = model_layer_macs(c), d = c->d_model;
     if (T <= 1) return m;
-    if (c->attn == ATTN_SPARSE_QKV) {
+    if (split_attn(c)) {
         uint64_t S = c->qkv_modules, M = d / S, saved = S - halo_modules(c, T);
-        m -= saved * (d * M + 21 * M * M); /* mult_dense and the three convolutions */
+        /* mult_dense and the three convolutions */
+        m -= split_attn(c) * saved * (d * M + 21 * M * M);
     }
     if (c->ff == FF_SPARSE) /* W1ᵀ and W2 rows of its blocks, the controller's C2 columns */
         m -= 2 * less_share((uint64_t)(c->d_ff / c->ff_block) * d, T) +
@@ -162,7 +174,7 @@ uint32_t model_tp_layer_collectives(const struct model_config *c, uint32_t T, ui
     uint64_t d = c->d_model;
     *bytes = 0;
     if (T <= 1) return 0;
-    if (c->attn == ATTN_SPARSE_QKV) n++, *bytes += 4 * d;       /* T slices of d/T */
+    n += split_attn(c), *bytes += split_attn(c) * 4 * d;        /* T slices of d/T */
     if (c->ff == FF_SPARSE) n++, *bytes += 4 * (uint64_t)T * d; /* T partial d-vectors */
     return n;
 }

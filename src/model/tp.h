@@ -16,9 +16,12 @@
  *                what one rank computes, so every rank picks the units one rank would),
  *                h_b and the W2 partial sum of its B/T blocks; one allgather of the T
  *                partial d-vectors, summed in rank order.
- *   dense attention, dense FF, the SRU branch and the output layer are computed whole by
- *   every rank of the stage for now (no split, no collective).
- * So a layer costs at most two collectives. Results: for a fixed T every pipeline depth P
+ *   dense attention, LSH attention (over either projection), dense FF, the SRU branch and
+ *   the output layer are computed whole by every rank of the stage for now (no split, no
+ *   collective; their tensors are mapped whole).
+ * So a layer costs at most two collectives (a Terraformer block, two attention sub-layers
+ * and a feed-forward block, at most three: one per Sparse QKV sub-layer that is not LSH,
+ * one for the sparse FF). Results: for a fixed T every pipeline depth P
  * gives the same bits; across T the attention is bitwise identical and the FF output differs
  * only by the order its T partial sums are added (within 1e-6 relative).
  */

@@ -17,13 +17,14 @@ fails=0
 check() { if [ "$2" -eq 0 ]; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
 mpi() { local n=$1; shift; timeout 120 "$mpiexec" "$npflag" "$n" "${pre[@]}" "$dist" --timeout 30 "$@"; }
 
-for p in tiny-sparse tiny-sparse-sru tiny-dense; do
+for p in tiny-sparse tiny-sparse-sru tiny-dense tiny-terraformer; do
     [ -f $p.stf ] || "$gen" --preset $p --out $p.stf > /dev/null || exit 1
 done
 [ -f tiny-sparse-q8.stf ] ||
     "$gen" --preset tiny-sparse --dtype q8 --out tiny-sparse-q8.stf > /dev/null || exit 1
 ln -sf "$src/src/train/models/default-sparse.stf" default-sparse.stf
 ln -sf "$src/src/train/models/default-dense.stf" default-dense.stf
+ln -sf "$src/src/train/models/default-terraformer.stf" default-terraformer.stf
 
 # |a - b| <= TOL x max|a| over every logit (both files the same length)
 close() {
@@ -39,12 +40,14 @@ prompt="1 17 4 99 250 3 8"
 # model  tp ("-": chosen)  expected T ("x": must fail)
 case $np in
 1) cases="tiny-sparse - 1" ;;
-2) cases="tiny-sparse 2 2  tiny-sparse 1 1  default-sparse 2 2  tiny-sparse-q8 2 2" ;;
+2) cases="tiny-sparse 2 2  tiny-sparse 1 1  default-sparse 2 2  tiny-sparse-q8 2 2
+   tiny-terraformer 2 2" ;;
 3) cases="tiny-sparse - 1  default-sparse - 1  default-sparse 3 x" ;;
-4) cases="tiny-sparse - 2  tiny-sparse 4 4  default-sparse 2 2  default-dense 4 4" ;;
+4) cases="tiny-sparse - 2  tiny-sparse 4 4  default-sparse 2 2  default-dense 4 4
+   default-terraformer 2 2  tiny-terraformer 4 4" ;;
 6) cases="tiny-sparse - x  default-sparse - 2  default-dense - 2" ;;
 8) cases="tiny-sparse - 4  tiny-sparse 2 x  tiny-sparse-sru - 4  tiny-dense - 4  default-sparse - 2
-   tiny-sparse-q8 - 4" ;;
+   tiny-sparse-q8 - 4  tiny-terraformer - 4  default-terraformer 2 2" ;;
 *) echo "no cases for np=$np"; exit 1 ;;
 esac
 set -- $cases
@@ -52,7 +55,10 @@ while [ $# -ge 3 ]; do
     model=$1 tp=$2 want=$3
     shift 3
     name="np=$np $model --tp $tp"
-    args=(--model $model.stf --prompt-tokens "$prompt" --max-tokens 16 --prefill-chunk 3
+    # the Terraformers decode past their LSH caches (P = 24, 192), through rank 0's drops
+    n=16
+    case $model in tiny-terraformer) n=40 ;; default-terraformer) n=200 ;; esac
+    args=(--model $model.stf --prompt-tokens "$prompt" --max-tokens $n --prefill-chunk 3
           --temperature 0 --quiet)
     tpflag=()
     [ "$tp" != - ] && tpflag=(--tp $tp)
