@@ -211,18 +211,6 @@ static void token_costs(const struct model *m, uint32_t pos, double bytes[N_PART
         bytes[PART_TOTAL] += bytes[p], macs[PART_TOTAL] += macs[p];
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median_of(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static void advise(const struct model *m, const struct bench_model_opts *o)
 {
     for (int i = 0; i < m->n_maps; i++) {
@@ -377,10 +365,10 @@ int bench_model_run(const struct bench_model_opts *o, const struct roofline *r)
             col[i] = t;
             rat[i] = b > 0 ? t / b : 0;
         }
-        double ms = 1e3 * median_of(col, n), ratio = median_of(rat, n);
+        double ms = 1e3 * stf_median(col, n), ratio = stf_median(rat, n);
         for (int i = 0; i < n; i++)
             col[i] = per[((size_t)n + i) * N_PARTS + p];
-        double bms = 1e3 * median_of(col, n);
+        double bms = 1e3 * stf_median(col, n);
         const char *kind = p == FWD_ATTN   ? attn_label
                            : p == FWD_FF   ? m->kinds.ff->name
                            : p == FWD_HEAD ? m->kinds.out->name
@@ -406,7 +394,7 @@ int bench_model_run(const struct bench_model_opts *o, const struct roofline *r)
             "GB/s");
     for (int i = 0; i < n_kstats; i++) {
         const struct kstat *k = &kstats[i];
-        double ms = 1e3 * median_of(ktok + (size_t)i * n, n);
+        double ms = 1e3 * stf_median(ktok + (size_t)i * n, n);
         double bms = 1e3 * roofline_bound(r, k->bytes, k->macs) / n;
         fprintf(stderr, "%-34s %7.1f %9.3f %10.3f %7.2fx %9.2f\n", k->name, (double)k->calls / n,
                 ms, bms, ms / bms, k->bytes / n / (ms * 1e-3) / 1e9);
