@@ -26,8 +26,10 @@ fi
 delay=0
 [ -f "$state/link-delay-us" ] && delay=$(cat "$state/link-delay-us")
 # The repository (binaries, launchers, bundled models) plays the cluster's shared file
-# system: when it lies under /tmp it stays visible in the host's own /tmp.
-repo=$(cd "$(dirname "$0")/.." && pwd)
+# system: when it lies under /tmp it stays visible in the host's own /tmp. Its physical
+# path: a directory that reaches it through symbolic links (a scratch copy of the tree, as
+# the doc test makes) must not become the share, or the links would point outside it.
+repo=$(cd -P "$(dirname "$0")/.." && pwd -P)
 share=""
 case $repo in /tmp/?*) share=${repo#/tmp/} && mkdir -p "$state/$host/tmp/$share" ;; esac
 # shellcheck disable=SC2016 # the inner script expands its own arguments

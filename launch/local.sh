@@ -5,7 +5,7 @@
 #   e.g. launch/local.sh -n 8 -- --model M --prompt-tokens "1 2 3"
 #
 #   -n RANKS     ranks (default 1); a pipeline needs at most one per layer plus rank 0
-#   -t THREADS   OpenBLAS threads per rank (default 1)
+#   -t THREADS   compute threads per rank (default 1)
 #   -r N         --restart N: after a failure run the job again, up to N times; needs
 #                sparsetf-dist's --journal DIR, whose rerun replays the finished sessions
 #                and resumes the others (launch/restart.sh: stdout is held until an

@@ -83,7 +83,7 @@ void dist_options_usage(FILE *f)
         "                       (launch/local.sh --restart N reruns by itself;\n"
         "                       docs/reliability.md)\n"
         "Engine:\n"
-        "  -t, --threads N      OpenBLAS threads per rank (default 1)\n"
+        "  -t, --threads N      compute threads per rank (default 1; results do not depend on it)\n"
         "  --kernels fast|ref   kernel implementation (default fast; ref is for checking)\n"
         "  --verify             check every tensor checksum at load\n"
         "  --plan               print the grid and layer plan per rank and exit\n"

@@ -117,6 +117,15 @@ static inline uint32_t model_lsh_drop_before(const struct model_config *c, uint3
     return end + 1u > c->lsh_cache_len ? c->lsh_drop_len : 0u;
 }
 
+/* Entries an LSH cache holds once the token at position pos is written, when the cache
+ * started empty at position 0 and rank 0 dropped by model_lsh_drop_before: pos + 1 until
+ * the cache is full, then P - D + 1 ... P, over again every D positions. */
+static inline uint32_t model_lsh_entries(const struct model_config *c, uint32_t pos)
+{
+    if (pos < c->lsh_cache_len) return pos + 1;
+    return c->lsh_cache_len - c->lsh_drop_len + 1 + (pos - c->lsh_cache_len) % c->lsh_drop_len;
+}
+
 /* Attention sub-layers of the model that use LSH. */
 static inline uint32_t model_lsh_sublayers(const struct model_config *c)
 {

@@ -21,22 +21,9 @@
 #include "model/forward.h"
 #include "model/model_file.h"
 #include "util/crc32c.h"
+#include "util/le.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 static void decode_a_few(const struct model *m)
 {
@@ -88,8 +75,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (n) memcpy(copy, data + 1, n);
     if (data[0] % 2 == 1 && n >= MODEL_HEADER_SIZE) {
-        put_u64(copy + offsetof(struct model_file_header, file_size), n);
-        uint64_t msize = get_u64(copy + offsetof(struct model_file_header, manifest_size));
+        le_put_u64(copy + offsetof(struct model_file_header, file_size), n);
+        uint64_t msize = le_get_u64(copy + offsetof(struct model_file_header, manifest_size));
         if (msize <= n - MODEL_HEADER_SIZE) {
             uint32_t crc = crc32c_update(0, copy + MODEL_HEADER_SIZE, msize);
             for (int i = 0; i < 4; i++)

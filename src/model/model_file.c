@@ -12,66 +12,39 @@
 #include "model.pb-c.h"
 #include "model/tp.h"
 #include "util/crc32c.h"
+#include "util/le.h"
 
 #define WRITE_CHUNK_ELEMS (1u << 20) /* 4 MiB of floats per write */
 #define MAP_MERGE_GAP     (1u << 20) /* tensors closer than this share one mapping */
 
 /* ---- little-endian header encoding ---- */
 
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 static void header_encode(const struct model_file_header *h, unsigned char out[MODEL_HEADER_SIZE])
 {
     memset(out, 0, MODEL_HEADER_SIZE);
     memcpy(out, h->magic, 8);
-    put_u32(out + offsetof(struct model_file_header, version), h->version);
-    put_u32(out + offsetof(struct model_file_header, header_size), h->header_size);
-    put_u64(out + offsetof(struct model_file_header, manifest_offset), h->manifest_offset);
-    put_u64(out + offsetof(struct model_file_header, manifest_size), h->manifest_size);
-    put_u64(out + offsetof(struct model_file_header, data_offset), h->data_offset);
-    put_u64(out + offsetof(struct model_file_header, file_size), h->file_size);
-    put_u32(out + offsetof(struct model_file_header, manifest_crc32c), h->manifest_crc32c);
+    le_put_u32(out + offsetof(struct model_file_header, version), h->version);
+    le_put_u32(out + offsetof(struct model_file_header, header_size), h->header_size);
+    le_put_u64(out + offsetof(struct model_file_header, manifest_offset), h->manifest_offset);
+    le_put_u64(out + offsetof(struct model_file_header, manifest_size), h->manifest_size);
+    le_put_u64(out + offsetof(struct model_file_header, data_offset), h->data_offset);
+    le_put_u64(out + offsetof(struct model_file_header, file_size), h->file_size);
+    le_put_u32(out + offsetof(struct model_file_header, manifest_crc32c), h->manifest_crc32c);
 }
 
 static void header_decode(const unsigned char in[MODEL_HEADER_SIZE], struct model_file_header *h)
 {
     memset(h, 0, sizeof *h);
     memcpy(h->magic, in, 8);
-    h->version = get_u32(in + offsetof(struct model_file_header, version));
-    h->header_size = get_u32(in + offsetof(struct model_file_header, header_size));
-    h->manifest_offset = get_u64(in + offsetof(struct model_file_header, manifest_offset));
-    h->manifest_size = get_u64(in + offsetof(struct model_file_header, manifest_size));
-    h->data_offset = get_u64(in + offsetof(struct model_file_header, data_offset));
-    h->file_size = get_u64(in + offsetof(struct model_file_header, file_size));
-    h->manifest_crc32c = get_u32(in + offsetof(struct model_file_header, manifest_crc32c));
+    h->version = le_get_u32(in + offsetof(struct model_file_header, version));
+    h->header_size = le_get_u32(in + offsetof(struct model_file_header, header_size));
+    h->manifest_offset = le_get_u64(in + offsetof(struct model_file_header, manifest_offset));
+    h->manifest_size = le_get_u64(in + offsetof(struct model_file_header, manifest_size));
+    h->data_offset = le_get_u64(in + offsetof(struct model_file_header, data_offset));
+    h->file_size = le_get_u64(in + offsetof(struct model_file_header, file_size));
+    h->manifest_crc32c = le_get_u32(in + offsetof(struct model_file_header, manifest_crc32c));
     for (int i = 0; i < 3; i++)
-        h->reserved[i] = get_u32(in + offsetof(struct model_file_header, reserved) + 4 * i);
+        h->reserved[i] = le_get_u32(in + offsetof(struct model_file_header, reserved) + 4 * i);
 }
 
 /* ---- config <-> protobuf (every field of MODEL_CONFIG_FIELDS has the same name there) ---- */

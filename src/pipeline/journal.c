@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "util/crc32c.h"
+#include "util/le.h"
 
 enum journal_kind { JOURNAL_HEADER = 1, JOURNAL_SESSION = 2, JOURNAL_TOKEN = 3, JOURNAL_END = 4 };
 
@@ -20,58 +21,30 @@ enum journal_kind { JOURNAL_HEADER = 1, JOURNAL_SESSION = 2, JOURNAL_TOKEN = 3, 
 #define MAX_RECORD      (64u << 20) /* longer is a damaged length field */
 #define HEADER_MAX_TEXT 8192u
 
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 static void put_rng(unsigned char *p, const struct rng *r)
 {
     for (int i = 0; i < 4; i++)
-        put_u64(p + 8 * i, r->s[i]);
+        le_put_u64(p + 8 * i, r->s[i]);
     uint32_t spare;
     memcpy(&spare, &r->spare, sizeof spare);
-    put_u32(p + 32, (uint32_t)r->has_spare);
-    put_u32(p + 36, spare);
+    le_put_u32(p + 32, (uint32_t)r->has_spare);
+    le_put_u32(p + 36, spare);
 }
 
 static void get_rng(const unsigned char *p, struct rng *r)
 {
     for (int i = 0; i < 4; i++)
-        r->s[i] = get_u64(p + 8 * i);
-    r->has_spare = (int)get_u32(p + 32);
-    uint32_t spare = get_u32(p + 36);
+        r->s[i] = le_get_u64(p + 8 * i);
+    r->has_spare = (int)le_get_u32(p + 32);
+    uint32_t spare = le_get_u32(p + 36);
     memcpy(&r->spare, &spare, sizeof spare);
 }
 
 /* Frames the body already in j->buf + RECORD_HEAD (len bytes) and appends it in one write. */
 static enum stf_status append(struct journal *j, size_t len, bool sync, struct stf_error *err)
 {
-    put_u32(j->buf, (uint32_t)len);
-    put_u32(j->buf + 4, crc32c_update(0, j->buf + RECORD_HEAD, len));
+    le_put_u32(j->buf, (uint32_t)len);
+    le_put_u32(j->buf + 4, crc32c_update(0, j->buf + RECORD_HEAD, len));
     size_t total = RECORD_HEAD + len;
     ssize_t n;
     do
@@ -103,11 +76,11 @@ enum stf_status journal_session(struct journal *j, uint32_t index, uint64_t seed
                         j->path, n_prompt);
     unsigned char *p = j->buf + RECORD_HEAD;
     p[0] = JOURNAL_SESSION;
-    put_u32(p + 1, index);
-    put_u64(p + 5, seed);
-    put_u32(p + 13, n_prompt);
+    le_put_u32(p + 1, index);
+    le_put_u64(p + 5, seed);
+    le_put_u32(p + 13, n_prompt);
     for (uint32_t i = 0; i < n_prompt; i++)
-        put_u32(p + 17 + 4 * (size_t)i, prompt[i]);
+        le_put_u32(p + 17 + 4 * (size_t)i, prompt[i]);
     return append(j, len, false, err);
 }
 
@@ -118,8 +91,8 @@ enum stf_status journal_token(struct journal *j, uint32_t index, uint32_t token,
     if (st) return st;
     unsigned char *p = j->buf + RECORD_HEAD;
     p[0] = JOURNAL_TOKEN;
-    put_u32(p + 1, index);
-    put_u32(p + 5, token);
+    le_put_u32(p + 1, index);
+    le_put_u32(p + 5, token);
     put_rng(p + 9, state);
     return append(j, TOKEN_BODY, false, err);
 }
@@ -131,9 +104,9 @@ enum stf_status journal_end(struct journal *j, uint32_t index, enum journal_end 
     if (st) return st;
     unsigned char *p = j->buf + RECORD_HEAD;
     p[0] = JOURNAL_END;
-    put_u32(p + 1, index);
-    put_u32(p + 5, (uint32_t)end);
-    put_u64(p + 9, dump_bytes);
+    le_put_u32(p + 1, index);
+    le_put_u32(p + 5, (uint32_t)end);
+    le_put_u64(p + 9, dump_bytes);
     return append(j, 17, true, err);
 }
 
@@ -201,22 +174,22 @@ static enum stf_status session_grow(struct journal_session *s, struct stf_error 
 static enum stf_status apply_record(struct journal *j, const unsigned char *p, size_t len,
                                     uint64_t off, struct stf_error *err)
 {
-    const uint32_t index = len >= 5 ? get_u32(p + 1) : UINT32_MAX;
+    const uint32_t index = len >= 5 ? le_get_u32(p + 1) : UINT32_MAX;
     struct journal_session *s = index < j->n_sessions ? &j->s[index] : NULL;
     const char *bad = NULL;
     switch (p[0]) {
     case JOURNAL_SESSION:
-        if (len < 17 || !s || s->started || len != 17 + 4 * (size_t)get_u32(p + 13)) {
+        if (len < 17 || !s || s->started || len != 17 + 4 * (size_t)le_get_u32(p + 13)) {
             bad = "a session record that fits no session";
             break;
         }
         s->started = true;
-        s->seed = get_u64(p + 5);
-        s->n_prompt = get_u32(p + 13);
+        s->seed = le_get_u64(p + 5);
+        s->n_prompt = le_get_u32(p + 13);
         if (!(s->prompt = malloc(((size_t)s->n_prompt + 1) * sizeof *s->prompt)))
             return stf_fail(err, STF_ERR_NOMEM, "out of memory reading the journal");
         for (uint32_t i = 0; i < s->n_prompt; i++)
-            s->prompt[i] = get_u32(p + 17 + 4 * (size_t)i);
+            s->prompt[i] = le_get_u32(p + 17 + 4 * (size_t)i);
         return STF_OK;
     case JOURNAL_TOKEN:
         if (len != TOKEN_BODY || !s || !s->started || s->ended) {
@@ -227,20 +200,20 @@ static enum stf_status apply_record(struct journal *j, const unsigned char *p, s
             enum stf_status st = session_grow(s, err);
             if (st) return st;
         }
-        s->tokens[s->n_tokens] = get_u32(p + 5);
+        s->tokens[s->n_tokens] = le_get_u32(p + 5);
         get_rng(p + 9, &s->rng[s->n_tokens]);
         s->n_tokens++;
         return STF_OK;
     case JOURNAL_END:
         /* a session ended again: its logits file was recomputed (the later record holds) */
-        if (len != 17 || !s || !s->started || get_u32(p + 5) < JOURNAL_END_LENGTH ||
-            get_u32(p + 5) > JOURNAL_END_STOP) {
+        if (len != 17 || !s || !s->started || le_get_u32(p + 5) < JOURNAL_END_LENGTH ||
+            le_get_u32(p + 5) > JOURNAL_END_STOP) {
             bad = "an end record of no session";
             break;
         }
         s->ended = true;
-        s->end = (enum journal_end)get_u32(p + 5);
-        s->dump_bytes = get_u64(p + 9);
+        s->end = (enum journal_end)le_get_u32(p + 5);
+        s->dump_bytes = le_get_u64(p + 9);
         return STF_OK;
     default:
         bad = "a record of an unknown kind";
@@ -274,10 +247,10 @@ static enum stf_status journal_read(struct journal *j, const char *header, struc
     size_t off = 0;
     bool have_header = false;
     while (!st && off < size) {
-        size_t len = size - off >= RECORD_HEAD ? get_u32(data + off) : 0;
+        size_t len = size - off >= RECORD_HEAD ? le_get_u32(data + off) : 0;
         if (size - off < RECORD_HEAD || len == 0 || len > MAX_RECORD ||
             len > size - off - RECORD_HEAD ||
-            crc32c_update(0, data + off + RECORD_HEAD, len) != get_u32(data + off + 4))
+            crc32c_update(0, data + off + RECORD_HEAD, len) != le_get_u32(data + off + 4))
             break; /* torn: dropped below */
         const unsigned char *p = data + off + RECORD_HEAD;
         if (!have_header) {

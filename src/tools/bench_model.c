@@ -100,6 +100,30 @@ static void tk_attention(float *out, const float *q, const float *kc, const floa
     kstat_add(name, t, 4.0 * 2 * (double)n * H * dh, 2.0 * n * H * dh);
 }
 
+/* SPEC §2: one head's scan of its n cached bucket signatures (8 bytes each) for C entries */
+static uint32_t tk_lsh_select(uint32_t *J, const uint64_t *sigs, uint32_t sig_stride, uint32_t n,
+                              uint64_t q_sig, uint32_t n_hashes, uint32_t C, uint64_t *work)
+{
+    char name[64];
+    snprintf(name, sizeof name, "lsh_select C=%u", C);
+    double t = roofline_now();
+    uint32_t nJ = kinner->lsh_select(J, sigs, sig_stride, n, q_sig, n_hashes, C, work);
+    kstat_add(name, t, 8.0 * n, 0);
+    return nJ;
+}
+
+/* SPEC §2: one head's attention over its nJ selected entries (qk and v rows, key scales) */
+static void tk_lsh_attend(float *out, const float *q, const float *qk, const float *v,
+                          uint32_t stride, const float *scale, uint32_t scale_stride,
+                          const uint32_t *J, uint32_t nJ, uint32_t self, uint32_t dh, float *scores)
+{
+    char name[64];
+    snprintf(name, sizeof name, "lsh_attend dh=%u", dh);
+    double t = roofline_now();
+    kinner->lsh_attend(out, q, qk, v, stride, scale, scale_stride, J, nJ, self, dh, scores);
+    kstat_add(name, t, 4.0 * nJ * (2.0 * dh + 1), 2.0 * nJ * dh);
+}
+
 static const struct kernels timed_kernels = {
     .name = "timed",
     .dense = tk_dense,
@@ -107,6 +131,8 @@ static const struct kernels timed_kernels = {
     .mult_dense = tk_mult_dense,
     .local_conv = tk_local_conv,
     .attention = tk_attention,
+    .lsh_select = tk_lsh_select,
+    .lsh_attend = tk_lsh_attend,
 };
 
 /* ---- the parts of a token and their cost ---- */
@@ -135,44 +161,54 @@ static void kind_cost(const struct sublayer_kind *kind, const struct model_confi
     }
 }
 
-/* The cost of each part for the token at position pos: weights from the kinds' tables; the
- * attention adds its cache (K and V rows 0..pos); norms read their gain and bias; the
- * residuals and sampling read and write vectors. */
+/* What one attention sub-layer reads from its cache and multiplies for the token at
+ * position pos, besides its weights: softmax attention reads the K and V rows 0..pos; LSH
+ * attention (SPEC §2) hashes with its rotations (d x n_hashes x nb/2), scans the n entries
+ * it holds (one 8-byte bucket signature per head) and attends over at most C of them (qk
+ * and v rows and a key scale per head). */
+static void cache_cost(const struct model_config *c, bool lsh, uint32_t pos, double *bytes,
+                       double *macs)
+{
+    double d = c->d_model, H = c->n_heads;
+    if (!lsh) {
+        *bytes = 2.0 * (pos + 1) * d * 4, *macs = 2.0 * (pos + 1) * d;
+        return;
+    }
+    double n = model_lsh_entries(c, pos), C = (double)model_lsh_C(c);
+    double J = n < C ? n : C, rot = d * c->lsh_n_hashes * (c->lsh_n_buckets / 2);
+    *bytes = rot * 4 + n * H * 8 + J * (2 * d + H) * 4;
+    *macs = rot + 2 * J * d;
+}
+
+/* The cost of each part for the token at position pos: weights from the kinds' tables; each
+ * attention sub-layer (two per Terraformer block, LSH or not by its index) adds its cache;
+ * norms read their gain and bias; the residuals and sampling read and write vectors. */
 static void token_costs(const struct model *m, uint32_t pos, double bytes[N_PARTS],
                         double macs[N_PARTS])
 {
     const struct model_config *c = &m->cfg;
-    double L = c->n_layers, d = c->d_model;
+    double L = c->n_layers, d = c->d_model, apl = model_attn_per_layer(c);
     memset(bytes, 0, N_PARTS * sizeof *bytes);
     memset(macs, 0, N_PARTS * sizeof *macs);
     double b, k;
-    kind_cost(m->kinds.attn, c, &b, &k);
-    bytes[FWD_ATTN] = L * (b + 2.0 * (pos + 1) * d * 4),
-    macs[FWD_ATTN] = L * (k + 2.0 * (pos + 1) * d);
+    for (uint32_t l = 0; l < c->n_layers * model_attn_per_layer(c); l++) {
+        double cb, ck;
+        kind_cost(layer_kinds_attn(&m->kinds, c, l), c, &b, &k);
+        cache_cost(c, model_sublayer_is_lsh(c, l), pos, &cb, &ck);
+        bytes[FWD_ATTN] += b + cb, macs[FWD_ATTN] += k + ck;
+    }
     kind_cost(m->kinds.ff, c, &b, &k);
     bytes[FWD_FF] = L * b, macs[FWD_FF] = L * k;
     kind_cost(m->kinds.sru, c, &b, &k);
     bytes[FWD_SRU] = L * b, macs[FWD_SRU] = L * k;
     kind_cost(m->kinds.out, c, &b, &k);
     bytes[FWD_HEAD] = b, macs[FWD_HEAD] = k;
-    bytes[FWD_NORM] = (2 * L + 1) * 2 * d * 4;
-    bytes[FWD_RESIDUAL] = L * 2 * 3 * d * 4;
-    bytes[PART_EMBED] = 3 * d * 4;
+    bytes[FWD_NORM] = ((apl + 1) * L + 1) * 2 * d * 4; /* per block LN1 (LN2) LN3, and LN_f */
+    bytes[FWD_RESIDUAL] = L * (apl + 1) * 3 * d * 4;
+    bytes[PART_EMBED] = model_streams(c) * 3 * d * 4;
     bytes[PART_SAMPLE] = (double)c->vocab_size * 4;
     for (int p = 0; p < PART_TOTAL; p++)
         bytes[PART_TOTAL] += bytes[p], macs[PART_TOTAL] += macs[p];
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median_of(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 static void advise(const struct model *m, const struct bench_model_opts *o)
@@ -220,11 +256,6 @@ int bench_model_run(const struct bench_model_opts *o, const struct roofline *r)
     if (model_open(o->path, NULL, 0, &m, &err)) goto fail;
     t_open = roofline_now() - t_open;
     const struct model_config *c = &m->cfg;
-    if (c->arch != ARCH_SCALING) {
-        stf_fail(&err, STF_ERR_ARG, "%s: --model times Scaling Transformer files only (arch %d)",
-                 o->path, (int)c->arch);
-        goto fail;
-    }
     uint32_t cap = (uint32_t)(o->warmup + o->tokens + 1);
     if (cap > c->max_seq_len) {
         stf_fail(&err, STF_ERR_ARG, "%s: --warmup + --tokens (%u) exceed max_seq_len %u", o->path,
@@ -239,7 +270,7 @@ int bench_model_run(const struct bench_model_opts *o, const struct roofline *r)
         goto fail;
     struct forward_profile prof = {.now = roofline_now};
     ws->prof = &prof;
-    x = malloc((size_t)c->d_model * sizeof *x);
+    x = malloc((size_t)model_streams(c) * c->d_model * sizeof *x); /* a Terraformer's a, b */
     logits = malloc((size_t)c->vocab_size * sizeof *logits);
     per = calloc((size_t)o->tokens * N_PARTS * 2, sizeof *per); /* times, then bounds */
     ktok = calloc((size_t)o->tokens * KSTAT_MAX, sizeof *ktok); /* per token and kernel */
@@ -272,6 +303,7 @@ int bench_model_run(const struct bench_model_opts *o, const struct roofline *r)
         double t0 = roofline_now();
         forward_embed(m, tok, pos, x);
         double t1 = roofline_now();
+        seq_state_lsh_prepare(s, 1); /* LSH: the seed, and the drops rank 0 would order */
         forward_layers(m, s, ws, pos, x);
         forward_head(m, ws, x, logits);
         double t2 = roofline_now();
@@ -313,8 +345,16 @@ int bench_model_run(const struct bench_model_opts *o, const struct roofline *r)
             "busy of %d; %s clock)\n",
             n, o->warmup, r->threads, r->threads == 1 ? "" : "s", r->stream_gbs, r->isa,
             r->peak_gmacs, fpt, busy, r->threads, o->cpu_clock ? "CPU" : "wall");
-    fprintf(stderr, "%-28s %9s %10s %8s %10s %10s  %s\n", "part", "ms", "bound ms", "ratio",
+    fprintf(stderr, "%-38s %9s %10s %8s %10s %10s  %s\n", "part", "ms", "bound ms", "ratio",
             "MB read", "M MACs", "bound by");
+    /* the attention kind, and how many of the sub-layers use LSH attention over it */
+    char attn_label[48];
+    uint32_t n_lsh = model_lsh_sublayers(c), n_sub = c->n_layers * model_attn_per_layer(c);
+    if (n_lsh)
+        snprintf(attn_label, sizeof attn_label, "%s, lsh in %u/%u", m->kinds.attn->name, n_lsh,
+                 n_sub);
+    else
+        snprintf(attn_label, sizeof attn_label, "%s", m->kinds.attn->name);
     static const int order[N_PARTS] = {PART_EMBED,   FWD_NORM, FWD_ATTN,    FWD_SRU,   FWD_FF,
                                        FWD_RESIDUAL, FWD_HEAD, PART_SAMPLE, PART_TOTAL};
     for (int oi = 0; oi < N_PARTS; oi++) {
@@ -325,11 +365,11 @@ int bench_model_run(const struct bench_model_opts *o, const struct roofline *r)
             col[i] = t;
             rat[i] = b > 0 ? t / b : 0;
         }
-        double ms = 1e3 * median_of(col, n), ratio = median_of(rat, n);
+        double ms = 1e3 * stf_median(col, n), ratio = stf_median(rat, n);
         for (int i = 0; i < n; i++)
             col[i] = per[((size_t)n + i) * N_PARTS + p];
-        double bms = 1e3 * median_of(col, n);
-        const char *kind = p == FWD_ATTN   ? m->kinds.attn->name
+        double bms = 1e3 * stf_median(col, n);
+        const char *kind = p == FWD_ATTN   ? attn_label
                            : p == FWD_FF   ? m->kinds.ff->name
                            : p == FWD_HEAD ? m->kinds.out->name
                                            : "";
@@ -337,10 +377,10 @@ int bench_model_run(const struct bench_model_opts *o, const struct roofline *r)
                          : bytes0[p] / (r->stream_gbs * 1e9) >= macs0[p] / (r->peak_gmacs * 1e9)
                              ? "memory"
                              : "FMA";
-        char label[40];
+        char label[64];
         snprintf(label, sizeof label, "%s%s%s%s", part_names[p], *kind ? " (" : "", kind,
                  *kind ? ")" : "");
-        fprintf(stderr, "%-28s %9.3f %10.3f %7.2fx %10.2f %10.1f  %s\n", label, ms, bms, ratio,
+        fprintf(stderr, "%-38s %9.3f %10.3f %7.2fx %10.2f %10.1f  %s\n", label, ms, bms, ratio,
                 bytes0[p] / 1e6, macs0[p] / 1e6, by);
         fprintf(o->json,
                 "{\"kind\":\"budget\",\"model\":\"%s\",\"part\":\"%s\",\"sublayer_kind\":\"%s\","
@@ -354,7 +394,7 @@ int bench_model_run(const struct bench_model_opts *o, const struct roofline *r)
             "GB/s");
     for (int i = 0; i < n_kstats; i++) {
         const struct kstat *k = &kstats[i];
-        double ms = 1e3 * median_of(ktok + (size_t)i * n, n);
+        double ms = 1e3 * stf_median(ktok + (size_t)i * n, n);
         double bms = 1e3 * roofline_bound(r, k->bytes, k->macs) / n;
         fprintf(stderr, "%-34s %7.1f %9.3f %10.3f %7.2fx %9.2f\n", k->name, (double)k->calls / n,
                 ms, bms, ms / bms, k->bytes / n / (ms * 1e-3) / 1e9);

@@ -5,7 +5,9 @@
  * per part of the pass (embedding, norms, each sub-layer kind, residuals, output layer,
  * sampling) and per kernel shape, the median time per token, its roofline bound
  * (max(bytes / STREAM, multiply-adds / FMA peak), both measured in the same run with the same
- * threads) and the ratio; and the whole token against the sum of the bounds.
+ * threads) and the ratio; and the whole token against the sum of the bounds. Scaling
+ * Transformer and Terraformer files (two streams, two attention sub-layers per block, LSH
+ * caches seeded and dropped as rank 0 would order, seq_state_lsh_prepare).
  */
 #ifndef STF_TOOLS_BENCH_MODEL_H
 #define STF_TOOLS_BENCH_MODEL_H

@@ -486,11 +486,11 @@ static int run_long(const char *list, const char *only, const struct bench_opts 
     uint64_t mem_lsh = model_layer_state_bytes(&lsh.cfg, at[n - 1]);
     double la[WINDOW], lb[WINDOW], da[WINDOW], db[WINDOW];
     double la0 = 0, lb0 = 0, da0 = 0, db0 = 0, attn;
-    fprintf(stderr, "\n%9s | %-31s | %-31s | %-11s | %-8s %-9s\n", "", "LSH cpu ms/token",
-            "softmax cpu ms/token", "softmax/LSH", "cache MB", "");
-    fprintf(stderr, "%9s | %11s %7s %11s | %11s %7s %11s | %11s | %8s %9s\n", "position",
+    fprintf(stderr, "\n%9s | %-31s | %-31s | %-11s | %-8s %-9s | %-11s\n", "", "LSH cpu ms/token",
+            "softmax cpu ms/token", "softmax/LSH", "cache MB", "", "LSH entries");
+    fprintf(stderr, "%9s | %11s %7s %11s | %11s %7s %11s | %11s | %8s %9s | %11s\n", "position",
             "attention", "/first", "block", "attention", "/first", "block", "attention", "LSH",
-            "softmax");
+            "softmax", "held");
     uint32_t lsh_pos = 0;
     for (uint32_t k = 0; k < n; k++) {
         uint32_t w0 = at[k] - WINDOW;
@@ -512,6 +512,15 @@ static int run_long(const char *list, const char *only, const struct bench_opts 
         double mdb = do_soft ? 1e3 * stf_median(db, WINDOW) : 0;
         if (k == 0) la0 = mla, lb0 = mlb, da0 = mda, db0 = mdb;
         uint64_t mem_dense = model_layer_state_bytes(&dense.cfg, at[k]);
+        /* entries each LSH cache held over the window (SPEC §2: pos + 1 until P, then
+         * P - D + 1 ... P): the selection scans them all, attention reads at most C */
+        uint32_t held_lo = UINT32_MAX, held_hi = 0;
+        for (uint32_t p = w0; p < at[k]; p++) {
+            uint32_t e = model_lsh_entries(&lsh.cfg, p);
+            held_lo = e < held_lo ? e : held_lo, held_hi = e > held_hi ? e : held_hi;
+        }
+        char held[24];
+        snprintf(held, sizeof held, "%u..%u", held_lo, held_hi);
         char c[6][16] = {"-", "-", "-", "-", "-", "-"}, r[16] = "-";
         if (do_lsh) {
             snprintf(c[0], 16, "%.3f", mla);
@@ -524,19 +533,21 @@ static int run_long(const char *list, const char *only, const struct bench_opts 
             snprintf(c[5], 16, "%.3f", mdb);
         }
         if (do_lsh && do_soft) snprintf(r, sizeof r, "%.2fx", mda / mla);
-        fprintf(stderr, "%9u | %11s %7s %11s | %11s %7s %11s | %11s | %8.1f %9.1f\n", at[k], c[0],
-                c[1], c[2], c[3], c[4], c[5], r, (double)mem_lsh / 1e6, (double)mem_dense / 1e6);
+        fprintf(stderr, "%9u | %11s %7s %11s | %11s %7s %11s | %11s | %8.1f %9.1f | %11s\n", at[k],
+                c[0], c[1], c[2], c[3], c[4], c[5], r, (double)mem_lsh / 1e6,
+                (double)mem_dense / 1e6, held);
         fprintf(o->json,
                 "{\"kind\":\"long\",\"position\":%u,\"lsh_attn_cpu_ms\":%.4f,"
                 "\"lsh_block_cpu_ms\":%.4f,\"softmax_attn_cpu_ms\":%.4f,"
                 "\"softmax_block_cpu_ms\":%.4f,\"lsh_attn_over_first\":%.4f,"
                 "\"lsh_block_over_first\":%.4f,\"softmax_attn_over_first\":%.4f,"
                 "\"softmax_block_over_first\":%.4f,\"lsh_state_bytes\":%llu,"
-                "\"softmax_state_bytes\":%llu,\"window\":%d,\"threads\":%d,\"kernels\":\"%s\","
+                "\"softmax_state_bytes\":%llu,\"lsh_entries_min\":%u,\"lsh_entries_max\":%u,"
+                "\"window\":%d,\"threads\":%d,\"kernels\":\"%s\","
                 "\"timed\":\"%s\"}\n",
                 at[k], mla, mlb, mda, mdb, la0 > 0 ? mla / la0 : 0, lb0 > 0 ? mlb / lb0 : 0,
                 da0 > 0 ? mda / da0 : 0, db0 > 0 ? mdb / db0 : 0, (unsigned long long)mem_lsh,
-                (unsigned long long)mem_dense, WINDOW, o->threads, o->kernels,
+                (unsigned long long)mem_dense, held_lo, held_hi, WINDOW, o->threads, o->kernels,
                 only ? only : "both");
         fflush(o->json);
     }

@@ -21,6 +21,7 @@
 
 #include "model.pb-c.h"
 #include "util/crc32c.h"
+#include "util/le.h"
 
 static uint64_t state;
 
@@ -35,26 +36,6 @@ static uint64_t next(void) /* splitmix64 */
 static uint64_t pick(uint64_t n)
 {
     return n ? next() % n : 0;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
 }
 
 /* Edge values around a field's current value. */
@@ -133,12 +114,12 @@ static int write_out(const char *path)
 static int repack(Sparsetf__Model__Manifest *man)
 {
     size_t n = sparsetf__model__manifest__get_packed_size(man);
-    uint64_t doff = get_u64(file + 32);
+    uint64_t doff = le_get_u64(file + 32);
     if (64 + n > doff || 64 + n > size) return -1;
     memset(file + 64, 0, (size_t)(doff < size ? doff : size) - 64);
     sparsetf__model__manifest__pack(man, file + 64);
-    put_u64(file + 24, n);
-    put_u32(file + 48, crc32c_update(0, file + 64, n));
+    le_put_u64(file + 24, n);
+    le_put_u32(file + 48, crc32c_update(0, file + 64, n));
     return 0;
 }
 
@@ -155,13 +136,13 @@ static void mutate_header(char *what, size_t wn)
     int f = (int)pick(sizeof fields / sizeof fields[0]);
     int at = fields[f].at;
     if (fields[f].width == 8 && f != 0) {
-        uint64_t v = edge_u64(get_u64(file + at));
-        put_u64(file + at, v);
+        uint64_t v = edge_u64(le_get_u64(file + at));
+        le_put_u64(file + at, v);
         snprintf(what, wn, "header %s=%llu", fields[f].name, (unsigned long long)v);
     } else if (fields[f].width == 4) {
-        uint32_t cur = (uint32_t)get_u64(file + at) & 0xffffffffu;
+        uint32_t cur = (uint32_t)le_get_u64(file + at) & 0xffffffffu;
         uint32_t v = edge_u32(cur);
-        put_u32(file + at, v);
+        le_put_u32(file + at, v);
         snprintf(what, wn, "header %s=%u", fields[f].name, v);
     } else {
         int k = at + (int)pick((uint64_t)fields[f].width);
@@ -338,7 +319,7 @@ static void mutate_bytes(char *what, size_t wn)
     }
     default: {
         int n = 1 + (int)pick(16);
-        uint64_t doff = get_u64(file + 32);
+        uint64_t doff = le_get_u64(file + 32);
         /* half of the time inside the header + manifest, where the parser reads */
         uint64_t span = pick(2) && doff < size ? doff : size;
         for (int i = 0; i < n; i++)
@@ -364,7 +345,7 @@ int main(int argc, char **argv)
     file = malloc(size);
     if (!file || fread(file, 1, size, f) != size) return 2;
     fclose(f);
-    uint64_t msize = get_u64(file + 24);
+    uint64_t msize = le_get_u64(file + 24);
     Sparsetf__Model__Manifest *man = sparsetf__model__manifest__unpack(NULL, msize, file + 64);
     if (!man) return 2;
     char what[256] = "";

@@ -182,6 +182,24 @@ static void test_config_format_parse_round_trip(void **state)
     assert_memory_equal(&a, &b, sizeof a);
 }
 
+/* model_lsh_entries (the closed form the benchmark's cost figures use) against rank 0's
+ * rule applied one position at a time (drop model_lsh_drop_before, then write one entry). */
+static void test_config_lsh_entries_follow_the_drop_rule(void **state)
+{
+    (void)state;
+    static const uint32_t PD[][2] = {{24, 8}, {24, 24}, {24, 1}, {192, 64}, {7, 3}};
+    struct model_config c = from_preset("tiny-terraformer");
+    for (size_t k = 0; k < sizeof PD / sizeof PD[0]; k++) {
+        c.lsh_cache_len = PD[k][0], c.lsh_drop_len = PD[k][1];
+        uint32_t end = 0;
+        for (uint32_t pos = 0; pos < 5 * c.lsh_cache_len; pos++) {
+            end -= model_lsh_drop_before(&c, end);
+            end++;
+            assert_int_equal(model_lsh_entries(&c, pos), end);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +210,7 @@ int main(void)
         cmocka_unit_test(test_config_parse_errors_name_the_field),
         cmocka_unit_test(test_config_validate_rejects),
         cmocka_unit_test(test_config_format_parse_round_trip),
+        cmocka_unit_test(test_config_lsh_entries_follow_the_drop_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
